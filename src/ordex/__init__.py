@@ -1,0 +1,3 @@
+"""ordex: an order execution service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,66 @@
+"""Request dependencies: the wired services and the authenticated account."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ordex.api.errors import ApiError
+from ordex.bootstrap import Services
+from ordex.domain.accounts import Account, Role
+from ordex.domain.errors import Code, Violation
+
+bearer = HTTPBearer(auto_error=False, description="Your API key: `Authorization: Bearer KEY`.")
+
+MAX_KEY_LENGTH = 256
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def current_account(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Account:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None or not credentials.credentials:
+        raise ApiError(Violation(
+            Code.UNAUTHORIZED, None, "No API key was sent.",
+            "Send your API key in the header 'Authorization: Bearer YOUR_KEY'."), challenge)
+    key = credentials.credentials
+    account = None
+    if len(key) <= MAX_KEY_LENGTH:
+        account = await services.accounts.authenticate(key)
+    if account is None:
+        raise ApiError(Violation(
+            Code.UNAUTHORIZED, None, "The API key is not valid.",
+            "Check that you copied the whole key; ask an administrator for a new one if it "
+            "was revoked."), challenge)
+    return account
+
+
+CurrentAccount = Annotated[Account, Depends(current_account)]
+
+
+def require(*roles: Role) -> object:
+    async def check(account: CurrentAccount) -> Account:
+        if account.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise ApiError(Violation(
+                Code.FORBIDDEN, None,
+                f"Your account's role ({account.role.value}) cannot do this; it needs {allowed}.",
+                "Use an account with that role."))
+        return account
+
+    return Depends(check)
+
+
+Trader = Annotated[Account, require(Role.TRADER)]
+Admin = Annotated[Account, require(Role.ADMIN)]

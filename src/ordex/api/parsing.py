@@ -1,0 +1,222 @@
+"""Turn a raw order request body into a command, or into every reason it cannot be one.
+
+Bodies are parsed by hand rather than by the web framework so that numbers keep full decimal
+precision, NaN and Infinity are refused, and every error reads as a trader would want it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+from uuid import UUID
+
+from ordex.domain.commands import SubmitOrder
+from ordex.domain.errors import Code, Violation
+from ordex.domain.orders import OrderType, Side, TimeInForce
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_INTEGER_DIGITS = 12
+MAX_FRACTION_DIGITS = 8
+SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
+CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+FIELDS = ("symbol", "side", "quantity", "type", "limit_price", "stop_loss", "take_profit",
+          "time_in_force", "client_order_id")
+DECIMAL_FIELDS = {"quantity": "Quantity", "limit_price": "Limit price", "stop_loss": "Stop loss",
+                  "take_profit": "Take profit"}
+E = TypeVar("E", Side, OrderType, TimeInForce)
+EXAMPLE = '{"symbol": "AAPL", "side": "buy", "quantity": "10", "type": "market"}'
+
+
+class _BadConstant(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _BadConstant(name)
+
+
+def decode_json(body: bytes) -> tuple[Any, Violation | None]:
+    """Parse JSON keeping decimals exact; NaN, Infinity and invalid text are refused."""
+    if len(body) > MAX_BODY_BYTES:
+        return None, Violation(
+            Code.INVALID_BODY, None,
+            f"The request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}.",
+            "Send one order per request, without padding.")
+    if not body.strip():
+        return None, Violation(Code.INVALID_JSON, None, "The request body is empty.",
+                               f"Send the order as JSON, for example {EXAMPLE}.")
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text, parse_float=Decimal, parse_int=Decimal,
+                          parse_constant=_refuse_constant)
+    except _BadConstant as exc:
+        return None, Violation(
+            Code.INVALID_NUMBER, None, f"{exc} is not a number ordex accepts.",
+            "Send finite numbers only, such as 100 or \"189.50\".")
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None, Violation(
+            Code.INVALID_JSON, None, "The request body is not valid JSON.",
+            f"Send the order as a JSON object, for example {EXAMPLE}.")
+    return data, None
+
+
+def parse_order(data: Any, trader_id: UUID) -> tuple[SubmitOrder | None, list[Violation]]:
+    if not isinstance(data, dict):
+        kind = _json_kind(data)
+        return None, [Violation(
+            Code.INVALID_BODY, None, f"The order must be a JSON object, not {kind}.",
+            f"Send one order as an object, for example {EXAMPLE}.")]
+    found: list[Violation] = []
+    for key in data:
+        if key not in FIELDS:
+            found.append(_unknown_field(key))
+    symbol = _symbol(data, found)
+    side = _choice(data, "side", Side, found, required=True)
+    order_type = _choice(data, "type", OrderType, found, required=True)
+    tif = _choice(data, "time_in_force", TimeInForce, found, required=False) or TimeInForce.DAY
+    numbers = {name: _decimal(data, name, found) for name in DECIMAL_FIELDS}
+    if "quantity" not in data:
+        found.append(Violation(Code.MISSING_FIELD, "quantity", "Quantity is required.",
+                               "Add quantity, the number of shares, for example \"10\"."))
+    client_order_id = _client_order_id(data, found)
+    if found or symbol is None or side is None or order_type is None:
+        return None, found
+    quantity = numbers["quantity"]
+    assert quantity is not None
+    return SubmitOrder(
+        trader_id=trader_id, symbol=symbol, side=side, type=order_type, quantity=quantity,
+        time_in_force=tif, limit_price=numbers["limit_price"], stop_loss=numbers["stop_loss"],
+        take_profit=numbers["take_profit"], client_order_id=client_order_id,
+    ), []
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true/false"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def shown(value: Any, limit: int = 32) -> str:
+    """A value echoed back safely: truncated, with control characters escaped."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _unknown_field(key: str) -> Violation:
+    close = difflib.get_close_matches(key, FIELDS, n=1, cutoff=0.6)
+    hint = (f"Did you mean '{close[0]}'? " if close else "") + \
+        "Accepted fields: " + ", ".join(FIELDS) + "."
+    return Violation(Code.UNKNOWN_FIELD, shown(key, 40), f"Unknown field '{shown(key, 40)}'.",
+                     hint)
+
+
+def _symbol(data: dict[str, Any], found: list[Violation]) -> str | None:
+    value = data.get("symbol")
+    if value is None:
+        found.append(Violation(Code.MISSING_FIELD, "symbol", "Symbol is required.",
+                               "Add the ticker you want to trade, for example \"AAPL\"."))
+        return None
+    if not isinstance(value, str):
+        found.append(Violation(Code.INVALID_VALUE, "symbol",
+                               f"Symbol must be text, not {_json_kind(value)}.",
+                               "Send the ticker as a string, for example \"AAPL\"."))
+        return None
+    symbol = value.strip().upper()
+    if not SYMBOL_RE.match(symbol):
+        found.append(Violation(
+            Code.INVALID_TEXT, "symbol", f"'{shown(value)}' is not a valid ticker symbol.",
+            "Use letters, digits, '.' or '-', at most 16 characters, for example \"AAPL\"."))
+        return None
+    return symbol
+
+
+def _choice(
+    data: dict[str, Any], name: str, enum: type[E], found: list[Violation], *, required: bool
+) -> E | None:
+    value = data.get(name)
+    options = " or ".join(f'"{e.value}"' for e in enum)
+    label = name.replace("_", " ").capitalize()
+    if value is None:
+        if required:
+            found.append(Violation(Code.MISSING_FIELD, name, f"{label} is required.",
+                                   f"Add {name}: {options}."))
+        return None
+    if isinstance(value, str):
+        try:
+            return enum(value.strip().lower())
+        except ValueError:
+            pass
+    found.append(Violation(Code.INVALID_CHOICE, name,
+                           f"{label} '{shown(value)}' is not one ordex knows.",
+                           f"Use {options}."))
+    return None
+
+
+def _decimal(data: dict[str, Any], name: str, found: list[Violation]) -> Decimal | None:
+    if name not in data or data[name] is None:
+        return None
+    value = data[name]
+    label = DECIMAL_FIELDS[name]
+    example = "100" if name == "quantity" else "189.50"
+    not_a_number = Violation(Code.INVALID_NUMBER, name,
+                             f"{label} '{shown(value)}' is not a number.",
+                             f"Send a number such as {example} or \"{example}\".")
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip()) if len(value) <= 64 else None
+        except InvalidOperation:
+            number = None
+        if number is None:
+            found.append(not_a_number)
+            return None
+    elif isinstance(value, Decimal):
+        number = value
+    else:
+        found.append(Violation(Code.INVALID_NUMBER, name,
+                               f"{label} must be a number, not {_json_kind(value)}.",
+                               f"Send a number such as {example} or \"{example}\"."))
+        return None
+    if not number.is_finite():
+        found.append(Violation(Code.INVALID_NUMBER, name, f"{label} must be a finite number.",
+                               f"Send a number such as {example}."))
+        return None
+    if number.is_zero():
+        return Decimal(0)
+    number = number.normalize()
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    if len(digits) + exponent > MAX_INTEGER_DIGITS:
+        found.append(Violation(Code.OUT_OF_RANGE, name, f"{label} is far too large.",
+                               f"Use at most {MAX_INTEGER_DIGITS} digits before the decimal "
+                               "point."))
+        return None
+    if -exponent > MAX_FRACTION_DIGITS:
+        found.append(Violation(Code.TOO_PRECISE, name,
+                               f"{label} has more than {MAX_FRACTION_DIGITS} decimal places.",
+                               f"Round it to at most {MAX_FRACTION_DIGITS} decimal places."))
+        return None
+    return number.quantize(Decimal(1)) if exponent >= 0 else number
+
+
+def _client_order_id(data: dict[str, Any], found: list[Violation]) -> str | None:
+    value = data.get("client_order_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CLIENT_ORDER_ID_RE.match(value):
+        found.append(Violation(
+            Code.INVALID_TEXT, "client_order_id",
+            f"client_order_id '{shown(value)}' is not valid.",
+            "Use 1 to 64 characters: letters, digits, '.', '_', ':' or '-'."))
+        return None
+    return value

@@ -1,0 +1,64 @@
+"""Administration: accounts, keys and per-trader risk limits."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from ordex.api.deps import Admin, ServicesDep
+from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid
+from ordex.api.schemas import (
+    AccountSummary,
+    AccountSummaryList,
+    ErrorResponse,
+    LimitsUpdate,
+    NewAccountOut,
+    NewAccountRequest,
+    account_summary_json,
+)
+from ordex.domain.accounts import Role
+from ordex.domain.errors import Code, DomainError, Violation
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@router.get("/accounts", summary="Every account",
+            responses={200: {"model": AccountSummaryList}, **AUTH_ERRORS})
+async def list_accounts(services: ServicesDep, _: Admin) -> JSONResponse:
+    accounts = await services.queries.accounts()
+    return JSONResponse({"accounts": [account_summary_json(a) for a in accounts]})
+
+
+@router.post("/accounts", status_code=201, summary="Create an account and issue its API key",
+             responses={201: {"model": NewAccountOut}, **AUTH_ERRORS})
+async def create_account(body: NewAccountRequest, services: ServicesDep,
+                         _: Admin) -> JSONResponse:
+    issued = await services.accounts.create(body.name, Role(body.role), body.cash,
+                                            allow_short=body.allow_short)
+    return JSONResponse({"account": account_summary_json(issued.account),
+                         "api_key": issued.api_key}, status_code=201)
+
+
+@router.patch("/accounts/{account_id}", summary="Set a trader's risk limits and rate limit",
+              responses={200: {"model": AccountSummary}, **NOT_FOUND, **AUTH_ERRORS,
+                         409: {"model": ErrorResponse}})
+async def update_account(account_id: str, body: LimitsUpdate, services: ServicesDep,
+                         _: Admin) -> JSONResponse:
+    aid = parse_uuid(account_id)
+    if aid is None:
+        raise DomainError(Violation(Code.NOT_FOUND, "id", f"No account with id {account_id}.",
+                                    "GET /v1/admin/accounts lists the accounts."))
+    current = await services.queries.account(aid)
+    if current is None:
+        raise DomainError(Violation(Code.NOT_FOUND, "id", f"No account with id {account_id}.",
+                                    "GET /v1/admin/accounts lists the accounts."))
+    fields = body.model_dump(exclude_none=True)
+    limit_fields = {k: v for k, v in fields.items()
+                    if k not in ("allow_short", "rate_limit_per_minute", "cash")}
+    limits = replace(current.account.limits, **limit_fields) if limit_fields else None
+    account = await services.accounts.update(
+        aid, limits=limits, allow_short=body.allow_short,
+        rate_limit_per_minute=body.rate_limit_per_minute, cash=body.cash)
+    return JSONResponse(account_summary_json(account))

@@ -1,0 +1,24 @@
+"""Shared pieces of the route modules."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ordex.api.schemas import ErrorResponse
+
+_ERR = {"model": ErrorResponse}
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {**_ERR, "description": "No API key, or one that is not valid"},
+    403: {**_ERR, "description": "The account's role may not do this"},
+    422: {**_ERR, "description": "A parameter is not valid"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {**_ERR, "description": "Not found"}}
+
+
+def parse_uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None

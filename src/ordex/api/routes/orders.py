@@ -1,0 +1,152 @@
+"""Orders: submit, read, list, cancel."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from ordex.api.deps import CurrentAccount, ServicesDep, Trader
+from ordex.api.errors import ApiError, error_response
+from ordex.api.parsing import decode_json, parse_order
+from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid
+from ordex.api.schemas import ErrorResponse, OrderList, OrderOut, OrderRequest, order_json
+from ordex.domain.accounts import Account, Role
+from ordex.domain.commands import CancelOrder
+from ordex.domain.errors import Code, DomainError, Violation
+from ordex.domain.orders import OrderStatus
+from ordex.services.orders import not_found_order
+from ordex.services.ratelimit import retry_after_header
+from ordex.store.repository import OrderQuery
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+_ERR = {"model": ErrorResponse}
+SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": OrderOut, "description": "Replay of a client_order_id: the original order"},
+    400: {**_ERR, "description": "The body is not a JSON object"},
+    409: {**_ERR, "description": "client_order_id already used for a different order"},
+    429: {**_ERR, "description": "Too many orders this minute; see Retry-After"},
+    **AUTH_ERRORS,
+}
+
+
+@router.post(
+    "", status_code=201, summary="Submit an order",
+    responses={201: {"model": OrderOut, "description": "Accepted"}, **SUBMIT_RESPONSES},
+    openapi_extra={"requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": OrderRequest.model_json_schema()}},
+    }},
+)
+async def submit_order(request: Request, services: ServicesDep, trader: Trader) -> JSONResponse:
+    decision = services.limiter.hit(trader.id, time.monotonic(), trader.rate_limit_per_minute)
+    if not decision.allowed:
+        when = services.clock.now().timestamp() + decision.retry_after
+        at = datetime.fromtimestamp(when, UTC).strftime("%H:%M:%S UTC")
+        raise ApiError(Violation(
+            Code.RATE_LIMITED, None,
+            f"Rate limit reached: at most {decision.limit} orders per minute. You can send "
+            f"again in {retry_after_header(decision.retry_after)} seconds (at {at}).",
+            "Wait until then, or ask an administrator to raise your limit."),
+            {"Retry-After": retry_after_header(decision.retry_after)})
+    data, bad = decode_json(await request.body())
+    if bad is not None:
+        return error_response([bad])
+    cmd, violations = parse_order(data, trader.id)
+    if cmd is None:
+        return error_response(violations, status=422 if isinstance(data, dict) else 400)
+    result = await services.orders.submit(cmd)
+    status = 201 if result.created else 200
+    headers = {"Location": f"/v1/orders/{result.order.id}"}
+    return JSONResponse(order_json(result.order), status_code=status, headers=headers)
+
+
+def _scope(account: Account) -> Any:
+    """Traders see their own orders; compliance and admin see everyone's."""
+    return account.id if account.role is Role.TRADER else None
+
+
+@router.get("/{order_id}", summary="Get one order",
+            responses={200: {"model": OrderOut}, **NOT_FOUND, **AUTH_ERRORS})
+async def get_order(order_id: str, services: ServicesDep,
+                    account: CurrentAccount) -> JSONResponse:
+    oid = parse_uuid(order_id)
+    order = await services.queries.order(oid, _scope(account)) if oid else None
+    if order is None:
+        raise DomainError(not_found_order(order_id))
+    return JSONResponse(order_json(order))
+
+
+@router.get("", summary="List orders, newest first",
+            responses={200: {"model": OrderList}, **AUTH_ERRORS})
+async def list_orders(
+    services: ServicesDep,
+    account: CurrentAccount,
+    status: Annotated[list[str] | None, Query(
+        description="Filter by status; repeat or comma-separate for several")] = None,
+    symbol: Annotated[str | None, Query(max_length=16)] = None,
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    trader_id: Annotated[str | None, Query(
+        description="Compliance and admin only: one trader's orders")] = None,
+) -> JSONResponse:
+    before = parse_uuid(cursor) if cursor else None
+    if cursor and before is None:
+        raise DomainError(Violation(Code.INVALID_VALUE, "cursor", "The cursor is not valid.",
+                                    "Pass next_cursor from the previous page unchanged."))
+    scope = _scope(account)
+    if scope is None and trader_id:
+        scope = parse_uuid(trader_id)
+        if scope is None:
+            raise DomainError(Violation(Code.INVALID_VALUE, "trader_id",
+                                        "trader_id is not a valid id.", "Use an account id."))
+    query = OrderQuery(
+        trader_id=scope, statuses=_statuses(status),
+        symbol=symbol.strip().upper() if symbol else None,
+        created_from=_utc(created_from), created_to=_utc(created_to),
+        before_id=before, limit=limit,
+    )
+    orders = await services.queries.orders(query)
+    next_cursor = str(orders[-1].id) if len(orders) == limit else None
+    return JSONResponse({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor})
+
+
+@router.delete("/{order_id}", summary="Cancel an order",
+               responses={200: {"model": OrderOut},
+                          409: {**_ERR, "description": "The order is no longer working"},
+                          **NOT_FOUND, **AUTH_ERRORS})
+async def cancel_order(order_id: str, services: ServicesDep, trader: Trader) -> JSONResponse:
+    oid = parse_uuid(order_id)
+    if oid is None:
+        raise DomainError(not_found_order(order_id))
+    order = await services.orders.cancel(CancelOrder(trader.id, oid))
+    return JSONResponse(order_json(order))
+
+
+def _statuses(values: list[str] | None) -> frozenset[OrderStatus] | None:
+    if not values:
+        return None
+    wanted: set[OrderStatus] = set()
+    for part in (p.strip().lower() for v in values for p in v.split(",")):
+        if not part:
+            continue
+        try:
+            wanted.add(OrderStatus(part))
+        except ValueError:
+            raise DomainError(Violation(
+                Code.INVALID_CHOICE, "status", f"'{part[:32]}' is not an order status.",
+                "Use one or more of: " + ", ".join(s.value for s in OrderStatus) + "."),
+            ) from None
+    return frozenset(wanted) or None
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

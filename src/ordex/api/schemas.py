@@ -1,0 +1,223 @@
+"""Wire shapes: pydantic models document the API; ``*_json`` functions build the responses.
+
+Decimals travel as strings in responses; requests accept strings or numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ordex.domain.accounts import Account, RiskLimits
+from ordex.domain.instruments import Instrument
+from ordex.domain.money import tidy
+from ordex.domain.orders import Order
+
+DecimalIn = Decimal | str
+DecimalStr = str
+
+
+class OrderRequest(BaseModel):
+    """``POST /v1/orders``: one order. Decimal fields accept a JSON number or a string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=16, examples=["AAPL"])
+    side: Literal["buy", "sell"]
+    quantity: DecimalIn = Field(examples=["10"])
+    type: Literal["market", "limit"]
+    limit_price: DecimalIn | None = Field(default=None, examples=["189.50"])
+    stop_loss: DecimalIn | None = None
+    take_profit: DecimalIn | None = None
+    time_in_force: Literal["day", "gtc", "ioc", "fok"] = "day"
+    client_order_id: str | None = Field(default=None, min_length=1, max_length=64,
+                                        pattern=r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+class ErrorItem(BaseModel):
+    code: str
+    field: str | None
+    message: str
+    hint: str
+
+
+class ErrorResponse(BaseModel):
+    errors: list[ErrorItem]
+
+
+class OrderOut(BaseModel):
+    id: str
+    trader_id: str
+    client_order_id: str | None
+    symbol: str
+    side: Literal["buy", "sell"]
+    type: Literal["market", "limit"]
+    quantity: DecimalStr
+    limit_price: DecimalStr | None
+    stop_loss: DecimalStr | None
+    take_profit: DecimalStr | None
+    time_in_force: Literal["day", "gtc", "ioc", "fok"]
+    status: str
+    filled_quantity: DecimalStr
+    remaining_quantity: DecimalStr
+    average_price: DecimalStr | None
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderList(BaseModel):
+    orders: list[OrderOut]
+    next_cursor: str | None
+
+
+class PositionOut(BaseModel):
+    symbol: str
+    quantity: DecimalStr
+    average_cost: DecimalStr
+    market_price: DecimalStr | None
+    market_value: DecimalStr | None
+    unrealized_pnl: DecimalStr | None
+    realized_pnl: DecimalStr
+
+
+class PositionList(BaseModel):
+    positions: list[PositionOut]
+
+
+class LimitsOut(BaseModel):
+    max_position_shares: DecimalStr
+    max_position_notional: DecimalStr
+    max_order_notional: DecimalStr
+    daily_loss_limit: DecimalStr
+    max_open_orders: int
+
+
+class AccountOut(BaseModel):
+    id: str
+    name: str
+    role: str
+    cash: DecimalStr
+    reserved_cash: DecimalStr
+    buying_power: DecimalStr
+    equity: DecimalStr
+    day_pnl: DecimalStr
+    allow_short: bool
+    open_orders: int
+    rate_limit_per_minute: int
+    limits: LimitsOut
+
+
+class InstrumentOut(BaseModel):
+    symbol: str
+    name: str
+    tick_size: DecimalStr
+    lot_size: DecimalStr
+    status: str
+    reference_price: DecimalStr
+
+
+class InstrumentList(BaseModel):
+    instruments: list[InstrumentOut]
+
+
+class AccountSummary(BaseModel):
+    id: str
+    name: str
+    role: str
+    cash: DecimalStr
+    allow_short: bool
+    rate_limit_per_minute: int | None
+    limits: LimitsOut
+
+
+class AccountSummaryList(BaseModel):
+    accounts: list[AccountSummary]
+
+
+class NewAccountRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._\-]+$")
+    role: Literal["trader", "compliance", "admin"] = "trader"
+    cash: Decimal = Field(default=Decimal(0), ge=0, le=Decimal("1e12"), allow_inf_nan=False)
+    allow_short: bool = False
+
+
+class NewAccountOut(BaseModel):
+    account: AccountSummary
+    api_key: str
+
+
+class LimitsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_position_shares: Decimal | None = Field(default=None, gt=0, le=Decimal("1e12"),
+                                                allow_inf_nan=False)
+    max_position_notional: Decimal | None = Field(default=None, gt=0, le=Decimal("1e15"),
+                                                  allow_inf_nan=False)
+    max_order_notional: Decimal | None = Field(default=None, gt=0, le=Decimal("1e15"),
+                                               allow_inf_nan=False)
+    daily_loss_limit: Decimal | None = Field(default=None, gt=0, le=Decimal("1e15"),
+                                             allow_inf_nan=False)
+    max_open_orders: int | None = Field(default=None, gt=0, le=100_000)
+    rate_limit_per_minute: int | None = Field(default=None, gt=0, le=100_000)
+    allow_short: bool | None = None
+    cash: Decimal | None = Field(default=None, ge=0, le=Decimal("1e12"), allow_inf_nan=False)
+
+
+def dec(value: Decimal | None) -> str | None:
+    return None if value is None else format(tidy(value), "f")
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    return {
+        "id": str(order.id), "trader_id": str(order.trader_id),
+        "client_order_id": order.client_order_id, "symbol": order.symbol,
+        "side": order.side.value, "type": order.type.value, "quantity": dec(order.quantity),
+        "limit_price": dec(order.limit_price), "stop_loss": dec(order.stop_loss),
+        "take_profit": dec(order.take_profit), "time_in_force": order.time_in_force.value,
+        "status": order.status.value, "filled_quantity": dec(order.filled_quantity),
+        "remaining_quantity": dec(order.remaining_quantity),
+        "average_price": dec(order.average_price), "reason": order.reason,
+        "created_at": timestamp(order.created_at), "updated_at": timestamp(order.updated_at),
+    }
+
+
+def timestamp(at: datetime) -> str:
+    return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def limits_json(limits: RiskLimits) -> dict[str, Any]:
+    return {
+        "max_position_shares": dec(limits.max_position_shares),
+        "max_position_notional": dec(limits.max_position_notional),
+        "max_order_notional": dec(limits.max_order_notional),
+        "daily_loss_limit": dec(limits.daily_loss_limit),
+        "max_open_orders": limits.max_open_orders,
+    }
+
+
+def account_summary_json(account: Account) -> dict[str, Any]:
+    return {
+        "id": str(account.id), "name": account.name, "role": account.role.value,
+        "cash": dec(account.cash), "allow_short": account.allow_short,
+        "rate_limit_per_minute": account.rate_limit_per_minute,
+        "limits": limits_json(account.limits),
+    }
+
+
+def instrument_json(instrument: Instrument) -> dict[str, Any]:
+    return {
+        "symbol": instrument.symbol, "name": instrument.name,
+        "tick_size": dec(instrument.tick_size), "lot_size": dec(instrument.lot_size),
+        "status": instrument.status.value, "reference_price": dec(instrument.reference_price),
+    }
+
+
+def orders_json(orders: Sequence[Order]) -> list[dict[str, Any]]:
+    return [order_json(o) for o in orders]

@@ -1,0 +1,147 @@
+"""The ``ordex`` command: serve, accounts, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from ordex.config import Settings
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if getattr(args, "data_dir", None):
+        values["data_dir"] = Path(args.data_dir)
+    if getattr(args, "database_url", None):
+        values["database_url"] = args.database_url
+    return Settings(**values)
+
+
+def _money(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an amount, e.g. 25000") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError("the amount must be zero or more")
+    return value
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ordex.api.app import create_app
+    from ordex.bootstrap import Services
+
+    settings = _settings(args, host=args.host, port=args.port,
+                         seed_demo=False if args.no_demo else None)
+
+    def ready(services: Services) -> None:
+        where = f"http://{settings.host}:{settings.port}"
+        print(f"ordex is running at {where}  (API docs: {where}/docs)", flush=True)
+        print(f"store: {_redact(settings.resolved_database_url())}", flush=True)
+        if services.demo_keys:
+            print("demo API keys (send as 'Authorization: Bearer KEY'):", flush=True)
+            for name, key in services.demo_keys.items():
+                print(f"  {name:<8} {key}", flush=True)
+
+    app = create_app(settings, on_ready=ready)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                access_log=False)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ordex.bootstrap import build
+    from ordex.store.migrate import upgrade
+
+    async def run() -> None:
+        services = build(_settings(args))
+        try:
+            await upgrade(services.db.writer)
+        finally:
+            await services.close()
+
+    asyncio.run(run())
+    print("schema is up to date")
+    return 0
+
+
+def cmd_accounts_create(args: argparse.Namespace) -> int:
+    from ordex.bootstrap import build, prepare
+    from ordex.domain.accounts import Role
+    from ordex.domain.errors import DomainError
+
+    async def run() -> str:
+        services = build(_settings(args, seed_demo=False))
+        try:
+            await prepare(services)
+            issued = await services.accounts.create(args.name, Role(args.role), args.cash,
+                                                    allow_short=args.allow_short)
+            print(f"created {args.role} account '{args.name}' (id {issued.account.id}) "
+                  f"with cash {args.cash}")
+            return issued.api_key
+        finally:
+            await services.close()
+
+    try:
+        key = asyncio.run(run())
+    except DomainError as exc:
+        for v in exc.violations:
+            print(f"error: {v.message} {v.hint}", file=sys.stderr)
+        return 1
+    print(key)
+    return 0
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ordex", description="Order execution service")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def store_flags(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--data-dir", help="where the embedded SQLite store lives (default: data)")
+        sp.add_argument("--database-url", help="e.g. postgresql+asyncpg://user:pw@host/db "
+                        "(default: ORDEX_DATABASE_URL, else SQLite in the data dir)")
+
+    serve = sub.add_parser("serve", help="run the service (embedded default, demo seeded)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--no-demo", action="store_true", help="do not seed the demo accounts")
+    serve.add_argument("--log-level", default="warning")
+    store_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="bring the store's schema up to date")
+    store_flags(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+
+    accounts = sub.add_parser("accounts", help="manage accounts")
+    acc_sub = accounts.add_subparsers(dest="accounts_command", required=True)
+    create = acc_sub.add_parser("create", help="create an account; prints its API key last")
+    create.add_argument("name")
+    create.add_argument("--role", choices=["trader", "compliance", "admin"], default="trader")
+    create.add_argument("--cash", type=_money, default=Decimal(0))
+    create.add_argument("--allow-short", action="store_true")
+    store_flags(create)
+    create.set_defaults(func=cmd_accounts_create)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Settings: environment (``ORDEX_`` prefix, plus the spec's own names) and command-line flags."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _alias(name: str) -> AliasChoices:
+    return AliasChoices(f"ORDEX_{name}", name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDEX_", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    seed_demo: bool = True
+
+    # The spec's own variables (Deployment Considerations), read with or without the prefix.
+    exchange_api_key: str = Field(default="test-key", validation_alias=_alias("EXCHANGE_API_KEY"))
+    order_retry_max_attempts: int = Field(
+        default=3, ge=0, validation_alias=_alias("ORDER_RETRY_MAX_ATTEMPTS")
+    )
+    order_timeout_seconds: int = Field(
+        default=120, gt=0, validation_alias=_alias("ORDER_TIMEOUT_SECONDS")
+    )
+    order_execution_v2_enabled: bool = Field(
+        default=True, validation_alias=_alias("ORDER_EXECUTION_V2_ENABLED")
+    )
+
+    rate_limit_per_minute: int = Field(default=100, gt=0)
+    price_band: Decimal = Decimal("0.10")
+    market_order_buffer: Decimal = Decimal("0.01")
+    default_cash: Decimal = Decimal("100000")
+    sql_echo: bool = False
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ordex.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")

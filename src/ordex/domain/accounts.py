@@ -1,0 +1,37 @@
+"""Accounts, roles and per-account risk limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from uuid import UUID
+
+
+class Role(StrEnum):
+    TRADER = "trader"
+    COMPLIANCE = "compliance"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    max_position_shares: Decimal = Decimal(100_000)
+    max_position_notional: Decimal = Decimal(5_000_000)
+    max_order_notional: Decimal = Decimal(1_000_000)
+    daily_loss_limit: Decimal = Decimal(50_000)
+    max_open_orders: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: UUID
+    name: str
+    role: Role
+    cash: Decimal
+    allow_short: bool = False
+    limits: RiskLimits = field(default_factory=RiskLimits)
+    rate_limit_per_minute: int | None = None
+    day_start_equity: Decimal | None = None
+    trading_day: date | None = None

@@ -1,0 +1,29 @@
+"""Commands: what a trader asks ordex to do, already parsed into domain types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from ordex.domain.orders import OrderType, Side, TimeInForce
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    trader_id: UUID
+    symbol: str
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    trader_id: UUID
+    order_id: UUID

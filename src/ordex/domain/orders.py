@@ -1,0 +1,242 @@
+"""The order, its state machine and the events that move it.
+
+The state machine is one table, ``TRANSITIONS``: ``(status, event type) -> status``. Any pair not
+in it is refused with :class:`IllegalTransition`. Orders are immutable; ``apply`` returns a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import ClassVar
+from uuid import UUID
+
+from ordex.domain.errors import IllegalTransition
+from ordex.domain.money import ZERO
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class OrderStatus(StrEnum):
+    PENDING_NEW = "pending_new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending_cancel"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+    @property
+    def is_open(self) -> bool:
+        return self not in TERMINAL
+
+
+TERMINAL = frozenset(
+    {OrderStatus.FILLED, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED,
+     OrderStatus.FAILED}
+)
+OPEN_STATUSES = frozenset(OrderStatus) - TERMINAL
+
+
+class EventType(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    PARTIAL_FILL = "partial_fill"
+    FILL = "fill"
+    CANCEL_REQUEST = "cancel_request"
+    CANCEL = "cancel"
+    CANCEL_REJECT = "cancel_reject"
+    EXPIRE = "expire"
+    FAIL = "fail"
+
+
+_S = OrderStatus
+_E = EventType
+# A cancel refused by the venue puts the order back to where it was: accepted, or partially filled.
+_RESUME: OrderStatus | None = None
+
+TRANSITIONS: dict[tuple[OrderStatus, EventType], OrderStatus | None] = {
+    (_S.PENDING_NEW, _E.ACCEPT): _S.ACCEPTED,
+    (_S.PENDING_NEW, _E.REJECT): _S.REJECTED,
+    (_S.ACCEPTED, _E.PARTIAL_FILL): _S.PARTIALLY_FILLED,
+    (_S.ACCEPTED, _E.FILL): _S.FILLED,
+    (_S.ACCEPTED, _E.CANCEL_REQUEST): _S.PENDING_CANCEL,
+    (_S.ACCEPTED, _E.CANCEL): _S.CANCELLED,
+    (_S.ACCEPTED, _E.REJECT): _S.REJECTED,
+    (_S.ACCEPTED, _E.EXPIRE): _S.EXPIRED,
+    (_S.ACCEPTED, _E.FAIL): _S.FAILED,
+    (_S.PARTIALLY_FILLED, _E.PARTIAL_FILL): _S.PARTIALLY_FILLED,
+    (_S.PARTIALLY_FILLED, _E.FILL): _S.FILLED,
+    (_S.PARTIALLY_FILLED, _E.CANCEL_REQUEST): _S.PENDING_CANCEL,
+    (_S.PARTIALLY_FILLED, _E.CANCEL): _S.CANCELLED,
+    (_S.PARTIALLY_FILLED, _E.REJECT): _S.REJECTED,
+    (_S.PARTIALLY_FILLED, _E.EXPIRE): _S.EXPIRED,
+    (_S.PARTIALLY_FILLED, _E.FAIL): _S.FAILED,
+    (_S.PENDING_CANCEL, _E.PARTIAL_FILL): _S.PENDING_CANCEL,
+    (_S.PENDING_CANCEL, _E.FILL): _S.FILLED,
+    (_S.PENDING_CANCEL, _E.CANCEL): _S.CANCELLED,
+    (_S.PENDING_CANCEL, _E.CANCEL_REJECT): _RESUME,
+    (_S.PENDING_CANCEL, _E.REJECT): _S.REJECTED,
+    (_S.PENDING_CANCEL, _E.EXPIRE): _S.EXPIRED,
+    (_S.PENDING_CANCEL, _E.FAIL): _S.FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    at: datetime
+    type: ClassVar[EventType]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted(OrderEvent):
+    type: ClassVar[EventType] = EventType.ACCEPT
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(OrderEvent):
+    reason: str = ""
+    type: ClassVar[EventType] = EventType.REJECT
+
+
+@dataclass(frozen=True, slots=True)
+class Filled(OrderEvent):
+    """A fill of ``quantity`` at ``price``; ``apply`` decides whether it completes the order."""
+
+    quantity: Decimal = ZERO
+    price: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested(OrderEvent):
+    reason: str = "trader"
+    type: ClassVar[EventType] = EventType.CANCEL_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled(OrderEvent):
+    reason: str = "trader"
+    type: ClassVar[EventType] = EventType.CANCEL
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRejected(OrderEvent):
+    reason: str = ""
+    type: ClassVar[EventType] = EventType.CANCEL_REJECT
+
+
+@dataclass(frozen=True, slots=True)
+class Expired(OrderEvent):
+    reason: str = "time in force"
+    type: ClassVar[EventType] = EventType.EXPIRE
+
+
+@dataclass(frozen=True, slots=True)
+class Failed(OrderEvent):
+    reason: str = ""
+    type: ClassVar[EventType] = EventType.FAIL
+
+
+class InvalidFill(ValueError):
+    """A fill that is not positive, or that would take the order beyond its quantity."""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: UUID
+    trader_id: UUID
+    symbol: str
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    time_in_force: TimeInForce
+    created_at: datetime
+    updated_at: datetime
+    client_order_id: str | None = None
+    limit_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    status: OrderStatus = OrderStatus.PENDING_NEW
+    filled_quantity: Decimal = ZERO
+    average_price: Decimal | None = None
+    # The price buying power was reserved at: the limit price, or the reference price for market.
+    reserve_price: Decimal = ZERO
+    reason: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
+
+def event_type_of(order: Order, event: OrderEvent) -> EventType:
+    if isinstance(event, Filled):
+        done = order.filled_quantity + event.quantity >= order.quantity
+        return EventType.FILL if done else EventType.PARTIAL_FILL
+    return event.type
+
+
+def can_apply(order: Order, event: OrderEvent) -> bool:
+    return (order.status, event_type_of(order, event)) in TRANSITIONS
+
+
+def apply(order: Order, event: OrderEvent) -> Order:
+    """Return the order after ``event``; raise ``IllegalTransition`` for a pair not in the table."""
+    kind = event_type_of(order, event)
+    key = (order.status, kind)
+    if key not in TRANSITIONS:
+        raise IllegalTransition(order.status.value, kind.value)
+    target = TRANSITIONS[key]
+    if isinstance(event, Filled):
+        return _fill(order, event, target)
+    if target is _RESUME:
+        target = OrderStatus.PARTIALLY_FILLED if order.filled_quantity > 0 else OrderStatus.ACCEPTED
+    reason = getattr(event, "reason", None) or order.reason
+    return replace(order, status=target, updated_at=event.at, reason=reason)
+
+
+def _fill(order: Order, event: Filled, target: OrderStatus | None) -> Order:
+    if event.quantity <= 0 or event.price <= 0:
+        raise InvalidFill(f"fill must be positive, got {event.quantity} @ {event.price}")
+    filled = order.filled_quantity + event.quantity
+    if filled > order.quantity:
+        raise InvalidFill(
+            f"fill of {event.quantity} takes the order beyond its quantity {order.quantity}"
+        )
+    previous_notional = (order.average_price or ZERO) * order.filled_quantity
+    average = (previous_notional + event.quantity * event.price) / filled
+    assert target is not None
+    return replace(
+        order, status=target, filled_quantity=filled, average_price=average, updated_at=event.at
+    )

@@ -1,0 +1,271 @@
+"""Order validation (FR-002): instrument, quantity, prices, buying power and position.
+
+Pure: everything it needs arrives as arguments. It returns every violation, not only the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ordex.domain.accounts import Account
+from ordex.domain.commands import SubmitOrder
+from ordex.domain.errors import Code, Violation
+from ordex.domain.instruments import Instrument, InstrumentStatus
+from ordex.domain.money import ZERO, floor_to_step, is_multiple, money, price, qty
+from ordex.domain.orders import Order, OrderType, Side
+
+
+@dataclass(frozen=True, slots=True)
+class PricePolicy:
+    """How far a limit price may stray from the reference price, and the market-order collar."""
+
+    price_band: Decimal = Decimal("0.10")
+    market_buffer: Decimal = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What validation and risk need to know of an account at the moment of the check."""
+
+    account: Account
+    positions: dict[str, Decimal]
+    open_orders: Sequence[Order]
+    daily_pnl: Decimal = ZERO
+
+    def position(self, symbol: str) -> Decimal:
+        return self.positions.get(symbol, ZERO)
+
+    def reserved_cash(self) -> Decimal:
+        return reserved_cash(self.open_orders)
+
+    def buying_power(self) -> Decimal:
+        return self.account.cash - self.reserved_cash()
+
+    def open_quantity(self, symbol: str, side: Side) -> Decimal:
+        mine = (o for o in self.open_orders if o.symbol == symbol and o.side is side)
+        return sum((o.remaining_quantity for o in mine), ZERO)
+
+
+def reserved_cash(open_orders: Iterable[Order]) -> Decimal:
+    """Cash held back for open buy orders: what is left of each at its reserve price."""
+    return sum(
+        (o.remaining_quantity * o.reserve_price for o in open_orders if o.side is Side.BUY), ZERO
+    )
+
+
+def reserve_price(cmd: SubmitOrder, instrument: Instrument, policy: PricePolicy) -> Decimal:
+    """The price an order's cost is estimated at: its limit, or the reference plus the collar."""
+    if cmd.type is OrderType.LIMIT and cmd.limit_price is not None:
+        return cmd.limit_price
+    collar = instrument.reference_price * (1 + policy.market_buffer)
+    return collar.quantize(instrument.tick_size) if instrument.tick_size > 0 else collar
+
+
+def check_instrument(symbol: str, instrument: Instrument | None) -> Violation | None:
+    if instrument is None:
+        return Violation(
+            Code.UNKNOWN_SYMBOL, "symbol", f"Unknown symbol '{symbol}'.",
+            "Check the ticker; GET /v1/instruments lists every symbol you can trade.",
+        )
+    s = instrument.symbol
+    match instrument.status:
+        case InstrumentStatus.HALTED:
+            return Violation(
+                Code.SYMBOL_HALTED, "symbol", f"Trading in {s} is halted.",
+                "Wait until the halt is lifted, then send the order again.",
+            )
+        case InstrumentStatus.SUSPENDED:
+            return Violation(
+                Code.SYMBOL_SUSPENDED, "symbol", f"{s} is suspended from trading.",
+                "Orders cannot be placed until the suspension ends; choose another symbol.",
+            )
+        case InstrumentStatus.DELISTED:
+            return Violation(
+                Code.SYMBOL_DELISTED, "symbol", f"{s} is delisted and can no longer be traded.",
+                "Choose an active symbol; GET /v1/instruments lists them.",
+            )
+    return None
+
+
+def check_quantity(cmd: SubmitOrder, instrument: Instrument) -> Violation | None:
+    lot = instrument.lot_size
+    if cmd.quantity <= 0:
+        return Violation(
+            Code.QUANTITY_NOT_POSITIVE, "quantity",
+            f"Quantity must be greater than zero; you entered {qty(cmd.quantity)}.",
+            f"Enter a quantity of at least {qty(lot)}.",
+        )
+    if not is_multiple(cmd.quantity, lot):
+        lower = floor_to_step(cmd.quantity, lot)
+        options = [v for v in (lower, lower + lot) if v > 0]
+        return Violation(
+            Code.QUANTITY_NOT_LOT_MULTIPLE, "quantity",
+            f"Quantity {qty(cmd.quantity)} is not a multiple of {instrument.symbol}'s lot size "
+            f"of {qty(lot)}.",
+            "Use " + " or ".join(qty(v) for v in options) + ".",
+        )
+    return None
+
+
+def check_limit_price(
+    cmd: SubmitOrder, instrument: Instrument, policy: PricePolicy
+) -> list[Violation]:
+    if cmd.type is OrderType.MARKET:
+        if cmd.limit_price is not None:
+            return [Violation(
+                Code.LIMIT_PRICE_NOT_ALLOWED, "limit_price",
+                "A market order cannot carry a limit price.",
+                "Remove limit_price, or set type to limit.",
+            )]
+        return []
+    p = cmd.limit_price
+    if p is None:
+        return [Violation(
+            Code.LIMIT_PRICE_REQUIRED, "limit_price", "A limit order needs a limit price.",
+            f"Add limit_price (e.g. {price(instrument.reference_price)}), or send a market order.",
+        )]
+    if p <= 0:
+        return [_not_positive("limit_price", "Limit price", p)]
+    found: list[Violation] = []
+    tick = instrument.tick_size
+    if not is_multiple(p, tick):
+        lower = floor_to_step(p, tick)
+        found.append(Violation(
+            Code.PRICE_OFF_TICK, "limit_price",
+            f"Limit price {price(p)} is not a multiple of {instrument.symbol}'s tick size "
+            f"of {price(tick)}.",
+            f"Use {price(lower)} or {price(lower + tick)}.",
+        ))
+    ref = instrument.reference_price
+    low, high = band(ref, tick, policy)
+    if not low <= p <= high:
+        pct = f"{(policy.price_band * 100).normalize():f}%"
+        found.append(Violation(
+            Code.PRICE_OUT_OF_BAND, "limit_price",
+            f"Limit price {price(p)} is more than {pct} away from {instrument.symbol}'s "
+            f"reference price of {price(ref)}.",
+            f"Use a limit price between {price(low)} and {price(high)}, or check for a typo.",
+        ))
+    return found
+
+
+def band(reference: Decimal, tick: Decimal, policy: PricePolicy) -> tuple[Decimal, Decimal]:
+    """The lowest and highest acceptable limit prices, on the tick."""
+    low = reference * (1 - policy.price_band)
+    high = reference * (1 + policy.price_band)
+    if tick > 0:
+        low = -floor_to_step(-low, tick)
+        high = floor_to_step(high, tick)
+    return low, high
+
+
+def check_brackets(cmd: SubmitOrder, order_price: Decimal) -> list[Violation]:
+    """Stop loss and take profit must sit on the right side of the order's price."""
+    found: list[Violation] = []
+    buy = cmd.side is Side.BUY
+    side_word = "buy" if buy else "sell"
+    if cmd.stop_loss is not None:
+        sl = cmd.stop_loss
+        if sl <= 0:
+            found.append(_not_positive("stop_loss", "Stop loss", sl))
+        elif (buy and sl >= order_price) or (not buy and sl <= order_price):
+            rel = "below" if buy else "above"
+            found.append(Violation(
+                Code.STOP_LOSS_WRONG_SIDE, "stop_loss",
+                f"Stop loss {price(sl)} must be {rel} the {side_word} price of "
+                f"{price(order_price)}.",
+                f"Set a stop loss {rel} {price(order_price)}, or leave it out.",
+            ))
+    if cmd.take_profit is not None:
+        tp = cmd.take_profit
+        if tp <= 0:
+            found.append(_not_positive("take_profit", "Take profit", tp))
+        elif (buy and tp <= order_price) or (not buy and tp >= order_price):
+            rel = "above" if buy else "below"
+            found.append(Violation(
+                Code.TAKE_PROFIT_WRONG_SIDE, "take_profit",
+                f"Take profit {price(tp)} must be {rel} the {side_word} price of "
+                f"{price(order_price)}.",
+                f"Set a take profit {rel} {price(order_price)}, or leave it out.",
+            ))
+    return found
+
+
+def check_buying_power(
+    cmd: SubmitOrder, unit_price: Decimal, lot: Decimal, state: AccountState
+) -> Violation | None:
+    if cmd.side is not Side.BUY:
+        return None
+    cost = cmd.quantity * unit_price
+    available = state.buying_power()
+    if cost <= available:
+        return None
+    max_qty = floor_to_step(max(available, ZERO) / unit_price, lot) if unit_price > 0 else ZERO
+    if max_qty > 0:
+        hint = f"Reduce the quantity to {qty(max_qty)} shares or fewer, or add funds."
+    else:
+        hint = f"Add at least {money(cost - available)} of funds, or cancel open buy orders."
+    return Violation(
+        Code.INSUFFICIENT_FUNDS, "quantity",
+        f"Insufficient funds for {money(cost)} order; available: {money(max(available, ZERO))}",
+        hint,
+    )
+
+
+def check_position(cmd: SubmitOrder, state: AccountState, lot: Decimal) -> Violation | None:
+    if cmd.side is not Side.SELL or state.account.allow_short:
+        return None
+    held = state.position(cmd.symbol)
+    committed = state.open_quantity(cmd.symbol, Side.SELL)
+    free = held - committed
+    if cmd.quantity <= free:
+        return None
+    detail = f" ({qty(committed)} already committed to open sell orders)" if committed else ""
+    max_qty = floor_to_step(max(free, ZERO), lot)
+    hint = (
+        f"Reduce the quantity to {qty(max_qty)} shares or fewer."
+        if max_qty > 0
+        else "You have no shares free to sell; buy first or cancel open sell orders."
+    )
+    return Violation(
+        Code.INSUFFICIENT_POSITION, "quantity",
+        f"Cannot sell {qty(cmd.quantity)} {cmd.symbol}: you hold {qty(held)}{detail}, and short "
+        "selling is not enabled for this account.",
+        hint,
+    )
+
+
+def validate(
+    cmd: SubmitOrder, instrument: Instrument | None, state: AccountState, policy: PricePolicy
+) -> list[Violation]:
+    """Every FR-002 violation of ``cmd``."""
+    bad = check_instrument(cmd.symbol, instrument)
+    if instrument is None:
+        return [bad] if bad else []
+    found = [bad] if bad else []
+    quantity_bad = check_quantity(cmd, instrument)
+    if quantity_bad:
+        found.append(quantity_bad)
+    price_bad = check_limit_price(cmd, instrument, policy)
+    found.extend(price_bad)
+    unit = reserve_price(cmd, instrument, policy)
+    if not price_bad:
+        found.extend(check_brackets(cmd, cmd.limit_price or instrument.reference_price))
+    if quantity_bad is None and not price_bad:
+        for check in (
+            check_buying_power(cmd, unit, instrument.lot_size, state),
+            check_position(cmd, state, instrument.lot_size),
+        ):
+            if check:
+                found.append(check)
+    return found
+
+
+def _not_positive(field_name: str, label: str, value: Decimal) -> Violation:
+    return Violation(
+        Code.PRICE_NOT_POSITIVE, field_name,
+        f"{label} must be greater than zero; you entered {value.normalize():f}.",
+        f"Enter a {label.lower()} above $0.00.",
+    )

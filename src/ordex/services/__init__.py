@@ -1,0 +1,1 @@
+"""Service layer: one handler per command, and the read side."""

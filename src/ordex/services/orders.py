@@ -1,0 +1,192 @@
+"""Order commands: submit (validation, risk gate, persist) and cancel."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError
+
+from ordex.clock import Clock
+from ordex.domain.accounts import Account
+from ordex.domain.commands import CancelOrder, SubmitOrder
+from ordex.domain.errors import Code, DomainError, Violation
+from ordex.domain.orders import (
+    Accepted,
+    Cancelled,
+    CancelRequested,
+    Order,
+    OrderStatus,
+    apply,
+)
+from ordex.domain.positions import daily_pnl, equity
+from ordex.domain.risk import check_risk
+from ordex.domain.validation import AccountState, PricePolicy, reserve_price, validate
+from ordex.ids import new_id
+from ordex.store.database import Database
+from ordex.store.repository import LogEntry, Repository
+from ordex.store.uow import UnitOfWork, reading
+
+log = logging.getLogger("ordex.orders")
+
+ROUTED = "routed"
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    order: Order
+    created: bool
+
+
+class OrderService:
+    def __init__(self, db: Database, clock: Clock, policy: PricePolicy) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+
+    async def submit(self, cmd: SubmitOrder) -> Submitted:
+        """Validate, risk-check and persist an order; an existing client order id is a replay."""
+        if cmd.client_order_id is not None:
+            async with reading(self.db) as repo:
+                existing = await repo.order_by_client_id(cmd.trader_id, cmd.client_order_id)
+            if existing is not None:
+                return Submitted(_same_or_conflict(existing, cmd), created=False)
+        try:
+            async with UnitOfWork(self.db) as uow:
+                result = await self._submit_in(uow.repo, cmd)
+                await uow.commit()
+        except IntegrityError:
+            if cmd.client_order_id is None:
+                raise
+            async with reading(self.db) as repo:
+                existing = await repo.order_by_client_id(cmd.trader_id, cmd.client_order_id)
+            if existing is None:
+                raise
+            return Submitted(_same_or_conflict(existing, cmd), created=False)
+        if isinstance(result, list):
+            raise DomainError(result)
+        return result
+
+    async def _submit_in(self, repo: Repository, cmd: SubmitOrder) -> Submitted | list[Violation]:
+        now = self.clock.now()
+        account = await repo.account(cmd.trader_id, lock=True)
+        if account is None:
+            raise DomainError(Violation(Code.UNAUTHORIZED, None, "Your account no longer exists.",
+                                        "Ask an administrator for a new API key."))
+        if cmd.client_order_id is not None:
+            existing = await repo.order_by_client_id(cmd.trader_id, cmd.client_order_id)
+            if existing is not None:
+                return Submitted(_same_or_conflict(existing, cmd), created=False)
+        instrument = await repo.instrument(cmd.symbol)
+        state = await self._account_state(repo, account, now)
+        violations = validate(cmd, instrument, state, self.policy)
+        unit = Decimal(0)
+        if instrument is not None:
+            unit = reserve_price(cmd, instrument, self.policy)
+            if not violations:
+                violations = check_risk(cmd, unit, instrument.lot_size, state)
+        if violations:
+            await repo.log(LogEntry(
+                new_id(), cmd.trader_id, None, "reject", OrderStatus.REJECTED.value, now,
+                "; ".join(v.message for v in violations),
+                {"codes": [v.code.value for v in violations], "request": _request_details(cmd)},
+            ))
+            return violations
+        order = Order(
+            id=new_id(), trader_id=cmd.trader_id, client_order_id=cmd.client_order_id,
+            symbol=cmd.symbol, side=cmd.side, type=cmd.type, quantity=cmd.quantity,
+            limit_price=cmd.limit_price, stop_loss=cmd.stop_loss, take_profit=cmd.take_profit,
+            time_in_force=cmd.time_in_force, reserve_price=unit, created_at=now, updated_at=now,
+        )
+        await repo.log(_log(order, "submit", now))
+        order = apply(order, Accepted(at=now))
+        await repo.insert_order(order)
+        await repo.log(_log(order, "approve", now))
+        return Submitted(order, created=True)
+
+    async def _account_state(self, repo: Repository, account: Account, now: Any) -> AccountState:
+        rows = await repo.positions(account.id)
+        held = {p.symbol: p.quantity for p in rows if p.quantity}
+        open_orders = await repo.open_orders(account.id)
+        marks = {i.symbol: i for i in await repo.instruments(held)} if held else {}
+        current = equity(account.cash, held, marks)
+        today = now.date()
+        if account.trading_day != today or account.day_start_equity is None:
+            await repo.start_trading_day(account.id, today, current, now)
+            account = replace(account, trading_day=today, day_start_equity=current)
+        return AccountState(account, held, open_orders,
+                            daily_pnl(current, account.day_start_equity))
+
+    async def cancel(self, cmd: CancelOrder) -> Order:
+        """Cancel a working order: at once if no venue has it yet, otherwise request it."""
+        async with UnitOfWork(self.db) as uow:
+            order = await uow.repo.order(cmd.order_id, cmd.trader_id)
+            if order is None:
+                raise DomainError(not_found_order(cmd.order_id))
+            if order.status is OrderStatus.PENDING_CANCEL:
+                return order
+            if order.status.is_terminal:
+                raise DomainError(Violation(
+                    Code.ORDER_NOT_CANCELABLE, None,
+                    f"This order is already {order.status.value.replace('_', ' ')}; there is "
+                    "nothing left to cancel.",
+                    "Only working orders (accepted or partially filled) can be cancelled.",
+                ))
+            now = self.clock.now()
+            if order.extra.get(ROUTED):
+                order = apply(order, CancelRequested(at=now, reason="trader"))
+            else:
+                order = apply(order, Cancelled(at=now, reason="cancelled by trader"))
+            await uow.repo.update_order(order)
+            await uow.repo.log(_log(order, "cancel", now, "requested by trader"))
+            await uow.commit()
+            return order
+
+
+def not_found_order(order_id: UUID | str) -> Violation:
+    return Violation(
+        Code.NOT_FOUND, "id", f"No order with id {order_id} was found in your account.",
+        "Check the order id; GET /v1/orders lists your orders.",
+    )
+
+
+def _log(order: Order, action: str, now: Any, reason: str | None = None) -> LogEntry:
+    return LogEntry(
+        new_id(), order.trader_id, order.id, action, order.status.value, now, reason,
+        {"symbol": order.symbol, "side": order.side.value, "quantity": str(order.quantity),
+         "price": str(order.limit_price) if order.limit_price is not None else None,
+         "client_order_id": order.client_order_id},
+    )
+
+
+def _request_details(cmd: SubmitOrder) -> dict[str, Any]:
+    return {
+        "symbol": cmd.symbol, "side": cmd.side.value, "type": cmd.type.value,
+        "quantity": str(cmd.quantity), "time_in_force": cmd.time_in_force.value,
+        "limit_price": None if cmd.limit_price is None else str(cmd.limit_price),
+        "stop_loss": None if cmd.stop_loss is None else str(cmd.stop_loss),
+        "take_profit": None if cmd.take_profit is None else str(cmd.take_profit),
+        "client_order_id": cmd.client_order_id,
+    }
+
+
+def _same_or_conflict(existing: Order, cmd: SubmitOrder) -> Order:
+    """A replay must repeat the original request; a different order under the same id is refused."""
+    same = (
+        existing.symbol == cmd.symbol and existing.side is cmd.side and existing.type is cmd.type
+        and existing.quantity == cmd.quantity and existing.limit_price == cmd.limit_price
+        and existing.stop_loss == cmd.stop_loss and existing.take_profit == cmd.take_profit
+        and existing.time_in_force is cmd.time_in_force
+    )
+    if not same:
+        raise DomainError(Violation(
+            Code.CLIENT_ORDER_ID_CONFLICT, "client_order_id",
+            f"client_order_id '{cmd.client_order_id}' was already used for a different order "
+            f"({existing.side.value} {existing.quantity} {existing.symbol}, id {existing.id}).",
+            "Use a new client_order_id for a new order; resend the original request unchanged "
+            "to look up the existing one.",
+        ))
+    return existing

@@ -1,0 +1,90 @@
+"""The read side: what the API shows of orders, positions, accounts and instruments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from ordex.clock import Clock
+from ordex.domain.accounts import Account
+from ordex.domain.instruments import Instrument
+from ordex.domain.money import ZERO
+from ordex.domain.orders import Order
+from ordex.domain.positions import daily_pnl, equity
+from ordex.domain.validation import reserved_cash
+from ordex.store.database import Database
+from ordex.store.repository import OrderQuery, PositionRow
+from ordex.store.uow import reading
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    row: PositionRow
+    market_price: Decimal | None
+
+    @property
+    def market_value(self) -> Decimal | None:
+        return None if self.market_price is None else self.row.quantity * self.market_price
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        if self.market_price is None:
+            return None
+        return (self.market_price - self.row.average_cost) * self.row.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    account: Account
+    reserved_cash: Decimal
+    equity: Decimal
+    day_pnl: Decimal
+    open_orders: int
+
+    @property
+    def buying_power(self) -> Decimal:
+        return self.account.cash - self.reserved_cash
+
+
+class Queries:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def order(self, order_id: UUID, trader_id: UUID | None) -> Order | None:
+        async with reading(self.db) as repo:
+            return await repo.order(order_id, trader_id)
+
+    async def orders(self, query: OrderQuery) -> list[Order]:
+        async with reading(self.db) as repo:
+            return await repo.orders(query)
+
+    async def instruments(self) -> list[Instrument]:
+        async with reading(self.db) as repo:
+            return await repo.instruments()
+
+    async def positions(self, account_id: UUID) -> list[PositionView]:
+        async with reading(self.db) as repo:
+            rows = [p for p in await repo.positions(account_id) if p.quantity]
+            marks = {i.symbol: i for i in await repo.instruments(p.symbol for p in rows)}
+        return [PositionView(p, marks[p.symbol].reference_price if p.symbol in marks else None)
+                for p in rows]
+
+    async def account(self, account_id: UUID) -> AccountView | None:
+        async with reading(self.db) as repo:
+            account = await repo.account(account_id)
+            if account is None:
+                return None
+            open_orders = await repo.open_orders(account_id)
+            rows = await repo.positions(account_id)
+            held = {p.symbol: p.quantity for p in rows if p.quantity}
+            marks = {i.symbol: i for i in await repo.instruments(held)} if held else {}
+        current = equity(account.cash, held, marks)
+        today = self.clock.now().date()
+        pnl = daily_pnl(current, account.day_start_equity) if account.trading_day == today else ZERO
+        return AccountView(account, reserved_cash(open_orders), current, pnl, len(open_orders))
+
+    async def accounts(self) -> list[Account]:
+        async with reading(self.db) as repo:
+            return await repo.list_accounts()

@@ -1,0 +1,283 @@
+"""Rows to domain objects and back, and every query the services need. No rules live here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordex.domain.accounts import Account, RiskLimits, Role
+from ordex.domain.instruments import Instrument, InstrumentStatus
+from ordex.domain.orders import (
+    OPEN_STATUSES,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from ordex.store.tables import accounts, execution_logs, instruments, orders, positions
+
+
+def account_from_row(row: Row[Any]) -> Account:
+    m = row._mapping
+    return Account(
+        id=m["id"], name=m["name"], role=Role(m["role"]), cash=m["cash"],
+        allow_short=m["allow_short"],
+        limits=RiskLimits(
+            max_position_shares=m["max_position_shares"],
+            max_position_notional=m["max_position_notional"],
+            max_order_notional=m["max_order_notional"],
+            daily_loss_limit=m["daily_loss_limit"],
+            max_open_orders=m["max_open_orders"],
+        ),
+        rate_limit_per_minute=m["rate_limit_per_minute"],
+        day_start_equity=m["day_start_equity"],
+        trading_day=m["trading_day"],
+    )
+
+
+def instrument_from_row(row: Row[Any]) -> Instrument:
+    m = row._mapping
+    return Instrument(
+        symbol=m["symbol"], name=m["name"], tick_size=m["tick_size"], lot_size=m["lot_size"],
+        status=InstrumentStatus(m["status"]), reference_price=m["reference_price"],
+    )
+
+
+def order_from_row(row: Row[Any]) -> Order:
+    m = row._mapping
+    return Order(
+        id=m["id"], trader_id=m["trader_id"], client_order_id=m["client_order_id"],
+        symbol=m["symbol"], side=Side(m["side"]), type=OrderType(m["type"]),
+        quantity=m["quantity"], limit_price=m["limit_price"], stop_loss=m["stop_loss"],
+        take_profit=m["take_profit"], time_in_force=TimeInForce(m["time_in_force"]),
+        status=OrderStatus(m["status"]), filled_quantity=m["filled_quantity"],
+        average_price=m["average_price"], reserve_price=m["reserve_price"], reason=m["reason"],
+        extra=dict(m["extra"] or {}), created_at=m["created_at"], updated_at=m["updated_at"],
+    )
+
+
+def order_values(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id, "trader_id": order.trader_id, "client_order_id": order.client_order_id,
+        "symbol": order.symbol, "side": order.side.value, "type": order.type.value,
+        "quantity": order.quantity, "limit_price": order.limit_price,
+        "stop_loss": order.stop_loss, "take_profit": order.take_profit,
+        "time_in_force": order.time_in_force.value, "status": order.status.value,
+        "filled_quantity": order.filled_quantity, "average_price": order.average_price,
+        "reserve_price": order.reserve_price, "reason": order.reason, "extra": order.extra,
+        "created_at": order.created_at, "updated_at": order.updated_at,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OrderQuery:
+    trader_id: UUID | None = None
+    statuses: frozenset[OrderStatus] | None = None
+    symbol: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    before_id: UUID | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    symbol: str
+    quantity: Decimal
+    average_cost: Decimal
+    realized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    id: UUID
+    trader_id: UUID
+    order_id: UUID | None
+    action: str
+    status: str
+    timestamp: datetime
+    reason: str | None
+    details: dict[str, Any]
+
+
+class Repository:
+    """Every statement ordex runs, on one connection (and so inside its transaction)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+
+    # accounts
+    async def account_by_key_hash(self, key_hash: str) -> Account | None:
+        row = (await self.conn.execute(
+            select(accounts).where(accounts.c.api_key_hash == key_hash))).first()
+        return account_from_row(row) if row else None
+
+    async def account(self, account_id: UUID, *, lock: bool = False) -> Account | None:
+        stmt = select(accounts).where(accounts.c.id == account_id)
+        if lock and self._postgres:
+            stmt = stmt.with_for_update()
+        row = (await self.conn.execute(stmt)).first()
+        return account_from_row(row) if row else None
+
+    async def account_by_name(self, name: str) -> Account | None:
+        row = (await self.conn.execute(select(accounts).where(accounts.c.name == name))).first()
+        return account_from_row(row) if row else None
+
+    async def list_accounts(self) -> list[Account]:
+        rows = await self.conn.execute(select(accounts).order_by(accounts.c.name))
+        return [account_from_row(r) for r in rows]
+
+    async def insert_account(self, account: Account, key_hash: str, now: datetime) -> None:
+        await self.conn.execute(insert(accounts).values(
+            id=account.id, name=account.name, role=account.role.value, api_key_hash=key_hash,
+            cash=account.cash, allow_short=account.allow_short,
+            rate_limit_per_minute=account.rate_limit_per_minute, created_at=now, updated_at=now,
+            **_limit_values(account.limits),
+        ))
+
+    async def update_account(self, account: Account, now: datetime) -> None:
+        await self.conn.execute(update(accounts).where(accounts.c.id == account.id).values(
+            cash=account.cash, allow_short=account.allow_short,
+            rate_limit_per_minute=account.rate_limit_per_minute,
+            day_start_equity=account.day_start_equity, trading_day=account.trading_day,
+            updated_at=now, **_limit_values(account.limits),
+        ))
+
+    async def set_api_key_hash(self, account_id: UUID, key_hash: str, now: datetime) -> None:
+        await self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+            api_key_hash=key_hash, updated_at=now))
+
+    async def start_trading_day(self, account_id: UUID, day: date, equity: Decimal,
+                                now: datetime) -> None:
+        await self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+            day_start_equity=equity, trading_day=day, updated_at=now))
+
+    # instruments
+    async def instrument(self, symbol: str) -> Instrument | None:
+        row = (await self.conn.execute(
+            select(instruments).where(instruments.c.symbol == symbol))).first()
+        return instrument_from_row(row) if row else None
+
+    async def instruments(self, symbols: Iterable[str] | None = None) -> list[Instrument]:
+        stmt = select(instruments).order_by(instruments.c.symbol)
+        if symbols is not None:
+            stmt = stmt.where(instruments.c.symbol.in_(list(symbols)))
+        return [instrument_from_row(r) for r in await self.conn.execute(stmt)]
+
+    async def upsert_instrument(self, instrument: Instrument, now: datetime) -> None:
+        values = {
+            "name": instrument.name, "tick_size": instrument.tick_size,
+            "lot_size": instrument.lot_size, "status": instrument.status.value,
+            "reference_price": instrument.reference_price, "updated_at": now,
+        }
+        done = await self.conn.execute(
+            update(instruments).where(instruments.c.symbol == instrument.symbol).values(**values))
+        if done.rowcount == 0:
+            await self.conn.execute(
+                insert(instruments).values(symbol=instrument.symbol, **values))
+
+    # positions
+    async def positions(self, account_id: UUID) -> list[PositionRow]:
+        rows = await self.conn.execute(
+            select(positions).where(positions.c.account_id == account_id)
+            .order_by(positions.c.symbol))
+        return [PositionRow(r.symbol, r.quantity, r.average_cost, r.realized_pnl) for r in rows]
+
+    async def set_position(self, account_id: UUID, pos: PositionRow, now: datetime) -> None:
+        values = {"quantity": pos.quantity, "average_cost": pos.average_cost,
+                  "realized_pnl": pos.realized_pnl, "updated_at": now}
+        where = (positions.c.account_id == account_id, positions.c.symbol == pos.symbol)
+        done = await self.conn.execute(update(positions).where(*where).values(**values))
+        if done.rowcount == 0:
+            await self.conn.execute(insert(positions).values(
+                account_id=account_id, symbol=pos.symbol, **values))
+
+    # orders
+    async def insert_order(self, order: Order) -> None:
+        await self.conn.execute(insert(orders).values(**order_values(order)))
+
+    async def update_order(self, order: Order) -> None:
+        values = order_values(order)
+        for key in ("id", "trader_id", "created_at"):
+            values.pop(key)
+        await self.conn.execute(update(orders).where(orders.c.id == order.id).values(**values))
+
+    async def order(self, order_id: UUID, trader_id: UUID | None = None) -> Order | None:
+        stmt = select(orders).where(orders.c.id == order_id)
+        if trader_id is not None:
+            stmt = stmt.where(orders.c.trader_id == trader_id)
+        row = (await self.conn.execute(stmt)).first()
+        return order_from_row(row) if row else None
+
+    async def order_by_client_id(self, trader_id: UUID, client_order_id: str) -> Order | None:
+        row = (await self.conn.execute(select(orders).where(
+            orders.c.trader_id == trader_id,
+            orders.c.client_order_id == client_order_id))).first()
+        return order_from_row(row) if row else None
+
+    async def open_orders(self, trader_id: UUID) -> list[Order]:
+        rows = await self.conn.execute(select(orders).where(
+            orders.c.trader_id == trader_id,
+            orders.c.status.in_([s.value for s in OPEN_STATUSES])))
+        return [order_from_row(r) for r in rows]
+
+    async def orders(self, q: OrderQuery) -> list[Order]:
+        stmt = select(orders)
+        if q.trader_id is not None:
+            stmt = stmt.where(orders.c.trader_id == q.trader_id)
+        if q.statuses:
+            stmt = stmt.where(orders.c.status.in_(sorted(s.value for s in q.statuses)))
+        if q.symbol:
+            stmt = stmt.where(orders.c.symbol == q.symbol)
+        if q.created_from:
+            stmt = stmt.where(orders.c.created_at >= q.created_from)
+        if q.created_to:
+            stmt = stmt.where(orders.c.created_at < q.created_to)
+        if q.before_id:
+            stmt = stmt.where(orders.c.id < q.before_id)
+        stmt = stmt.order_by(orders.c.id.desc()).limit(q.limit)
+        return [order_from_row(r) for r in await self.conn.execute(stmt)]
+
+    async def count_orders(self, trader_id: UUID | None = None) -> int:
+        stmt = select(func.count()).select_from(orders)
+        if trader_id is not None:
+            stmt = stmt.where(orders.c.trader_id == trader_id)
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    # execution log
+    async def log(self, entry: LogEntry) -> None:
+        await self.conn.execute(insert(execution_logs).values(
+            id=entry.id, order_id=entry.order_id, trader_id=entry.trader_id, action=entry.action,
+            status=entry.status, timestamp=entry.timestamp, reason=entry.reason,
+            details=entry.details))
+
+    async def logs(self, *, trader_id: UUID | None = None, order_id: UUID | None = None,
+                   limit: int = 1000) -> Sequence[LogEntry]:
+        stmt = select(execution_logs)
+        if trader_id is not None:
+            stmt = stmt.where(execution_logs.c.trader_id == trader_id)
+        if order_id is not None:
+            stmt = stmt.where(execution_logs.c.order_id == order_id)
+        stmt = stmt.order_by(execution_logs.c.timestamp, execution_logs.c.id).limit(limit)
+        return [LogEntry(r.id, r.trader_id, r.order_id, r.action, r.status, r.timestamp,
+                         r.reason, dict(r.details or {})) for r in await self.conn.execute(stmt)]
+
+
+def _limit_values(limits: RiskLimits) -> dict[str, Any]:
+    return {
+        "max_position_shares": limits.max_position_shares,
+        "max_position_notional": limits.max_position_notional,
+        "max_order_notional": limits.max_order_notional,
+        "daily_loss_limit": limits.daily_loss_limit,
+        "max_open_orders": limits.max_open_orders,
+    }

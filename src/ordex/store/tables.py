@@ -1,0 +1,129 @@
+"""The schema. Migrations under ``migrations/`` create exactly these tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+
+from ordex.store.types import ExactDecimal, UTCDateTime
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("api_key_hash", String(64), nullable=False, unique=True),
+    Column("cash", ExactDecimal, nullable=False),
+    Column("allow_short", Boolean, nullable=False, default=False),
+    Column("max_position_shares", ExactDecimal, nullable=False),
+    Column("max_position_notional", ExactDecimal, nullable=False),
+    Column("max_order_notional", ExactDecimal, nullable=False),
+    Column("daily_loss_limit", ExactDecimal, nullable=False),
+    Column("max_open_orders", Integer, nullable=False),
+    Column("rate_limit_per_minute", Integer, nullable=True),
+    Column("day_start_equity", ExactDecimal, nullable=True),
+    Column("trading_day", Date, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+instruments = Table(
+    "instruments",
+    metadata,
+    Column("symbol", String(16), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("tick_size", ExactDecimal, nullable=False),
+    Column("lot_size", ExactDecimal, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reference_price", ExactDecimal, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("trader_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    Column("client_order_id", String(64), nullable=True),
+    Column("symbol", String(16), ForeignKey("instruments.symbol"), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("type", String(10), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("limit_price", ExactDecimal, nullable=True),
+    Column("stop_loss", ExactDecimal, nullable=True),
+    Column("take_profit", ExactDecimal, nullable=True),
+    Column("time_in_force", String(3), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("filled_quantity", ExactDecimal, nullable=False),
+    Column("average_price", ExactDecimal, nullable=True),
+    Column("reserve_price", ExactDecimal, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("extra", JSON, nullable=False, default=dict),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("trader_id", "client_order_id", name="uq_orders_trader_client_order_id"),
+    Index("ix_orders_trader_created", "trader_id", "created_at"),
+    Index("ix_orders_trader_status", "trader_id", "status"),
+    Index("ix_orders_status", "status"),
+)
+
+fills = Table(
+    "fills",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("order_id", Uuid, ForeignKey("orders.id"), nullable=False),
+    Column("trader_id", Uuid, ForeignKey("accounts.id"), nullable=False),
+    Column("symbol", String(16), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("timestamp", UTCDateTime, nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("price", ExactDecimal, nullable=False),
+    Column("venue", String(40), nullable=False),
+    Column("commission", ExactDecimal, nullable=False),
+    Column("exec_id", String(80), nullable=False),
+    UniqueConstraint("venue", "exec_id", name="uq_fills_venue_exec_id"),
+    Index("ix_fills_order", "order_id"),
+    Index("ix_fills_trader_time", "trader_id", "timestamp"),
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("account_id", Uuid, ForeignKey("accounts.id"), primary_key=True),
+    Column("symbol", String(16), ForeignKey("instruments.symbol"), primary_key=True),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("average_cost", ExactDecimal, nullable=False),
+    Column("realized_pnl", ExactDecimal, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+execution_logs = Table(
+    "execution_logs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("order_id", Uuid, nullable=True),
+    Column("trader_id", Uuid, nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("timestamp", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("details", JSON, nullable=False, default=dict),
+    Index("ix_execution_logs_order", "order_id"),
+    Index("ix_execution_logs_trader_time", "trader_id", "timestamp"),
+)
