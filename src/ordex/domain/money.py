@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -31,10 +31,17 @@ def price(amount: Decimal) -> str:
 
 
 def floor_to_step(amount: Decimal, step: Decimal) -> Decimal:
-    """The largest multiple of ``step`` not above ``amount`` (for non-negative amounts)."""
+    """The largest multiple of ``step`` not above ``amount``."""
     if step <= 0:
         return amount
-    return (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
+    return (amount / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
+def ceil_to_step(amount: Decimal, step: Decimal) -> Decimal:
+    """The smallest multiple of ``step`` not below ``amount``."""
+    if step <= 0:
+        return amount
+    return (amount / step).to_integral_value(rounding=ROUND_CEILING) * step
 
 
 def tidy(amount: Decimal) -> Decimal:

@@ -13,7 +13,7 @@ from ordex.domain.accounts import Account
 from ordex.domain.commands import SubmitOrder
 from ordex.domain.errors import Code, Violation
 from ordex.domain.instruments import Instrument, InstrumentStatus
-from ordex.domain.money import ZERO, floor_to_step, is_multiple, money, price, qty
+from ordex.domain.money import ZERO, ceil_to_step, floor_to_step, is_multiple, money, price, qty
 from ordex.domain.orders import Order, OrderType, Side
 
 
@@ -156,7 +156,7 @@ def band(reference: Decimal, tick: Decimal, policy: PricePolicy) -> tuple[Decima
     low = reference * (1 - policy.price_band)
     high = reference * (1 + policy.price_band)
     if tick > 0:
-        low = -floor_to_step(-low, tick)
+        low = ceil_to_step(low, tick)
         high = floor_to_step(high, tick)
     return low, high
 
