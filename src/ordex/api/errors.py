@@ -100,6 +100,12 @@ def install(app: FastAPI) -> None:
             v = Violation(Code.METHOD_NOT_ALLOWED, None,
                           "This endpoint does not accept that method.",
                           "See /docs for the methods each endpoint takes.")
+        elif exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (not UTF-8); its endpoints answer a
+            # body that is not JSON with 422, and document only that.
+            return error_response([Violation(
+                Code.INVALID_JSON, None, "The request body is not valid JSON.",
+                "Send a JSON object encoded as UTF-8; /docs describes its fields.")], status=422)
         else:
             v = Violation(Code.INVALID_BODY, None, str(exc.detail), "See /docs.")
         return error_response([v], status=exc.status_code, headers=exc.headers)

@@ -20,6 +20,8 @@ from ordex.domain.orders import OrderType, Side, TimeInForce
 MAX_BODY_BYTES = 64 * 1024
 MAX_INTEGER_DIGITS = 12
 MAX_FRACTION_DIGITS = 8
+SMALLEST_STEP = Decimal(1).scaleb(-MAX_FRACTION_DIGITS)
+BLANKS = " \t\r\n"
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
 CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
@@ -35,8 +37,24 @@ class _BadConstant(ValueError):
     pass
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
 def _refuse_constant(name: str) -> Any:
     raise _BadConstant(name)
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Parsers disagree on which of two equal keys wins, so an order must not depend on it."""
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return data
 
 
 def decode_json(body: bytes) -> tuple[Any, Violation | None]:
@@ -52,11 +70,16 @@ def decode_json(body: bytes) -> tuple[Any, Violation | None]:
     try:
         text = body.decode("utf-8")
         data = json.loads(text, parse_float=Decimal, parse_int=Decimal,
-                          parse_constant=_refuse_constant)
+                          parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicates)
     except _BadConstant as exc:
         return None, Violation(
             Code.INVALID_NUMBER, None, f"{exc} is not a number ordex accepts.",
             "Send finite numbers only, such as 100 or \"189.50\".")
+    except _DuplicateKey as exc:
+        key = shown(str(exc), 40)
+        return None, Violation(
+            Code.INVALID_BODY, key, f"The field '{key}' appears more than once.",
+            "Send each field once.")
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None, Violation(
             Code.INVALID_JSON, None, "The request body is not valid JSON.",
@@ -79,7 +102,7 @@ def parse_order(data: Any, trader_id: UUID) -> tuple[SubmitOrder | None, list[Vi
     order_type = _choice(data, "type", OrderType, found, required=True)
     tif = _choice(data, "time_in_force", TimeInForce, found, required=False) or TimeInForce.DAY
     numbers = {name: _decimal(data, name, found) for name in DECIMAL_FIELDS}
-    if "quantity" not in data:
+    if data.get("quantity") is None:
         found.append(Violation(Code.MISSING_FIELD, "quantity", "Quantity is required.",
                                "Add quantity, the number of shares, for example \"10\"."))
     client_order_id = _client_order_id(data, found)
@@ -108,7 +131,10 @@ def _json_kind(value: Any) -> str:
 
 def shown(value: Any, limit: int = 32) -> str:
     """A value echoed back safely: truncated, with control characters escaped."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    try:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+    except RecursionError:
+        text = _json_kind(value)
     text = text.encode("unicode_escape").decode("ascii")
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -119,6 +145,16 @@ def _unknown_field(key: str) -> Violation:
         "Accepted fields: " + ", ".join(FIELDS) + "."
     return Violation(Code.UNKNOWN_FIELD, shown(key, 40), f"Unknown field '{shown(key, 40)}'.",
                      hint)
+
+
+def _plain(value: str) -> str | None:
+    """``value`` without surrounding blanks, or None unless that is printable ASCII.
+
+    Python would otherwise read other digits (``"１０"`` is 10), case-fold other letters onto
+    ASCII ones (``"ıntc"`` is INTC) and strip control characters as if they were blanks.
+    """
+    text = value.strip(BLANKS)
+    return text if text.isascii() and text.isprintable() else None
 
 
 def _symbol(data: dict[str, Any], found: list[Violation]) -> str | None:
@@ -132,8 +168,8 @@ def _symbol(data: dict[str, Any], found: list[Violation]) -> str | None:
                                f"Symbol must be text, not {_json_kind(value)}.",
                                "Send the ticker as a string, for example \"AAPL\"."))
         return None
-    symbol = value.strip().upper()
-    if not SYMBOL_RE.match(symbol):
+    symbol = (_plain(value) or "").upper()
+    if not SYMBOL_RE.fullmatch(symbol):
         found.append(Violation(
             Code.INVALID_TEXT, "symbol", f"'{shown(value)}' is not a valid ticker symbol.",
             "Use letters, digits, '.' or '-', at most 16 characters, for example \"AAPL\"."))
@@ -154,7 +190,7 @@ def _choice(
         return None
     if isinstance(value, str):
         try:
-            return enum(value.strip().lower())
+            return enum((_plain(value) or "").lower())
         except ValueError:
             pass
     found.append(Violation(Code.INVALID_CHOICE, name,
@@ -173,8 +209,9 @@ def _decimal(data: dict[str, Any], name: str, found: list[Violation]) -> Decimal
                              f"{label} '{shown(value)}' is not a number.",
                              f"Send a number such as {example} or \"{example}\".")
     if isinstance(value, str):
+        text = _plain(value) if len(value) <= 64 else None
         try:
-            number = Decimal(value.strip()) if len(value) <= 64 else None
+            number = Decimal(text) if text else None
         except InvalidOperation:
             number = None
         if number is None:
@@ -193,19 +230,21 @@ def _decimal(data: dict[str, Any], name: str, found: list[Violation]) -> Decimal
         return None
     if number.is_zero():
         return Decimal(0)
-    number = number.normalize()
-    _, digits, exponent = number.as_tuple()
-    assert isinstance(exponent, int)
-    if len(digits) + exponent > MAX_INTEGER_DIGITS:
+    # Checked exactly, before any arithmetic: the decimal context would round past 28 digits
+    # (10.000...0001 becoming 10) and overflow past an exponent of 999999.
+    if number.adjusted() >= MAX_INTEGER_DIGITS:
         found.append(Violation(Code.OUT_OF_RANGE, name, f"{label} is far too large.",
                                f"Use at most {MAX_INTEGER_DIGITS} digits before the decimal "
                                "point."))
         return None
-    if -exponent > MAX_FRACTION_DIGITS:
+    if number.adjusted() < -MAX_FRACTION_DIGITS or number.quantize(SMALLEST_STEP) != number:
         found.append(Violation(Code.TOO_PRECISE, name,
                                f"{label} has more than {MAX_FRACTION_DIGITS} decimal places.",
                                f"Round it to at most {MAX_FRACTION_DIGITS} decimal places."))
         return None
+    number = number.normalize()
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
     return number.quantize(Decimal(1)) if exponent >= 0 else number
 
 
@@ -213,7 +252,7 @@ def _client_order_id(data: dict[str, Any], found: list[Violation]) -> str | None
     value = data.get("client_order_id")
     if value is None:
         return None
-    if not isinstance(value, str) or not CLIENT_ORDER_ID_RE.match(value):
+    if not isinstance(value, str) or not CLIENT_ORDER_ID_RE.fullmatch(value):
         found.append(Violation(
             Code.INVALID_TEXT, "client_order_id",
             f"client_order_id '{shown(value)}' is not valid.",
