@@ -14,6 +14,7 @@ from ordex.clock import Clock
 from ordex.domain.accounts import Account
 from ordex.domain.commands import CancelOrder, SubmitOrder
 from ordex.domain.errors import Code, DomainError, Violation
+from ordex.domain.fills import ExecutionLogEntry, LogAction
 from ordex.domain.orders import (
     Accepted,
     Cancelled,
@@ -27,7 +28,7 @@ from ordex.domain.risk import check_risk
 from ordex.domain.validation import AccountState, PricePolicy, reserve_price, validate
 from ordex.ids import new_id
 from ordex.store.database import Database
-from ordex.store.repository import LogEntry, Repository
+from ordex.store.repository import Repository
 from ordex.store.uow import UnitOfWork, reading
 
 log = logging.getLogger("ordex.orders")
@@ -89,8 +90,8 @@ class OrderService:
             if not violations:
                 violations = check_risk(cmd, unit, instrument.lot_size, state)
         if violations:
-            await repo.log(LogEntry(
-                new_id(), cmd.trader_id, None, "reject", OrderStatus.REJECTED.value, now,
+            await repo.log(ExecutionLogEntry(
+                new_id(), cmd.trader_id, None, LogAction.REJECT, OrderStatus.REJECTED.value, now,
                 "; ".join(v.message for v in violations),
                 {"codes": [v.code.value for v in violations], "request": _request_details(cmd)},
             ))
@@ -101,10 +102,10 @@ class OrderService:
             limit_price=cmd.limit_price, stop_loss=cmd.stop_loss, take_profit=cmd.take_profit,
             time_in_force=cmd.time_in_force, reserve_price=unit, created_at=now, updated_at=now,
         )
-        await repo.log(_log(order, "submit", now))
+        await repo.log(_log(order, LogAction.SUBMIT, now))
         order = apply(order, Accepted(at=now))
         await repo.insert_order(order)
-        await repo.log(_log(order, "approve", now))
+        await repo.log(_log(order, LogAction.APPROVE, now))
         return Submitted(order, created=True)
 
     async def _account_state(self, repo: Repository, account: Account, now: Any) -> AccountState:
@@ -141,7 +142,7 @@ class OrderService:
             else:
                 order = apply(order, Cancelled(at=now, reason="cancelled by trader"))
             await uow.repo.update_order(order)
-            await uow.repo.log(_log(order, "cancel", now, "requested by trader"))
+            await uow.repo.log(_log(order, LogAction.CANCEL, now, "requested by trader"))
             await uow.commit()
             return order
 
@@ -153,8 +154,9 @@ def not_found_order(order_id: UUID | str) -> Violation:
     )
 
 
-def _log(order: Order, action: str, now: Any, reason: str | None = None) -> LogEntry:
-    return LogEntry(
+def _log(order: Order, action: LogAction, now: Any,
+         reason: str | None = None) -> ExecutionLogEntry:
+    return ExecutionLogEntry(
         new_id(), order.trader_id, order.id, action, order.status.value, now, reason,
         {"symbol": order.symbol, "side": order.side.value, "quantity": str(order.quantity),
          "price": str(order.limit_price) if order.limit_price is not None else None,

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordex.domain.accounts import Account, RiskLimits, Role
+from ordex.domain.fills import ExecutionLogEntry, LogAction
 from ordex.domain.instruments import Instrument, InstrumentStatus
 from ordex.domain.orders import (
     OPEN_STATUSES,
@@ -95,18 +96,6 @@ class PositionRow:
     quantity: Decimal
     average_cost: Decimal
     realized_pnl: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    id: UUID
-    trader_id: UUID
-    order_id: UUID | None
-    action: str
-    status: str
-    timestamp: datetime
-    reason: str | None
-    details: dict[str, Any]
 
 
 class Repository:
@@ -255,22 +244,24 @@ class Repository:
         return int((await self.conn.execute(stmt)).scalar_one())
 
     # execution log
-    async def log(self, entry: LogEntry) -> None:
+    async def log(self, entry: ExecutionLogEntry) -> None:
         await self.conn.execute(insert(execution_logs).values(
-            id=entry.id, order_id=entry.order_id, trader_id=entry.trader_id, action=entry.action,
+            id=entry.id, order_id=entry.order_id, trader_id=entry.trader_id,
+            action=entry.action.value,
             status=entry.status, timestamp=entry.timestamp, reason=entry.reason,
             details=entry.details))
 
     async def logs(self, *, trader_id: UUID | None = None, order_id: UUID | None = None,
-                   limit: int = 1000) -> Sequence[LogEntry]:
+                   limit: int = 1000) -> Sequence[ExecutionLogEntry]:
         stmt = select(execution_logs)
         if trader_id is not None:
             stmt = stmt.where(execution_logs.c.trader_id == trader_id)
         if order_id is not None:
             stmt = stmt.where(execution_logs.c.order_id == order_id)
         stmt = stmt.order_by(execution_logs.c.timestamp, execution_logs.c.id).limit(limit)
-        return [LogEntry(r.id, r.trader_id, r.order_id, r.action, r.status, r.timestamp,
-                         r.reason, dict(r.details or {})) for r in await self.conn.execute(stmt)]
+        return [ExecutionLogEntry(r.id, r.trader_id, r.order_id, LogAction(r.action), r.status,
+                                  r.timestamp, r.reason, dict(r.details or {}))
+                for r in await self.conn.execute(stmt)]
 
 
 def _limit_values(limits: RiskLimits) -> dict[str, Any]:
