@@ -36,6 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from ordex.api.app import create_app
     from ordex.bootstrap import Services
+    from ordex.logs import configure
 
     settings = _settings(args, host=args.host, port=args.port,
                          seed_demo=False if args.no_demo else None)
@@ -49,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             for name, key in services.demo_keys.items():
                 print(f"  {name:<8} {key}", flush=True)
 
+    configure(args.log_level)
     app = create_app(settings, on_ready=ready)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
                 access_log=False)
@@ -118,7 +120,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--no-demo", action="store_true", help="do not seed the demo accounts")
-    serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])
     store_flags(serve)
     serve.set_defaults(func=cmd_serve)
 

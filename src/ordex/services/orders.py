@@ -68,7 +68,13 @@ class OrderService:
                 raise
             return Submitted(_same_or_conflict(existing, cmd), created=False)
         if isinstance(result, list):
+            log.info("order refused", extra={"trader_id": cmd.trader_id,
+                                             "client_order_id": cmd.client_order_id,
+                                             "codes": ",".join(v.code for v in result)})
             raise DomainError(result)
+        log.info("order accepted", extra={"order_id": result.order.id,
+                                          "trader_id": cmd.trader_id,
+                                          "client_order_id": cmd.client_order_id})
         return result
 
     async def _submit_in(self, repo: Repository, cmd: SubmitOrder) -> Submitted | list[Violation]:
@@ -144,7 +150,9 @@ class OrderService:
             await uow.repo.update_order(order)
             await uow.repo.log(_log(order, LogAction.CANCEL, now, "requested by trader"))
             await uow.commit()
-            return order
+        log.info("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
+                                        "status": order.status.value})
+        return order
 
 
 def not_found_order(order_id: UUID | str) -> Violation:
