@@ -26,6 +26,7 @@ STATUS: dict[Code, int] = {
     Code.UNAVAILABLE: 503,
     Code.INVALID_JSON: 400,
     Code.INVALID_BODY: 400,
+    Code.UNSUPPORTED_MEDIA_TYPE: 415,
 }
 
 

@@ -57,6 +57,20 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
+def check_content_type(header: str | None) -> Violation | None:
+    """JSON, or no content type at all; a form or text body is refused rather than guessed at."""
+    if header is None:
+        return None
+    media = header.split(";", 1)[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and
+                                       media.endswith("+json")):
+        return None
+    return Violation(
+        Code.UNSUPPORTED_MEDIA_TYPE, None,
+        f"The order was sent as '{shown(media, 60)}'; ordex reads orders as JSON only.",
+        "Send the order as a JSON object with the header 'Content-Type: application/json'.")
+
+
 def decode_json(body: bytes) -> tuple[Any, Violation | None]:
     """Parse JSON keeping decimals exact; NaN, Infinity and invalid text are refused."""
     if len(body) > MAX_BODY_BYTES:

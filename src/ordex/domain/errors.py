@@ -13,6 +13,7 @@ class Code(StrEnum):
     # request shape
     INVALID_JSON = "invalid_json"
     INVALID_BODY = "invalid_body"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     MISSING_FIELD = "missing_field"
     UNKNOWN_FIELD = "unknown_field"
     INVALID_VALUE = "invalid_value"

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from ordex.api.deps import CurrentAccount, ServicesDep, Trader
 from ordex.api.errors import ApiError, error_response
-from ordex.api.parsing import decode_json, parse_order
+from ordex.api.parsing import check_content_type, decode_json, parse_order
 from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid
 from ordex.api.schemas import ErrorResponse, OrderList, OrderOut, OrderRequest, order_json
 from ordex.domain.accounts import Account, Role
@@ -29,6 +29,7 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": OrderOut, "description": "Replay of a client_order_id: the original order"},
     400: {**_ERR, "description": "The body is not a JSON object"},
     409: {**_ERR, "description": "client_order_id already used for a different order"},
+    415: {**_ERR, "description": "The body is not sent as application/json"},
     429: {**_ERR, "description": "Too many orders this minute; see Retry-After"},
     **AUTH_ERRORS,
 }
@@ -53,6 +54,9 @@ async def submit_order(request: Request, services: ServicesDep, trader: Trader) 
             f"again in {retry_after_header(decision.retry_after)} seconds (at {at}).",
             "Wait until then, or ask an administrator to raise your limit."),
             {"Retry-After": retry_after_header(decision.retry_after)})
+    bad = check_content_type(request.headers.get("content-type"))
+    if bad is not None:
+        return error_response([bad])
     data, bad = decode_json(await request.body())
     if bad is not None:
         return error_response([bad])
