@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from ordex.domain.accounts import Account
 from ordex.domain.commands import SubmitOrder
 from ordex.domain.errors import Code, Violation
 from ordex.domain.instruments import Instrument, InstrumentStatus
 from ordex.domain.money import ZERO, ceil_to_step, floor_to_step, is_multiple, money, price, qty
-from ordex.domain.orders import Order, OrderType, Side
+from ordex.domain.orders import OrderType, Side
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +26,34 @@ class PricePolicy:
     market_buffer: Decimal = Decimal("0.01")
 
 
+class Working(Protocol):
+    """What the checks need of an open order: an ``Order``, or just these fields of one."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def remaining_quantity(self) -> Decimal: ...
+    @property
+    def reserve_price(self) -> Decimal: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    symbol: str
+    side: Side
+    remaining_quantity: Decimal
+    reserve_price: Decimal
+
+
 @dataclass(frozen=True, slots=True)
 class AccountState:
     """What validation and risk need to know of an account at the moment of the check."""
 
     account: Account
     positions: dict[str, Decimal]
-    open_orders: Sequence[Order]
+    open_orders: Sequence[Working]
     daily_pnl: Decimal = ZERO
 
     def position(self, symbol: str) -> Decimal:
@@ -48,7 +70,7 @@ class AccountState:
         return sum((o.remaining_quantity for o in mine), ZERO)
 
 
-def reserved_cash(open_orders: Iterable[Order]) -> Decimal:
+def reserved_cash(open_orders: Iterable[Working]) -> Decimal:
     """Cash held back for open buy orders: what is left of each at its reserve price."""
     return sum(
         (o.remaining_quantity * o.reserve_price for o in open_orders if o.side is Side.BUY), ZERO

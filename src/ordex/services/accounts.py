@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from uuid import UUID
@@ -22,13 +23,29 @@ class IssuedKey:
 
 
 class AccountService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    """Accounts and keys. Authentication results are kept for ``auth_ttl`` seconds, so a key
+    revoked by another process stays usable for at most that long; this process forgets at once.
+    """
+
+    def __init__(self, db: Database, clock: Clock, auth_ttl: float = 5.0) -> None:
         self.db = db
         self.clock = clock
+        self.auth_ttl = auth_ttl
+        self._known: dict[str, tuple[float, Account]] = {}
 
     async def authenticate(self, api_key: str) -> Account | None:
+        key_hash = hash_api_key(api_key)
+        now = time.monotonic()
+        hit = self._known.get(key_hash)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         async with reading(self.db) as repo:
-            return await repo.account_by_key_hash(hash_api_key(api_key))
+            account = await repo.account_by_key_hash(key_hash)
+        if account is not None:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[key_hash] = (now + self.auth_ttl, account)
+        return account
 
     async def create(self, name: str, role: Role, cash: Decimal = Decimal(0),
                      limits: RiskLimits | None = None, *, allow_short: bool = False,
@@ -56,6 +73,7 @@ class AccountService:
         async with UnitOfWork(self.db) as uow:
             await uow.repo.set_api_key_hash(account_id, hash_api_key(key), self.clock.now())
             await uow.commit()
+        self._known.clear()
         return key
 
     async def update(self, account_id: UUID, *, limits: RiskLimits | None = None,
@@ -77,4 +95,5 @@ class AccountService:
             )
             await uow.repo.update_account(account, self.clock.now())
             await uow.commit()
+        self._known.clear()
         return account

@@ -108,16 +108,16 @@ class OrderService:
             limit_price=cmd.limit_price, stop_loss=cmd.stop_loss, take_profit=cmd.take_profit,
             time_in_force=cmd.time_in_force, reserve_price=unit, created_at=now, updated_at=now,
         )
-        await repo.log(_log(order, LogAction.SUBMIT, now))
+        submitted = _log(order, LogAction.SUBMIT, now)
         order = apply(order, Accepted(at=now))
         await repo.insert_order(order)
-        await repo.log(_log(order, LogAction.APPROVE, now))
+        await repo.log(submitted, _log(order, LogAction.APPROVE, now))
         return Submitted(order, created=True)
 
     async def _account_state(self, repo: Repository, account: Account, now: Any) -> AccountState:
         rows = await repo.positions(account.id)
         held = {p.symbol: p.quantity for p in rows if p.quantity}
-        open_orders = await repo.open_orders(account.id)
+        open_orders = await repo.open_exposure(account.id)
         marks = {i.symbol: i for i in await repo.instruments(held)} if held else {}
         current = equity(account.cash, held, marks)
         today = now.date()

@@ -76,7 +76,7 @@ class Queries:
             account = await repo.account(account_id)
             if account is None:
                 return None
-            open_orders = await repo.open_orders(account_id)
+            open_orders = await repo.open_exposure(account_id)
             rows = await repo.positions(account_id)
             held = {p.symbol: p.quantity for p in rows if p.quantity}
             marks = {i.symbol: i for i in await repo.instruments(held)} if held else {}

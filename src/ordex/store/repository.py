@@ -24,6 +24,7 @@ from ordex.domain.orders import (
     Side,
     TimeInForce,
 )
+from ordex.domain.validation import OpenOrder
 from ordex.store.tables import accounts, execution_logs, instruments, orders, positions
 
 
@@ -214,6 +215,16 @@ class Repository:
             orders.c.client_order_id == client_order_id))).first()
         return order_from_row(row) if row else None
 
+    async def open_exposure(self, trader_id: UUID) -> list[OpenOrder]:
+        """Just what the pre-trade checks need of each open order."""
+        rows = await self.conn.execute(select(
+            orders.c.symbol, orders.c.side, orders.c.quantity, orders.c.filled_quantity,
+            orders.c.reserve_price,
+        ).where(orders.c.trader_id == trader_id,
+                orders.c.status.in_([s.value for s in OPEN_STATUSES])))
+        return [OpenOrder(symbol, Side(side), quantity - filled, reserve)
+                for symbol, side, quantity, filled, reserve in rows]
+
     async def open_orders(self, trader_id: UUID) -> list[Order]:
         rows = await self.conn.execute(select(orders).where(
             orders.c.trader_id == trader_id,
@@ -244,12 +255,11 @@ class Repository:
         return int((await self.conn.execute(stmt)).scalar_one())
 
     # execution log
-    async def log(self, entry: ExecutionLogEntry) -> None:
-        await self.conn.execute(insert(execution_logs).values(
-            id=entry.id, order_id=entry.order_id, trader_id=entry.trader_id,
-            action=entry.action.value,
-            status=entry.status, timestamp=entry.timestamp, reason=entry.reason,
-            details=entry.details))
+    async def log(self, *entries: ExecutionLogEntry) -> None:
+        await self.conn.execute(insert(execution_logs), [{
+            "id": e.id, "order_id": e.order_id, "trader_id": e.trader_id,
+            "action": e.action.value, "status": e.status, "timestamp": e.timestamp,
+            "reason": e.reason, "details": e.details} for e in entries])
 
     async def logs(self, *, trader_id: UUID | None = None, order_id: UUID | None = None,
                    limit: int = 1000) -> Sequence[ExecutionLogEntry]:
