@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ordex.clock import iso
 from ordex.domain.accounts import Account, RiskLimits
 from ordex.domain.instruments import Instrument
 from ordex.domain.money import tidy
@@ -188,8 +189,7 @@ def order_json(order: Order) -> dict[str, Any]:
     }
 
 
-def timestamp(at: datetime) -> str:
-    return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+timestamp = iso
 
 
 def limits_json(limits: RiskLimits) -> dict[str, Any]:

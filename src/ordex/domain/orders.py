@@ -190,6 +190,11 @@ class Order:
     reserve_price: Decimal = ZERO
     reason: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    venue: str | None = None
+    venue_order_id: str | None = None
+    # Set, and committed, before the order is sent to a venue: the intent to send.
+    routed_at: datetime | None = None
+    cancel_sent_at: datetime | None = None
 
     @property
     def remaining_quantity(self) -> Decimal:

@@ -10,9 +10,9 @@ from uuid import UUID
 from ordex.clock import Clock
 from ordex.domain.accounts import Account, RiskLimits, Role
 from ordex.domain.errors import Code, DomainError, Violation
+from ordex.domain.positions import Position
 from ordex.ids import hash_api_key, new_api_key, new_id
 from ordex.store.database import Database
-from ordex.store.repository import PositionRow
 from ordex.store.uow import UnitOfWork, reading
 
 
@@ -63,7 +63,7 @@ class AccountService:
                     "Choose another name."))
             await uow.repo.insert_account(account, hash_api_key(key), now)
             for symbol, (quantity, cost) in (positions or {}).items():
-                await uow.repo.set_position(account.id, PositionRow(
+                await uow.repo.set_position(account.id, Position(
                     symbol, quantity, cost, Decimal(0)), now)
             await uow.commit()
         return IssuedKey(account, key)

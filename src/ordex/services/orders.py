@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -25,6 +26,8 @@ from ordex.domain.orders import (
 )
 from ordex.domain.positions import daily_pnl, equity
 from ordex.domain.risk import check_risk
+from ordex.domain.status import OrderEvent as StatusEvent
+from ordex.domain.status import payload
 from ordex.domain.validation import AccountState, PricePolicy, reserve_price, validate
 from ordex.ids import new_id
 from ordex.store.database import Database
@@ -33,20 +36,31 @@ from ordex.store.uow import UnitOfWork, reading
 
 log = logging.getLogger("ordex.orders")
 
-ROUTED = "routed"
-
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
     order: Order
     created: bool
+    events: list[StatusEvent] = field(default_factory=list)
+
+
+def _ignore(_: list[StatusEvent]) -> None:
+    return None
 
 
 class OrderService:
-    def __init__(self, db: Database, clock: Clock, policy: PricePolicy) -> None:
+    """``notify`` is called after each commit with the status events it wrote: the wiring
+    publishes them and wakes the execution engine. ``reference_price`` gives the live price of a
+    symbol when market data has one; otherwise the instrument's stored reference applies."""
+
+    def __init__(self, db: Database, clock: Clock, policy: PricePolicy,
+                 notify: Callable[[list[StatusEvent]], None] = _ignore,
+                 reference_price: Callable[[str], Decimal | None] | None = None) -> None:
         self.db = db
         self.clock = clock
         self.policy = policy
+        self.notify = notify
+        self.reference_price = reference_price
 
     async def submit(self, cmd: SubmitOrder) -> Submitted:
         """Validate, risk-check and persist an order; an existing client order id is a replay."""
@@ -75,6 +89,8 @@ class OrderService:
         log.info("order accepted", extra={"order_id": result.order.id,
                                           "trader_id": cmd.trader_id,
                                           "client_order_id": cmd.client_order_id})
+        if result.events:
+            self.notify(result.events)
         return result
 
     async def _submit_in(self, repo: Repository, cmd: SubmitOrder) -> Submitted | list[Violation]:
@@ -88,6 +104,10 @@ class OrderService:
             if existing is not None:
                 return Submitted(_same_or_conflict(existing, cmd), created=False)
         instrument = await repo.instrument(cmd.symbol)
+        if instrument is not None and self.reference_price is not None:
+            live = self.reference_price(cmd.symbol)
+            if live is not None:
+                instrument = replace(instrument, reference_price=live)
         state = await self._account_state(repo, account, now)
         violations = validate(cmd, instrument, state, self.policy)
         unit = Decimal(0)
@@ -112,7 +132,8 @@ class OrderService:
         order = apply(order, Accepted(at=now))
         await repo.insert_order(order)
         await repo.log(submitted, _log(order, LogAction.APPROVE, now))
-        return Submitted(order, created=True)
+        event = await repo.insert_event(order, order.status.value, now, payload(order))
+        return Submitted(order, created=True, events=[event])
 
     async def _account_state(self, repo: Repository, account: Account, now: Any) -> AccountState:
         rows = await repo.positions(account.id)
@@ -130,7 +151,7 @@ class OrderService:
     async def cancel(self, cmd: CancelOrder) -> Order:
         """Cancel a working order: at once if no venue has it yet, otherwise request it."""
         async with UnitOfWork(self.db) as uow:
-            order = await uow.repo.order(cmd.order_id, cmd.trader_id)
+            order = await uow.repo.order(cmd.order_id, cmd.trader_id, lock=True)
             if order is None:
                 raise DomainError(not_found_order(cmd.order_id))
             if order.status is OrderStatus.PENDING_CANCEL:
@@ -143,13 +164,15 @@ class OrderService:
                     "Only working orders (accepted or partially filled) can be cancelled.",
                 ))
             now = self.clock.now()
-            if order.extra.get(ROUTED):
-                order = apply(order, CancelRequested(at=now, reason="trader"))
+            if order.routed_at is not None:
+                order = apply(order, CancelRequested(at=now, reason="cancel requested by trader"))
             else:
                 order = apply(order, Cancelled(at=now, reason="cancelled by trader"))
             await uow.repo.update_order(order)
             await uow.repo.log(_log(order, LogAction.CANCEL, now, "requested by trader"))
+            event = await uow.repo.insert_event(order, order.status.value, now, payload(order))
             await uow.commit()
+        self.notify([event])
         log.info("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
                                         "status": order.status.value})
         return order

@@ -11,16 +11,16 @@ from ordex.domain.accounts import Account
 from ordex.domain.instruments import Instrument
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Order
-from ordex.domain.positions import daily_pnl, equity
+from ordex.domain.positions import Position, daily_pnl, equity
 from ordex.domain.validation import reserved_cash
 from ordex.store.database import Database
-from ordex.store.repository import OrderQuery, PositionRow
+from ordex.store.repository import OrderQuery
 from ordex.store.uow import reading
 
 
 @dataclass(frozen=True, slots=True)
 class PositionView:
-    row: PositionRow
+    row: Position
     market_price: Decimal | None
 
     @property

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordex.domain.accounts import Account, RiskLimits, Role
-from ordex.domain.fills import ExecutionLogEntry, LogAction
+from ordex.domain.fills import ExecutionLogEntry, Fill, LogAction
 from ordex.domain.instruments import Instrument, InstrumentStatus
 from ordex.domain.orders import (
     OPEN_STATUSES,
@@ -24,8 +24,18 @@ from ordex.domain.orders import (
     Side,
     TimeInForce,
 )
+from ordex.domain.positions import Position
+from ordex.domain.status import OrderEvent
 from ordex.domain.validation import OpenOrder
-from ordex.store.tables import accounts, execution_logs, instruments, orders, positions
+from ordex.store.tables import (
+    accounts,
+    execution_logs,
+    fills,
+    instruments,
+    order_events,
+    orders,
+    positions,
+)
 
 
 def account_from_row(row: Row[Any]) -> Account:
@@ -64,6 +74,8 @@ def order_from_row(row: Row[Any]) -> Order:
         status=OrderStatus(m["status"]), filled_quantity=m["filled_quantity"],
         average_price=m["average_price"], reserve_price=m["reserve_price"], reason=m["reason"],
         extra=dict(m["extra"] or {}), created_at=m["created_at"], updated_at=m["updated_at"],
+        venue=m["venue"], venue_order_id=m["venue_order_id"], routed_at=m["routed_at"],
+        cancel_sent_at=m["cancel_sent_at"],
     )
 
 
@@ -77,6 +89,8 @@ def order_values(order: Order) -> dict[str, Any]:
         "filled_quantity": order.filled_quantity, "average_price": order.average_price,
         "reserve_price": order.reserve_price, "reason": order.reason, "extra": order.extra,
         "created_at": order.created_at, "updated_at": order.updated_at,
+        "venue": order.venue, "venue_order_id": order.venue_order_id,
+        "routed_at": order.routed_at, "cancel_sent_at": order.cancel_sent_at,
     }
 
 
@@ -89,14 +103,6 @@ class OrderQuery:
     created_to: datetime | None = None
     before_id: UUID | None = None
     limit: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class PositionRow:
-    symbol: str
-    quantity: Decimal
-    average_cost: Decimal
-    realized_pnl: Decimal
 
 
 class Repository:
@@ -177,13 +183,14 @@ class Repository:
                 insert(instruments).values(symbol=instrument.symbol, **values))
 
     # positions
-    async def positions(self, account_id: UUID) -> list[PositionRow]:
+    async def positions(self, account_id: UUID) -> list[Position]:
         rows = await self.conn.execute(
             select(positions).where(positions.c.account_id == account_id)
             .order_by(positions.c.symbol))
-        return [PositionRow(r.symbol, r.quantity, r.average_cost, r.realized_pnl) for r in rows]
+        return [Position(r.symbol, r.quantity, r.average_cost, r.realized_pnl) for r in rows]
 
-    async def set_position(self, account_id: UUID, pos: PositionRow, now: datetime) -> None:
+    async def set_position(self, account_id: UUID, pos: Position,
+                           now: datetime) -> None:
         values = {"quantity": pos.quantity, "average_cost": pos.average_cost,
                   "realized_pnl": pos.realized_pnl, "updated_at": now}
         where = (positions.c.account_id == account_id, positions.c.symbol == pos.symbol)
@@ -202,10 +209,13 @@ class Repository:
             values.pop(key)
         await self.conn.execute(update(orders).where(orders.c.id == order.id).values(**values))
 
-    async def order(self, order_id: UUID, trader_id: UUID | None = None) -> Order | None:
+    async def order(self, order_id: UUID, trader_id: UUID | None = None, *,
+                    lock: bool = False) -> Order | None:
         stmt = select(orders).where(orders.c.id == order_id)
         if trader_id is not None:
             stmt = stmt.where(orders.c.trader_id == trader_id)
+        if lock and self._postgres:
+            stmt = stmt.with_for_update()
         row = (await self.conn.execute(stmt)).first()
         return order_from_row(row) if row else None
 
@@ -248,11 +258,108 @@ class Repository:
         stmt = stmt.order_by(orders.c.id.desc()).limit(q.limit)
         return [order_from_row(r) for r in await self.conn.execute(stmt)]
 
+    async def orders_to_route(self, limit: int = 100) -> list[Order]:
+        """Accepted orders whose intent to send is not yet recorded, oldest first."""
+        rows = await self.conn.execute(select(orders).where(
+            orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at.is_(None))
+            .order_by(orders.c.id).limit(limit))
+        return [order_from_row(r) for r in rows]
+
+    async def orders_to_cancel(self, limit: int = 100) -> list[Order]:
+        """Orders waiting to cancel whose cancel request is not yet recorded as sent."""
+        rows = await self.conn.execute(select(orders).where(
+            orders.c.status == OrderStatus.PENDING_CANCEL.value,
+            orders.c.cancel_sent_at.is_(None)).order_by(orders.c.id).limit(limit))
+        return [order_from_row(r) for r in rows]
+
+    async def mark_routed(self, order_id: UUID, venue: str, at: datetime) -> bool:
+        """Record the intent to send, unless the order stopped being routable meanwhile."""
+        done = await self.conn.execute(update(orders).where(
+            orders.c.id == order_id, orders.c.status == OrderStatus.ACCEPTED.value,
+            orders.c.routed_at.is_(None)).values(routed_at=at, venue=venue, updated_at=at))
+        return bool(done.rowcount)
+
+    async def mark_cancel_sent(self, order_id: UUID, at: datetime) -> bool:
+        done = await self.conn.execute(update(orders).where(
+            orders.c.id == order_id, orders.c.status == OrderStatus.PENDING_CANCEL.value,
+            orders.c.cancel_sent_at.is_(None)).values(cancel_sent_at=at))
+        return bool(done.rowcount)
+
     async def count_orders(self, trader_id: UUID | None = None) -> int:
         stmt = select(func.count()).select_from(orders)
         if trader_id is not None:
             stmt = stmt.where(orders.c.trader_id == trader_id)
         return int((await self.conn.execute(stmt)).scalar_one())
+
+    # fills
+    async def fill_exists(self, venue: str, exec_id: str) -> bool:
+        row = (await self.conn.execute(select(fills.c.id).where(
+            fills.c.venue == venue, fills.c.exec_id == exec_id))).first()
+        return row is not None
+
+    async def insert_fill(self, fill: Fill) -> None:
+        await self.conn.execute(insert(fills).values(
+            id=fill.id, order_id=fill.order_id, trader_id=fill.trader_id, symbol=fill.symbol,
+            side=fill.side.value, timestamp=fill.timestamp, quantity=fill.quantity,
+            price=fill.price, venue=fill.venue, commission=fill.commission,
+            exec_id=fill.exec_id))
+
+    async def fills(self, *, trader_id: UUID | None = None, order_id: UUID | None = None,
+                    symbol: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None, before_id: UUID | None = None,
+                    limit: int = 1000) -> list[Fill]:
+        stmt = select(fills)
+        if trader_id is not None:
+            stmt = stmt.where(fills.c.trader_id == trader_id)
+        if order_id is not None:
+            stmt = stmt.where(fills.c.order_id == order_id)
+        if symbol:
+            stmt = stmt.where(fills.c.symbol == symbol)
+        if since is not None:
+            stmt = stmt.where(fills.c.timestamp >= since)
+        if until is not None:
+            stmt = stmt.where(fills.c.timestamp < until)
+        if before_id is not None:
+            stmt = stmt.where(fills.c.id < before_id)
+        stmt = stmt.order_by(fills.c.id.desc()).limit(limit)
+        return [Fill(r.id, r.order_id, r.trader_id, r.symbol, Side(r.side), r.timestamp,
+                     r.quantity, r.price, r.venue, r.commission, r.exec_id)
+                for r in await self.conn.execute(stmt)]
+
+    async def position(self, account_id: UUID, symbol: str) -> Position:
+        row = (await self.conn.execute(select(positions).where(
+            positions.c.account_id == account_id, positions.c.symbol == symbol))).first()
+        if row is None:
+            return Position(symbol)
+        return Position(symbol, row.quantity, row.average_cost, row.realized_pnl)
+
+    async def set_cash(self, account_id: UUID, cash: Decimal, at: datetime) -> None:
+        await self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+            cash=cash, updated_at=at))
+
+    # order events
+    async def insert_event(self, order: Order, type: str, at: datetime,
+                           body: dict[str, Any]) -> OrderEvent:
+        done = await self.conn.execute(insert(order_events).values(
+            order_id=order.id, trader_id=order.trader_id, type=type, status=order.status.value,
+            timestamp=at, payload=body))
+        seq = int(done.inserted_primary_key[0])
+        return OrderEvent(seq, order.id, order.trader_id, type, order.status.value, at, body)
+
+    async def events_after(self, after: int, *, trader_id: UUID | None = None,
+                           order_id: UUID | None = None, limit: int = 1000) -> list[OrderEvent]:
+        stmt = select(order_events).where(order_events.c.seq > after)
+        if trader_id is not None:
+            stmt = stmt.where(order_events.c.trader_id == trader_id)
+        if order_id is not None:
+            stmt = stmt.where(order_events.c.order_id == order_id)
+        stmt = stmt.order_by(order_events.c.seq).limit(limit)
+        return [OrderEvent(r.seq, r.order_id, r.trader_id, r.type, r.status, r.timestamp,
+                           dict(r.payload)) for r in await self.conn.execute(stmt)]
+
+    async def last_event_seq(self) -> int:
+        return int((await self.conn.execute(
+            select(func.coalesce(func.max(order_events.c.seq), 0)))).scalar_one())
 
     # execution log
     async def log(self, *entries: ExecutionLogEntry) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -77,6 +78,10 @@ orders = Table(
     Column("extra", JSON, nullable=False, default=dict),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("venue", String(40), nullable=True),
+    Column("venue_order_id", String(80), nullable=True),
+    Column("routed_at", UTCDateTime, nullable=True),
+    Column("cancel_sent_at", UTCDateTime, nullable=True),
     UniqueConstraint("trader_id", "client_order_id", name="uq_orders_trader_client_order_id"),
     Index("ix_orders_trader_created", "trader_id", "created_at"),
     Index("ix_orders_trader_status", "trader_id", "status"),
@@ -111,6 +116,21 @@ positions = Table(
     Column("average_cost", ExactDecimal, nullable=False),
     Column("realized_pnl", ExactDecimal, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("order_id", Uuid, nullable=False),
+    Column("trader_id", Uuid, nullable=False),
+    Column("type", String(30), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("timestamp", UTCDateTime, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Index("ix_order_events_trader_seq", "trader_id", "seq"),
+    Index("ix_order_events_order_seq", "order_id", "seq"),
 )
 
 execution_logs = Table(

@@ -1,0 +1,56 @@
+"""Status events: what a subscriber sees when an order changes. Stored with the change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from ordex.clock import iso
+from ordex.domain.money import tidy
+from ordex.domain.orders import Order
+
+
+@dataclass(frozen=True, slots=True)
+class LastFill:
+    quantity: Decimal
+    price: Decimal
+    venue: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    seq: int
+    order_id: UUID
+    trader_id: UUID
+    type: str
+    status: str
+    timestamp: datetime
+    payload: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "type": self.type, "order_id": str(self.order_id),
+                "trader_id": str(self.trader_id), "status": self.status,
+                "timestamp": iso(self.timestamp), **self.payload}
+
+
+def payload(order: Order, last_fill: LastFill | None = None,
+            reason: str | None = None) -> dict[str, Any]:
+    """What a subscriber sees of an order after the change: decimals as strings."""
+    return {
+        "client_order_id": order.client_order_id, "symbol": order.symbol,
+        "side": order.side.value, "quantity": _d(order.quantity),
+        "filled_quantity": _d(order.filled_quantity),
+        "remaining_quantity": _d(order.remaining_quantity),
+        "average_price": _d(order.average_price),
+        "last_fill_quantity": _d(last_fill.quantity) if last_fill else None,
+        "last_fill_price": _d(last_fill.price) if last_fill else None,
+        "last_fill_venue": last_fill.venue if last_fill else None,
+        "reason": reason if reason is not None else order.reason,
+    }
+
+
+def _d(value: Decimal | None) -> str | None:
+    return None if value is None else format(tidy(value), "f")

@@ -1,0 +1,1 @@
+"""The execution engine: sends accepted orders to venues and applies what venues report."""

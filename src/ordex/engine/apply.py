@@ -1,0 +1,122 @@
+"""Turn one venue report into the order's next state, its fill, position, cash, log and event,
+all written in one unit of work."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from uuid import UUID
+
+from ordex.clock import Clock
+from ordex.domain.errors import IllegalTransition
+from ordex.domain.fills import ExecutionLogEntry, Fill, LogAction
+from ordex.domain.orders import (
+    Cancelled,
+    CancelRejected,
+    Expired,
+    Filled,
+    InvalidFill,
+    Order,
+    OrderEvent,
+    Rejected,
+    apply,
+)
+from ordex.domain.positions import apply_fill, cash_change
+from ordex.domain.status import LastFill, payload
+from ordex.domain.status import OrderEvent as StatusEvent
+from ordex.ids import new_id
+from ordex.store.repository import Repository
+from ordex.venues.base import ExecutionReport, ReportKind
+
+log = logging.getLogger("ordex.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    order: Order | None
+    events: list[StatusEvent]
+
+
+def _event_for(report: ExecutionReport) -> OrderEvent | None:
+    at = report.timestamp
+    reason = report.reason or ""
+    match report.kind:
+        case ReportKind.FILL:
+            return Filled(at=at, quantity=report.last_quantity, price=report.last_price)
+        case ReportKind.CANCELLED:
+            return Cancelled(at=at, reason=reason or "cancelled at the venue")
+        case ReportKind.REJECTED:
+            return Rejected(at=at, reason=reason or "rejected by the venue")
+        case ReportKind.EXPIRED:
+            return Expired(at=at, reason=reason or "expired at the venue")
+        case ReportKind.CANCEL_REJECTED:
+            return CancelRejected(at=at, reason=reason)
+    return None
+
+
+async def apply_report(repo: Repository, report: ExecutionReport, clock: Clock) -> Applied:
+    """Apply ``report`` inside the caller's transaction; a repeated fill is applied once."""
+    try:
+        order_id = UUID(report.client_order_id)
+    except ValueError:
+        order_id = None
+    order = await repo.order(order_id, lock=True) if order_id else None
+    if order is None:
+        log.warning("report for an order ordex does not know: %s %s", report.venue,
+                    report.client_order_id)
+        return Applied(None, [])
+    now = clock.now()
+    if report.kind is ReportKind.FILL and await repo.fill_exists(report.venue, report.exec_id):
+        return Applied(order, [])
+    if report.kind is ReportKind.ACK:
+        if order.venue_order_id == report.venue_order_id:
+            return Applied(order, [])
+        acked = replace(order, venue_order_id=report.venue_order_id, venue=report.venue)
+        await repo.update_order(acked)
+        event = await repo.insert_event(acked, "venue_ack", now, payload(acked))
+        return Applied(acked, [event])
+
+    domain_event = _event_for(report)
+    assert domain_event is not None
+    try:
+        after = apply(order, domain_event)
+    except (IllegalTransition, InvalidFill) as exc:
+        log.info("report not applied to order %s (%s): %s", order.id, order.status.value, exc,
+                 extra={"order_id": order.id, "trader_id": order.trader_id})
+        return Applied(order, [])
+    if report.venue_order_id and after.venue_order_id is None:
+        after = replace(after, venue_order_id=report.venue_order_id)
+    await repo.update_order(after)
+
+    last_fill = None
+    if isinstance(domain_event, Filled):
+        last_fill = LastFill(report.last_quantity, report.last_price, report.venue)
+        await _book_fill(repo, after, report, now)
+    action = {ReportKind.FILL: LogAction.FILL, ReportKind.CANCELLED: LogAction.CANCEL,
+              ReportKind.REJECTED: LogAction.REJECT}.get(report.kind, LogAction.EXECUTE)
+    await repo.log(ExecutionLogEntry(
+        new_id(), after.trader_id, after.id, action, after.status.value, report.timestamp,
+        report.reason, {"venue": report.venue, "exec_id": report.exec_id,
+                        "kind": report.kind.value, "quantity": str(report.last_quantity),
+                        "price": str(report.last_price), "fee": str(report.fee),
+                        "symbol": after.symbol}))
+    event = await repo.insert_event(after, after.status.value, now, payload(
+        after, last_fill, report.reason if report.kind is not ReportKind.FILL else None))
+    return Applied(after, [event])
+
+
+async def _book_fill(repo: Repository, order: Order, report: ExecutionReport, now: object) -> None:
+    fill = Fill(
+        id=new_id(), order_id=order.id, trader_id=order.trader_id, symbol=order.symbol,
+        side=order.side, timestamp=report.timestamp, quantity=report.last_quantity,
+        price=report.last_price, venue=report.venue, commission=report.fee,
+        exec_id=report.exec_id)
+    await repo.insert_fill(fill)
+    position = await repo.position(order.trader_id, order.symbol)
+    await repo.set_position(order.trader_id,
+                            apply_fill(position, order.side, fill.quantity, fill.price),
+                            report.timestamp)
+    account = await repo.account(order.trader_id, lock=True)
+    assert account is not None
+    cash = account.cash + cash_change(order.side, fill.quantity, fill.price, fill.commission)
+    await repo.set_cash(order.trader_id, cash, report.timestamp)
