@@ -51,7 +51,8 @@ async def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest)
     url = None
     if backend == "postgres":
         url = await fresh_postgres_database(request.getfixturevalue("postgres"))
-    return Settings(data_dir=tmp_path / "data", database_url=url, seed_demo=False)
+    return Settings(data_dir=tmp_path / "data", database_url=url, seed_demo=False,
+                    execution_enabled=False)
 
 
 @pytest.fixture

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ordex.bus.memory import ORDER_EVENTS, QUOTES, MemoryBus
 from ordex.clock import Clock, SystemClock
 from ordex.config import Settings
+from ordex.domain.status import OrderEvent
 from ordex.domain.validation import PricePolicy
+from ordex.engine.engine import ExecutionEngine
+from ordex.engine.marketdata import MarketData
 from ordex.services.accounts import AccountService
 from ordex.services.demo import seed_demo, seed_instruments
 from ordex.services.orders import OrderService
@@ -15,6 +19,7 @@ from ordex.services.queries import Queries
 from ordex.services.ratelimit import SlidingWindowLimiter
 from ordex.store.database import Database
 from ordex.store.migrate import upgrade
+from ordex.venues.base import Venue
 
 
 @dataclass
@@ -22,30 +27,75 @@ class Services:
     settings: Settings
     db: Database
     clock: Clock
+    bus: MemoryBus
+    market: MarketData
     orders: OrderService
     accounts: AccountService
     queries: Queries
     limiter: SlidingWindowLimiter
+    engine: ExecutionEngine | None = None
     demo_keys: dict[str, str] = field(default_factory=dict)
 
+    async def start(self) -> None:
+        if self.engine is not None:
+            await self.engine.start()
+
     async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
         await self.db.dispose()
 
 
-def build(settings: Settings, clock: Clock | None = None) -> Services:
+def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = None) -> Services:
+    """Wire the service. ``venue`` overrides the one the settings name (tests pass their own)."""
     clock = clock or SystemClock()
     if settings.is_sqlite:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url(), echo=settings.sql_echo)
     policy = PricePolicy(price_band=settings.price_band,
                          market_buffer=settings.market_order_buffer)
+    bus = MemoryBus()
+    market = MarketData()
+    engine: ExecutionEngine | None = None
+
+    def publish(events: list[OrderEvent]) -> None:
+        for event in events:
+            bus.publish(ORDER_EVENTS, event.as_json())
+
+    def notify(events: list[OrderEvent]) -> None:
+        publish(events)
+        if engine is not None:
+            engine.wake()
+
+    if settings.execution_enabled:
+        venue = venue or make_venue(settings, clock)
+        engine = ExecutionEngine(db, venue, clock, market, publish,
+                                 lambda q: bus.publish(QUOTES, {"symbol": q.symbol}))
     return Services(
-        settings=settings, db=db, clock=clock,
-        orders=OrderService(db, clock, policy),
+        settings=settings, db=db, clock=clock, bus=bus, market=market,
+        orders=OrderService(db, clock, policy, notify, market.reference_price),
         accounts=AccountService(db, clock),
         queries=Queries(db, clock),
         limiter=SlidingWindowLimiter(settings.rate_limit_per_minute),
+        engine=engine,
     )
+
+
+def make_venue(settings: Settings, clock: Clock) -> Venue:
+    """The embedded simulated exchange in process, or a FIX venue over TCP (``--venue``)."""
+    if settings.venue:
+        from ordex.venues.fix.adapter import FixVenue
+
+        return FixVenue.from_address(settings.venue, settings)
+    from ordex.services.demo import demo_instruments
+    from ordex.venues.simulated.exchange import SimulatedExchange
+    from ordex.venues.simulated.inprocess import InProcessVenue
+
+    exchange = SimulatedExchange(
+        settings.venue_name,
+        [(i.symbol, i.reference_price, i.tick_size, i.lot_size) for i in demo_instruments()],
+        seed=settings.sim_seed, clock=clock.now)
+    return InProcessVenue(exchange, tick_interval=settings.sim_tick_seconds or None)
 
 
 async def prepare(services: Services) -> None:

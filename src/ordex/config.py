@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     default_cash: Decimal = Decimal("100000")
     sql_echo: bool = False
 
+    # Execution: the embedded simulated venue, or a FIX venue at HOST:PORT.
+    execution_enabled: bool = True
+    venue: str | None = None
+    venue_name: str = "SIM"
+    sim_seed: int = 7
+    sim_tick_seconds: float = Field(default=0.25, ge=0)
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

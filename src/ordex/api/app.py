@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from ordex import __version__
 from ordex.api import errors
-from ordex.api.routes import account, admin, orders
+from ordex.api.routes import account, admin, execution, orders, stream
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
 
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await prepare(wired)
+        await wired.start()
         if on_ready is not None:
             on_ready(wired)
         yield
@@ -41,6 +42,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     errors.install(app)
     app.include_router(orders.router)
     app.include_router(account.router)
+    app.include_router(execution.router)
+    app.include_router(stream.router)
     app.include_router(admin.router)
 
     @app.get("/healthz", tags=["health"], summary="Alive")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ordex.clock import iso
 from ordex.domain.accounts import Account, RiskLimits
+from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument
 from ordex.domain.money import tidy
 from ordex.domain.orders import Order
@@ -169,6 +170,68 @@ class LimitsUpdate(BaseModel):
     rate_limit_per_minute: int | None = Field(default=None, gt=0, le=100_000)
     allow_short: bool | None = None
     cash: Decimal | None = Field(default=None, ge=0, le=Decimal("1e12"), allow_inf_nan=False)
+
+
+class FillOut(BaseModel):
+    id: str
+    order_id: str
+    trader_id: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    timestamp: datetime
+    quantity: DecimalStr
+    price: DecimalStr
+    venue: str
+    commission: DecimalStr
+    exec_id: str
+
+
+class FillList(BaseModel):
+    fills: list[FillOut]
+    next_cursor: str | None
+
+
+class QuoteOut(BaseModel):
+    symbol: str
+    status: str
+    reference_price: DecimalStr
+    bid: DecimalStr | None
+    ask: DecimalStr | None
+    last: DecimalStr | None
+    timestamp: datetime | None
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    seq: int
+    type: str
+    order_id: str
+    trader_id: str
+    status: str
+    timestamp: datetime
+    client_order_id: str | None
+    filled_quantity: DecimalStr
+    remaining_quantity: DecimalStr
+    average_price: DecimalStr | None
+    last_fill_quantity: DecimalStr | None
+    last_fill_price: DecimalStr | None
+    last_fill_venue: str | None
+    reason: str | None
+
+
+class EventList(BaseModel):
+    events: list[EventOut]
+    last_seq: int
+
+
+def fill_json(fill: Fill) -> dict[str, Any]:
+    return {
+        "id": str(fill.id), "order_id": str(fill.order_id), "trader_id": str(fill.trader_id),
+        "symbol": fill.symbol, "side": fill.side.value, "timestamp": timestamp(fill.timestamp),
+        "quantity": dec(fill.quantity), "price": dec(fill.price), "venue": fill.venue,
+        "commission": dec(fill.commission), "exec_id": fill.exec_id,
+    }
 
 
 def dec(value: Decimal | None) -> str | None:

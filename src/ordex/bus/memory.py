@@ -1,13 +1,12 @@
 """In-process fan-out of committed order events and quotes to live subscribers.
 
-Subscribers that fall too far behind are marked lagged and dropped; they catch up from the store,
-which holds every order event with its sequence number.
+A subscriber that falls too far behind is marked lagged; it catches up from the store, which
+holds every order event with its sequence number.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 QUEUE_LIMIT = 10_000
@@ -32,9 +31,11 @@ class Subscription:
         except TimeoutError:
             return None
 
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        while not self.lagged:
-            yield await self.queue.get()
+    def reset(self) -> None:
+        """Forget what is queued; for a subscriber that re-reads the store after lagging."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.lagged = False
 
     def close(self) -> None:
         self._bus.unsubscribe(self)

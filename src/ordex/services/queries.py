@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from ordex.clock import Clock
 from ordex.domain.accounts import Account
+from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Order
-from ordex.domain.positions import Position, daily_pnl, equity
+from ordex.domain.positions import Position
+from ordex.domain.status import OrderEvent, daily_pnl, equity
 from ordex.domain.validation import reserved_cash
 from ordex.store.database import Database
 from ordex.store.repository import OrderQuery
@@ -84,6 +87,24 @@ class Queries:
         today = self.clock.now().date()
         pnl = daily_pnl(current, account.day_start_equity) if account.trading_day == today else ZERO
         return AccountView(account, reserved_cash(open_orders), current, pnl, len(open_orders))
+
+    async def instrument(self, symbol: str) -> Instrument | None:
+        async with reading(self.db) as repo:
+            return await repo.instrument(symbol)
+
+    async def fills(self, **filters: Any) -> list[Fill]:
+        async with reading(self.db) as repo:
+            return await repo.fills(**filters)
+
+    async def events(self, after: int, *, trader_id: UUID | None = None,
+                     order_id: UUID | None = None, limit: int = 1000) -> list[OrderEvent]:
+        async with reading(self.db) as repo:
+            return await repo.events_after(after, trader_id=trader_id, order_id=order_id,
+                                           limit=limit)
+
+    async def last_event_seq(self) -> int:
+        async with reading(self.db) as repo:
+            return await repo.last_event_seq()
 
     async def accounts(self) -> list[Account]:
         async with reading(self.db) as repo:

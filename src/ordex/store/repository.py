@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -103,6 +103,9 @@ class OrderQuery:
     created_to: datetime | None = None
     before_id: UUID | None = None
     limit: int = 100
+
+
+EVENT_SEQ_LOCK = 0x6F72646578  # "ordex"
 
 
 class Repository:
@@ -340,6 +343,12 @@ class Repository:
     # order events
     async def insert_event(self, order: Order, type: str, at: datetime,
                            body: dict[str, Any]) -> OrderEvent:
+        """Append a status event. Sequence numbers become visible in commit order (PostgreSQL:
+        an advisory lock held to commit; SQLite has one writer), so a subscriber resuming after
+        seq N never misses an event committed later with a smaller number."""
+        if self._postgres:
+            await self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                    {"key": EVENT_SEQ_LOCK})
         done = await self.conn.execute(insert(order_events).values(
             order_id=order.id, trader_id=order.trader_id, type=type, status=order.status.value,
             timestamp=at, payload=body))

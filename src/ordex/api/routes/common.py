@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from ordex.api.schemas import ErrorResponse
+from ordex.domain.accounts import Account, Role
 
 _ERR = {"model": ErrorResponse}
 
@@ -15,6 +16,11 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {**_ERR, "description": "A parameter is not valid"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {**_ERR, "description": "Not found"}}
+
+
+def scope_of(account: Account) -> UUID | None:
+    """Traders see their own orders and fills; compliance and admin see everyone's."""
+    return account.id if account.role is Role.TRADER else None
 
 
 def parse_uuid(value: str) -> UUID | None:

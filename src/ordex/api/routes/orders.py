@@ -12,9 +12,8 @@ from fastapi.responses import JSONResponse
 from ordex.api.deps import CurrentAccount, ServicesDep, Trader
 from ordex.api.errors import ApiError, error_response
 from ordex.api.parsing import check_content_type, decode_json, parse_order
-from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid
+from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid, scope_of
 from ordex.api.schemas import ErrorResponse, OrderList, OrderOut, OrderRequest, order_json
-from ordex.domain.accounts import Account, Role
 from ordex.domain.commands import CancelOrder
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.orders import OrderStatus
@@ -69,17 +68,12 @@ async def submit_order(request: Request, services: ServicesDep, trader: Trader) 
     return JSONResponse(order_json(result.order), status_code=status, headers=headers)
 
 
-def _scope(account: Account) -> Any:
-    """Traders see their own orders; compliance and admin see everyone's."""
-    return account.id if account.role is Role.TRADER else None
-
-
 @router.get("/{order_id}", summary="Get one order",
             responses={200: {"model": OrderOut}, **NOT_FOUND, **AUTH_ERRORS})
 async def get_order(order_id: str, services: ServicesDep,
                     account: CurrentAccount) -> JSONResponse:
     oid = parse_uuid(order_id)
-    order = await services.queries.order(oid, _scope(account)) if oid else None
+    order = await services.queries.order(oid, scope_of(account)) if oid else None
     if order is None:
         raise DomainError(not_found_order(order_id))
     return JSONResponse(order_json(order))
@@ -104,7 +98,7 @@ async def list_orders(
     if cursor and before is None:
         raise DomainError(Violation(Code.INVALID_VALUE, "cursor", "The cursor is not valid.",
                                     "Pass next_cursor from the previous page unchanged."))
-    scope = _scope(account)
+    scope = scope_of(account)
     if scope is None and trader_id:
         scope = parse_uuid(trader_id)
         if scope is None:

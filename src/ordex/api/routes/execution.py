@@ -1,0 +1,113 @@
+"""Fills, quotes and an order's status events (long poll)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from ordex.api.deps import CurrentAccount, ServicesDep
+from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid, scope_of
+from ordex.api.schemas import EventList, FillList, QuoteOut, dec, fill_json, timestamp
+from ordex.bus.memory import ORDER_EVENTS
+from ordex.domain.errors import Code, DomainError, Violation
+from ordex.services.orders import not_found_order
+
+router = APIRouter(prefix="/v1", tags=["execution"])
+
+MAX_WAIT_SECONDS = 30.0
+
+
+@router.get("/orders/{order_id}/fills", summary="The fills of one order, newest first",
+            responses={200: {"model": FillList}, **NOT_FOUND, **AUTH_ERRORS})
+async def order_fills(order_id: str, services: ServicesDep,
+                      account: CurrentAccount) -> JSONResponse:
+    oid = parse_uuid(order_id)
+    order = await services.queries.order(oid, scope_of(account)) if oid else None
+    if order is None or oid is None:
+        raise DomainError(not_found_order(order_id))
+    fills = await services.queries.fills(order_id=oid, limit=10_000)
+    return JSONResponse({"fills": [fill_json(f) for f in fills], "next_cursor": None})
+
+
+@router.get("/fills", summary="The trader's fills across orders, newest first",
+            responses={200: {"model": FillList}, **AUTH_ERRORS})
+async def list_fills(
+    services: ServicesDep,
+    account: CurrentAccount,
+    symbol: Annotated[str | None, Query(max_length=16)] = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query()] = None,
+) -> JSONResponse:
+    before = parse_uuid(cursor) if cursor else None
+    if cursor and before is None:
+        raise DomainError(Violation(Code.INVALID_VALUE, "cursor", "The cursor is not valid.",
+                                    "Pass next_cursor from the previous page unchanged."))
+    fills = await services.queries.fills(
+        trader_id=scope_of(account), symbol=symbol.strip().upper() if symbol else None,
+        since=_utc(since), until=_utc(until), before_id=before, limit=limit)
+    next_cursor = str(fills[-1].id) if len(fills) == limit else None
+    return JSONResponse({"fills": [fill_json(f) for f in fills], "next_cursor": next_cursor})
+
+
+@router.get("/quotes/{symbol}", summary="Latest bid, ask and last trade of a symbol",
+            responses={200: {"model": QuoteOut}, **NOT_FOUND, **AUTH_ERRORS})
+async def get_quote(symbol: str, services: ServicesDep, _: CurrentAccount) -> JSONResponse:
+    wanted = symbol.strip().upper()[:16]
+    instrument = await services.queries.instrument(wanted)
+    if instrument is None:
+        raise DomainError(Violation(
+            Code.NOT_FOUND, "symbol", f"Unknown symbol '{wanted}'.",
+            "GET /v1/instruments lists every symbol."))
+    quote = services.market.quote(wanted)
+    body: dict[str, Any] = {
+        "symbol": wanted, "status": instrument.status.value,
+        "reference_price": dec(instrument.reference_price),
+        "bid": None, "ask": None, "last": None, "timestamp": None,
+    }
+    if quote is not None:
+        body.update(bid=dec(quote.bid), ask=dec(quote.ask), last=dec(quote.last),
+                    timestamp=timestamp(quote.timestamp))
+    return JSONResponse(body)
+
+
+@router.get("/orders/{order_id}/events",
+            summary="Status events of one order after a sequence number (long poll)",
+            responses={200: {"model": EventList}, **NOT_FOUND, **AUTH_ERRORS})
+async def order_events(
+    order_id: str,
+    services: ServicesDep,
+    account: CurrentAccount,
+    after: Annotated[int, Query(ge=0, le=2**62, description="last seq already seen")] = 0,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
+                                 description="seconds to wait for a new event")] = 0,
+) -> JSONResponse:
+    oid = parse_uuid(order_id)
+    order = await services.queries.order(oid, scope_of(account)) if oid else None
+    if order is None or oid is None:
+        raise DomainError(not_found_order(order_id))
+    events = await services.queries.events(after, order_id=oid)
+    if not events and wait > 0:
+        with services.bus.subscribe(ORDER_EVENTS) as sub:
+            events = await services.queries.events(after, order_id=oid)
+            deadline = asyncio.get_running_loop().time() + wait
+            while not events:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                message = await sub.next_within(left)
+                if message is not None and message.get("order_id") == str(oid):
+                    events = await services.queries.events(after, order_id=oid)
+    last = events[-1].seq if events else after
+    return JSONResponse({"events": [e.as_json() for e in events], "last_seq": last})
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
