@@ -13,8 +13,8 @@ from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Order
-from ordex.domain.positions import Position
-from ordex.domain.status import OrderEvent, daily_pnl, equity
+from ordex.domain.positions import Position, daily_pnl, equity
+from ordex.domain.status import OrderEvent
 from ordex.domain.validation import reserved_cash
 from ordex.store.database import Database
 from ordex.store.repository import OrderQuery
