@@ -91,10 +91,14 @@ def make_venue(settings: Settings, clock: Clock) -> Venue:
     from ordex.venues.simulated.exchange import SimulatedExchange
     from ordex.venues.simulated.inprocess import InProcessVenue
 
+    universe = demo_instruments()
     exchange = SimulatedExchange(
         settings.venue_name,
-        [(i.symbol, i.reference_price, i.tick_size, i.lot_size) for i in demo_instruments()],
+        [(i.symbol, i.reference_price, i.tick_size, i.lot_size) for i in universe],
         seed=settings.sim_seed, clock=clock.now)
+    for instrument in universe:
+        if not instrument.tradable:
+            exchange.halt(instrument.symbol, instrument.status.value)
     return InProcessVenue(exchange, tick_interval=settings.sim_tick_seconds or None)
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,8 +57,13 @@ def test_serve_prints_demo_keys_and_takes_an_order(
             "symbol": "AAPL", "side": "buy", "quantity": 5, "type": "market"})
         assert r.status_code == 201, r.text
         order = r.json()
-        back = client.get(f"/v1/orders/{order['id']}", headers=headers).json()
-        assert back["id"] == order["id"] and back["status"] == "accepted"
+        assert order["status"] == "accepted"
+        for _ in range(100):
+            back = client.get(f"/v1/orders/{order['id']}", headers=headers).json()
+            if back["status"] == "filled":
+                break
+            time.sleep(0.05)
+        assert back["id"] == order["id"] and back["status"] == "filled"
         assert client.get("/openapi.json").json()["info"]["title"] == "ordex"
         assert client.get("/docs").status_code == 200
 

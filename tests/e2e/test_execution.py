@@ -1,0 +1,244 @@
+"""Orders really trade: end to end through HTTP, the stream and the simulated venue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ordex.client import AsyncClient, OrdexError
+from ordex.config import Settings
+from ordex.domain.accounts import Role
+from ordex.services.demo import demo_instruments
+from ordex.venues.simulated.exchange import SimulatedExchange
+from ordex.venues.simulated.inprocess import InProcessVenue
+from ordex.venues.simulated.market import MarketConfig
+from tests.support.live import Live, live_service
+
+FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
+
+
+class Desk:
+    def __init__(self, live: Live, venue: InProcessVenue) -> None:
+        self.live = live
+        self.venue = venue
+
+    async def trader(self, name: str, cash: str = "1000000",
+                     role: Role = Role.TRADER) -> AsyncClient:
+        issued = await self.live.services.accounts.create(name, role, Decimal(cash))
+        return AsyncClient(self.live.url, issued.api_key)
+
+
+@pytest.fixture
+async def desk(settings: Settings) -> AsyncIterator[Desk]:
+    exchange = SimulatedExchange(
+        "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
+                for i in demo_instruments()],
+        config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=11)
+    venue = InProcessVenue(exchange, tick_interval=None)
+    wired = settings.model_copy(update={"execution_enabled": True})
+    async with live_service(wired, venue) as live:
+        yield Desk(live, venue)
+
+
+def total(fills: list[dict[str, Any]], key: str) -> Decimal:
+    return sum((Decimal(f[key]) for f in fills), Decimal(0))
+
+
+async def test_market_order_walks_the_book_fills_and_moves_position_and_cash(desk: Desk) -> None:
+    desk.venue.set_liquidity("AAPL", depth_levels=5, level_size=Decimal(30))
+    ordex = await desk.trader("alice", cash="100000")
+    order = await ordex.submit("AAPL", "buy", "100")
+    done = await ordex.wait_for(order["id"], FINAL)
+    assert done["status"] == "filled" and done["filled_quantity"] == "100"
+    fills = await ordex.fills(order["id"])
+    assert len(fills) >= 4  # 30 + 30 + 30 + 10 across price levels
+    assert total(fills, "quantity") == 100
+    notional = sum((Decimal(f["quantity"]) * Decimal(f["price"]) for f in fills), Decimal(0))
+    assert Decimal(done["average_price"]) == notional / 100
+    assert all(f["venue"] == "SIM" and Decimal(f["commission"]) > 0 for f in fills)
+    positions = {p["symbol"]: p for p in await ordex.positions()}
+    assert positions["AAPL"]["quantity"] == "100"
+    account = await ordex.account()
+    assert Decimal(account["cash"]) == 100000 - notional - total(fills, "commission")
+    await ordex.close()
+
+
+async def test_resting_limit_fills_when_the_market_trades_through(desk: Desk) -> None:
+    ordex = await desk.trader("alice")
+    order = await ordex.submit("KO", "buy", "10", type="limit", limit_price="62.00",
+                               time_in_force="gtc")
+    await asyncio.sleep(0.1)
+    assert (await ordex.get(order["id"]))["status"] == "accepted"
+    desk.venue.move_market("KO", Decimal("61.50"))
+    done = await ordex.wait_for(order["id"], FINAL)
+    assert done["status"] == "filled"
+    assert [f["price"] for f in await ordex.fills(order["id"])] == ["62"]
+    await ordex.close()
+
+
+async def test_cancel_of_a_resting_order_is_confirmed_quickly(desk: Desk) -> None:
+    ordex = await desk.trader("alice")
+    order = await ordex.submit("KO", "buy", "10", type="limit", limit_price="60.00")
+    await asyncio.sleep(0.1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    pending = await ordex.cancel(order["id"])
+    assert pending["status"] in {"pending_cancel", "cancelled"}
+    done = await ordex.wait_for(order["id"], FINAL, within=2)
+    assert done["status"] == "cancelled"
+    assert loop.time() - started < 0.5
+    await ordex.close()
+
+
+async def test_ioc_remainder_is_cancelled(desk: Desk) -> None:
+    desk.venue.set_liquidity("MSFT", depth_levels=1, level_size=Decimal(40))
+    ordex = await desk.trader("alice")
+    quote = await ordex.quote("MSFT")
+    order = await ordex.submit("MSFT", "buy", "100", type="limit", limit_price=quote["ask"],
+                               time_in_force="ioc")
+    done = await ordex.wait_for(order["id"], FINAL)
+    assert done["status"] == "cancelled"
+    assert done["filled_quantity"] == "40" and done["remaining_quantity"] == "60"
+    await ordex.close()
+
+
+async def test_fok_is_all_or_nothing(desk: Desk) -> None:
+    desk.venue.set_liquidity("MSFT", depth_levels=2, level_size=Decimal(40))
+    ordex = await desk.trader("alice")
+    quote = await ordex.quote("MSFT")
+    high = str(Decimal(quote["ask"]) + 5)
+    refused = await ordex.submit("MSFT", "buy", "100", type="limit", limit_price=high,
+                                 time_in_force="fok")
+    done = await ordex.wait_for(refused["id"], FINAL)
+    assert done["status"] == "rejected" and done["filled_quantity"] == "0"
+    assert await ordex.fills(refused["id"]) == []
+    filled = await ordex.submit("MSFT", "buy", "80", type="limit", limit_price=high,
+                                time_in_force="fok")
+    assert (await ordex.wait_for(filled["id"], FINAL))["status"] == "filled"
+    await ordex.close()
+
+
+async def test_symbol_halted_after_acceptance_is_rejected_with_the_reason(desk: Desk) -> None:
+    ordex = await desk.trader("alice")
+    desk.venue.exchange.halt("NVDA", "news pending")  # the venue knows; ordex not yet
+    order = await ordex.submit("NVDA", "buy", "5")
+    assert order["status"] == "accepted"
+    done = await ordex.wait_for(order["id"], FINAL)
+    assert done["status"] == "rejected"
+    assert "halted" in done["reason"] and "news pending" in done["reason"]
+    await ordex.close()
+
+
+async def test_a_symbol_halted_on_the_market_feed_is_refused_up_front(desk: Desk) -> None:
+    ordex = await desk.trader("alice")
+    desk.venue.halt("NVDA", "volatility pause")
+    for _ in range(50):
+        if (await ordex.quote("NVDA"))["status"] == "halted":
+            break
+        await asyncio.sleep(0.02)
+    with pytest.raises(OrdexError) as refused:
+        await ordex.submit("NVDA", "buy", "5")
+    assert refused.value.codes == ["symbol_halted"]
+    await ordex.close()
+
+
+async def test_stream_carries_every_change_and_resumes_after_a_reconnect(desk: Desk) -> None:
+    desk.venue.set_liquidity("AAPL", depth_levels=5, level_size=Decimal(30))
+    ordex = await desk.trader("alice")
+    seen: list[dict[str, Any]] = []
+
+    async def follow(after: int, until: str) -> None:
+        stream = ordex.stream(after)
+        async for event in stream:
+            seen.append(event)
+            if event["status"] == until:
+                break
+        await stream.aclose()
+
+    watcher = asyncio.create_task(follow(0, "filled"))
+    await asyncio.sleep(0.1)
+    order = await ordex.submit("AAPL", "buy", "100", client_order_id="stream-1")
+    await asyncio.wait_for(watcher, 5)
+    types = [e["type"] for e in seen]
+    assert types[0] == "accepted" and types[-1] == "filled" and "partially_filled" in types
+    seqs = [e["seq"] for e in seen]
+    assert seqs == sorted(set(seqs))
+    last = seen[-1]
+    assert last["order_id"] == order["id"] and last["client_order_id"] == "stream-1"
+    assert last["filled_quantity"] == "100" and last["remaining_quantity"] == "0"
+    assert last["last_fill_venue"] == "SIM" and last["last_fill_quantity"]
+    assert last["average_price"] and last["timestamp"].endswith("Z")
+
+    # Missed while away: a second order's events, delivered on resume from the last seq.
+    second = await ordex.submit("KO", "buy", "1")
+    await ordex.wait_for(second["id"], FINAL)
+    resumed: list[dict[str, Any]] = []
+    stream = ordex.stream(seqs[-1])
+    async for event in stream:
+        resumed.append(event)
+        if event["status"] == "filled":
+            break
+    await stream.aclose()
+    assert {e["order_id"] for e in resumed} == {second["id"]}
+    assert resumed[0]["seq"] > seqs[-1]
+    await ordex.close()
+
+
+async def test_stream_shows_only_the_traders_own_orders(desk: Desk) -> None:
+    alice = await desk.trader("alice")
+    bob = await desk.trader("bob")
+    carol = await desk.trader("carol", role=Role.COMPLIANCE, cash="0")
+    mine = await alice.submit("KO", "buy", "1")
+    await alice.wait_for(mine["id"], FINAL)
+    theirs = await bob.submit("KO", "buy", "1")
+    await bob.wait_for(theirs["id"], FINAL)
+
+    async def ids(client: AsyncClient, everyone: bool = False) -> set[str]:
+        found: set[str] = set()
+        stream = client.stream(0, everyone=everyone)
+        try:
+            while True:
+                event = await asyncio.wait_for(anext(stream), 0.5)
+                found.add(event["order_id"])
+        except TimeoutError:
+            return found
+        finally:
+            await stream.aclose()
+
+    assert await ids(bob) == {theirs["id"]}
+    assert await ids(carol, everyone=True) == {mine["id"], theirs["id"]}
+    for client in (alice, bob, carol):
+        await client.close()
+
+
+async def test_long_poll_returns_when_the_order_changes(desk: Desk) -> None:
+    ordex = await desk.trader("alice")
+    order = await ordex.submit("KO", "buy", "10", type="limit", limit_price="62.00")
+    after = 0
+    while True:  # up to the venue's acknowledgement; then the order rests
+        page = await ordex.events(order["id"], after=after, wait=2)
+        after = page["last_seq"]
+        if any(e["type"] == "venue_ack" for e in page["events"]):
+            break
+    poll = asyncio.create_task(ordex.events(order["id"], after=after, wait=5))
+    await asyncio.sleep(0.2)
+    assert not poll.done()
+    desk.venue.move_market("KO", Decimal("61.50"))
+    answer = await asyncio.wait_for(poll, 3)
+    assert answer["events"] and answer["events"][-1]["status"] == "filled"
+    assert answer["events"][0]["seq"] > after
+    await ordex.close()
+
+
+async def test_fills_listing_filters_by_symbol(desk: Desk) -> None:
+    ordex = await desk.trader("alice")
+    for symbol in ("KO", "INTC"):
+        order = await ordex.submit(symbol, "buy", "2")
+        await ordex.wait_for(order["id"], FINAL)
+    assert {f["symbol"] for f in await ordex.fills()} == {"KO", "INTC"}
+    assert {f["symbol"] for f in await ordex.fills(symbol="intc")} == {"INTC"}
+    await ordex.close()

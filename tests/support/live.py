@@ -1,0 +1,42 @@
+"""The whole service on a real loopback port, inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from ordex.api.app import create_app
+from ordex.bootstrap import Services, build
+from ordex.config import Settings
+from ordex.venues.base import Venue
+from tests.support.postgres import free_port
+
+
+@dataclass
+class Live:
+    url: str
+    services: Services
+
+
+@asynccontextmanager
+async def live_service(settings: Settings, venue: Venue | None = None) -> AsyncIterator[Live]:
+    services = build(settings, venue=venue)
+    port = free_port()
+    app = create_app(settings, services)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False, lifespan="on",
+                                           timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield Live(f"http://127.0.0.1:{port}", services)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
