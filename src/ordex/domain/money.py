@@ -44,6 +44,14 @@ def ceil_to_step(amount: Decimal, step: Decimal) -> Decimal:
     return (amount / step).to_integral_value(rounding=ROUND_CEILING) * step
 
 
+AVERAGE_SCALE = Decimal("1e-10")
+
+
+def average(amount: Decimal) -> Decimal:
+    """An average price or cost, kept to 10 decimal places (what every store holds exactly)."""
+    return amount.quantize(AVERAGE_SCALE, rounding=ROUND_HALF_EVEN)
+
+
 def tidy(amount: Decimal) -> Decimal:
     """The same value without trailing zeros: ``158660.0`` becomes ``158660``, ``1.50`` ``1.5``."""
     if amount == amount.to_integral_value():

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from ordex.domain.errors import IllegalTransition
 from ordex.domain.money import ZERO
+from ordex.domain.money import average as money_average
 
 
 class Side(StrEnum):
@@ -240,7 +241,7 @@ def _fill(order: Order, event: Filled, target: OrderStatus | None) -> Order:
             f"fill of {event.quantity} takes the order beyond its quantity {order.quantity}"
         )
     previous_notional = (order.average_price or ZERO) * order.filled_quantity
-    average = (previous_notional + event.quantity * event.price) / filled
+    average = money_average((previous_notional + event.quantity * event.price) / filled)
     assert target is not None
     return replace(
         order, status=target, filled_quantity=filled, average_price=average, updated_at=event.at

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from ordex.domain.instruments import Instrument
-from ordex.domain.money import ZERO
+from ordex.domain.money import ZERO, average
 from ordex.domain.orders import Side
 
 
@@ -43,7 +43,7 @@ def apply_fill(position: Position, side: Side, quantity: Decimal, price: Decimal
     held = position.quantity
     if held == 0 or (held > 0) == (signed > 0):
         total = held + signed
-        cost = (abs(held) * position.average_cost + quantity * price) / abs(total)
+        cost = average((abs(held) * position.average_cost + quantity * price) / abs(total))
         return replace(position, quantity=total, average_cost=cost)
     closed = min(abs(held), quantity)
     direction = 1 if held > 0 else -1
