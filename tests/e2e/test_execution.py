@@ -242,3 +242,16 @@ async def test_fills_listing_filters_by_symbol(desk: Desk) -> None:
     assert {f["symbol"] for f in await ordex.fills()} == {"KO", "INTC"}
     assert {f["symbol"] for f in await ordex.fills(symbol="intc")} == {"INTC"}
     await ordex.close()
+
+
+async def test_orders_wait_while_the_venue_is_down_and_go_when_it_returns(desk: Desk) -> None:
+    ordex = await desk.trader("alice")
+    desk.venue.faults.update(down=True)
+    order = await ordex.submit("KO", "buy", "3")
+    await asyncio.sleep(0.8)
+    assert (await ordex.get(order["id"]))["status"] == "accepted"
+    desk.venue.faults.update(down=False)
+    done = await ordex.wait_for(order["id"], FINAL, within=5)
+    assert done["status"] == "filled"
+    assert [v.client_order_id for v in desk.venue.exchange.orders()].count(order["id"]) == 1
+    await ordex.close()

@@ -105,8 +105,12 @@ class ExecutionEngine:
                 type=order.type, quantity=order.quantity, time_in_force=order.time_in_force,
                 limit_price=order.limit_price))
         except VenueUnavailable as exc:
+            # Refused before anything was sent: the order is routable again at the next sweep.
             log.warning("venue %s unavailable for order %s: %s", self.venue.name, order.id, exc,
                         extra={"order_id": order.id, "trader_id": order.trader_id})
+            async with UnitOfWork(self.db) as uow:
+                await uow.repo.unmark_routed(order.id)
+                await uow.commit()
 
     async def _cancel(self, order: Order) -> None:
         try:
@@ -114,6 +118,9 @@ class ExecutionEngine:
         except VenueUnavailable as exc:
             log.warning("venue %s unavailable to cancel %s: %s", self.venue.name, order.id, exc,
                         extra={"order_id": order.id, "trader_id": order.trader_id})
+            async with UnitOfWork(self.db) as uow:
+                await uow.repo.unmark_cancel_sent(order.id)
+                await uow.commit()
 
     async def _report_loop(self) -> None:
         async for report in self.venue.reports():

@@ -282,6 +282,15 @@ class Repository:
             orders.c.routed_at.is_(None)).values(routed_at=at, venue=venue, updated_at=at))
         return bool(done.rowcount)
 
+    async def unmark_routed(self, order_id: UUID) -> None:
+        await self.conn.execute(update(orders).where(
+            orders.c.id == order_id, orders.c.status == OrderStatus.ACCEPTED.value,
+            orders.c.venue_order_id.is_(None)).values(routed_at=None))
+
+    async def unmark_cancel_sent(self, order_id: UUID) -> None:
+        await self.conn.execute(update(orders).where(orders.c.id == order_id).values(
+            cancel_sent_at=None))
+
     async def mark_cancel_sent(self, order_id: UUID, at: datetime) -> bool:
         done = await self.conn.execute(update(orders).where(
             orders.c.id == order_id, orders.c.status == OrderStatus.PENDING_CANCEL.value,
