@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +22,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {**_ERR, "description": "Not 
 def scope_of(account: Account) -> UUID | None:
     """Traders see their own orders and fills; compliance and admin see everyone's."""
     return account.id if account.role is Role.TRADER else None
+
+
+def as_utc(at: datetime | None) -> datetime | None:
+    """A query parameter's time in UTC; a time without a zone is taken to be UTC."""
+    if at is None:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def parse_uuid(value: str) -> UUID | None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ordex.api.deps import CurrentAccount, ServicesDep
-from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid, scope_of
+from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, as_utc, parse_uuid, scope_of
 from ordex.api.schemas import EventList, FillList, QuoteOut, dec, fill_json, timestamp
 from ordex.bus.memory import ORDER_EVENTS
 from ordex.domain.errors import Code, DomainError, Violation
@@ -50,7 +50,7 @@ async def list_fills(
                                     "Pass next_cursor from the previous page unchanged."))
     fills = await services.queries.fills(
         trader_id=scope_of(account), symbol=symbol.strip().upper() if symbol else None,
-        since=_utc(since), until=_utc(until), before_id=before, limit=limit)
+        since=as_utc(since), until=as_utc(until), before_id=before, limit=limit)
     next_cursor = str(fills[-1].id) if len(fills) == limit else None
     return JSONResponse({"fills": [fill_json(f) for f in fills], "next_cursor": next_cursor})
 
@@ -105,9 +105,3 @@ async def order_events(
                     events = await services.queries.events(after, order_id=oid)
     last = events[-1].seq if events else after
     return JSONResponse({"events": [e.as_json() for e in events], "last_seq": last})
-
-
-def _utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

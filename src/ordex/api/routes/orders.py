@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from ordex.api.deps import CurrentAccount, ServicesDep, Trader
 from ordex.api.errors import ApiError, error_response
 from ordex.api.parsing import check_content_type, decode_json, parse_order
-from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid, scope_of
+from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, as_utc, parse_uuid, scope_of
 from ordex.api.schemas import ErrorResponse, OrderList, OrderOut, OrderRequest, order_json
 from ordex.domain.commands import CancelOrder
 from ordex.domain.errors import Code, DomainError, Violation
@@ -107,7 +107,7 @@ async def list_orders(
     query = OrderQuery(
         trader_id=scope, statuses=_statuses(status),
         symbol=symbol.strip().upper() if symbol else None,
-        created_from=_utc(created_from), created_to=_utc(created_to),
+        created_from=as_utc(created_from), created_to=as_utc(created_to),
         before_id=before, limit=limit,
     )
     orders = await services.queries.orders(query)
@@ -142,9 +142,3 @@ def _statuses(values: list[str] | None) -> frozenset[OrderStatus] | None:
                 "Use one or more of: " + ", ".join(s.value for s in OrderStatus) + "."),
             ) from None
     return frozenset(wanted) or None
-
-
-def _utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
