@@ -12,6 +12,7 @@ import pytest
 from ordex.client import AsyncClient, OrdexError
 from ordex.config import Settings
 from ordex.domain.accounts import Role
+from ordex.domain.orders import OrderType, Side, TimeInForce
 from ordex.services.demo import demo_instruments
 from ordex.venues.simulated.exchange import SimulatedExchange
 from ordex.venues.simulated.inprocess import InProcessVenue
@@ -254,4 +255,18 @@ async def test_orders_wait_while_the_venue_is_down_and_go_when_it_returns(desk: 
     done = await ordex.wait_for(order["id"], FINAL, within=5)
     assert done["status"] == "filled"
     assert [v.client_order_id for v in desk.venue.exchange.orders()].count(order["id"]) == 1
+    await ordex.close()
+
+
+async def test_a_venue_refusing_a_second_copy_does_not_reject_the_order(desk: Desk) -> None:
+    from ordex.venues.base import NewOrder
+
+    ordex = await desk.trader("alice")
+    order = await ordex.submit("KO", "buy", "10", type="limit", limit_price="60.00")
+    await asyncio.sleep(0.2)
+    await desk.venue.submit(NewOrder(order["id"], "KO", Side.BUY, OrderType.LIMIT, Decimal(10),
+                                     TimeInForce.DAY, Decimal("60.00")))
+    await asyncio.sleep(0.2)
+    assert (await ordex.get(order["id"]))["status"] == "accepted"
+    assert desk.venue.exchange.duplicates_refused == 1
     await ordex.close()

@@ -76,6 +76,11 @@ async def apply_report(repo: Repository, report: ExecutionReport, clock: Clock) 
         event = await repo.insert_event(acked, "venue_ack", now, payload(acked))
         return Applied(acked, [event])
 
+    if report.kind is ReportKind.REJECTED and report.duplicate:
+        log.warning("venue %s refused a second copy of order %s; the order stands: %s",
+                    report.venue, order.id, report.reason,
+                    extra={"order_id": order.id, "trader_id": order.trader_id})
+        return Applied(order, [])
     domain_event = _event_for(report)
     assert domain_event is not None
     try:

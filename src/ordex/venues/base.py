@@ -69,6 +69,9 @@ class ExecutionReport:
     leaves_quantity: Decimal = ZERO
     liquidity: str | None = None  # "maker" or "taker" on fills
     reason: str | None = None
+    # A REJECTED that refuses a second copy of an order the venue already holds (FIX
+    # OrdRejReason 6): it says "the venue has it", not "the order is rejected".
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True)

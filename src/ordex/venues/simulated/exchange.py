@@ -164,7 +164,8 @@ class SimulatedExchange:
             return [self._new_report(
                 ReportKind.REJECTED, now, order.client_order_id, order.symbol, order.side,
                 reason=f"duplicate client order id {order.client_order_id}: already received "
-                       f"as {existing.venue_order_id} ({existing.status.value})")]
+                       f"as {existing.venue_order_id} ({existing.status.value})",
+                duplicate=True)]
         self._order_seq += 1
         sim = SimOrder(
             client_order_id=order.client_order_id, venue_order_id=f"{self.name}-o{self._order_seq}",
