@@ -270,3 +270,33 @@ async def test_a_venue_refusing_a_second_copy_does_not_reject_the_order(desk: De
     assert (await ordex.get(order["id"]))["status"] == "accepted"
     assert desk.venue.exchange.duplicates_refused == 1
     await ordex.close()
+
+
+@pytest.mark.parametrize("round_", range(3))
+async def test_a_cancel_racing_a_fill_ends_in_one_consistent_state(desk: Desk,
+                                                                   round_: int) -> None:
+    desk.venue.set_liquidity("KO", depth_levels=3, level_size=Decimal(4))
+    ordex = await desk.trader(f"racer{round_}")
+    order = await ordex.submit("KO", "buy", "10", type="limit", limit_price="62.00",
+                               time_in_force="gtc")
+    await asyncio.sleep(0.1)
+
+    async def cross() -> None:
+        await asyncio.sleep(0.001 * round_)
+        desk.venue.move_market("KO", Decimal("61.50"))
+
+    async def cancel() -> None:
+        try:
+            await ordex.cancel(order["id"])
+        except OrdexError as too_late:
+            assert too_late.codes == ["order_not_cancelable"]
+
+    await asyncio.gather(cancel(), cross())
+    done = await ordex.wait_for(order["id"], FINAL)
+    fills = await ordex.fills(order["id"])
+    assert done["status"] in {"filled", "cancelled"}
+    assert Decimal(done["filled_quantity"]) == total(fills, "quantity")
+    seen = desk.venue.exchange.query(order["id"])
+    assert seen is not None and seen.filled_quantity == Decimal(done["filled_quantity"])
+    assert seen.state.value == done["status"]
+    await ordex.close()
