@@ -100,6 +100,18 @@ def cmd_accounts_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_venue(args: argparse.Namespace) -> int:
+    from ordex.logs import configure
+    from ordex.venues.fix.server import main as venue_main
+
+    configure(args.log_level)
+    return venue_main(port=args.port, admin_port=args.admin_port, data_dir=Path(args.data_dir),
+                      name=args.name, seed=args.seed, tick_seconds=args.tick_seconds,
+                      md_interval=args.md_interval,
+                      client_comp_id=args.client_comp_id, heartbeat_seconds=args.heartbeat,
+                      log_messages=args.log_messages)
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -128,6 +140,25 @@ def parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="bring the store's schema up to date")
     store_flags(migrate)
     migrate.set_defaults(func=cmd_migrate)
+
+    venue = sub.add_parser("venue", help="run the simulated exchange as a FIX 4.4 venue")
+    venue.add_argument("--port", type=int, required=True, help="FIX acceptor port")
+    venue.add_argument("--admin-port", type=int, required=True, help="admin HTTP port (loopback)")
+    venue.add_argument("--seed", type=int, default=7)
+    venue.add_argument("--tick-seconds", type=float, default=0.25,
+                       help="seconds between market steps (0: only on POST /step)")
+    venue.add_argument("--md-interval", type=float, default=1.0,
+                       help="at most one quote update per symbol this often from market steps")
+    venue.add_argument("--data-dir", default="data/venue",
+                       help="FIX sequence number store (default: data/venue)")
+    venue.add_argument("--name", default="SIM", help="venue name and FIX SenderCompID")
+    venue.add_argument("--client-comp-id", default="ORDEX", help="the client's SenderCompID")
+    venue.add_argument("--heartbeat", type=int, default=5, help="FIX HeartBtInt in seconds")
+    venue.add_argument("--log-messages", action="store_true",
+                       help="log every FIX message to <data-dir>/fix-log")
+    venue.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])
+    venue.set_defaults(func=cmd_venue)
 
     accounts = sub.add_parser("accounts", help="manage accounts")
     acc_sub = accounts.add_subparsers(dest="accounts_command", required=True)

@@ -1,0 +1,153 @@
+"""QuickFIX session settings built in code, and the rules for calling QuickFIX from Python.
+
+Both ends run one FIX 4.4 session (ordex ``ORDEX`` <-> venue ``SIM`` by default) with
+``UseDataDictionary=N``, ``ResetOnLogon=N`` and a persistent ``FileStore`` (sequence numbers and
+sent messages) under ``<data dir>/fix-store``, so that sequence numbers survive reconnects and
+restarts and missed messages are resent on a ResendRequest. The session is a daily one
+(``StartTime`` = ``EndTime`` = 00:00:00 UTC): QuickFIX resets sequence numbers when a new UTC day
+starts, on both ends alike.
+
+The quickfix-ssl wheel aborts the process on any C++ exception that reaches Python (a missing
+field in ``getField``, ``sendToTarget`` to an unknown session, an exception raised in a callback
+such as ``RejectLogon`` or ``DoNotSend``). So: messages are read from ``toString()`` with
+``messages.parse``, sessions are looked up (``lookupSession`` returns None) before ``send``, and
+every callback catches everything (``guarded``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec
+
+from ordex.venues.fix.messages import BEGIN_STRING
+
+if TYPE_CHECKING:
+    import quickfix
+
+log = logging.getLogger("ordex.venues.fix")
+
+P = ParamSpec("P")
+
+STORE_DIR = "fix-store"
+DEFAULT_CLIENT_COMP_ID = "ORDEX"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """One end of the session: who we are, who the other end is, where the store lives."""
+
+    sender_comp_id: str
+    target_comp_id: str
+    store_dir: Path
+    heartbeat_seconds: int = 5
+    reconnect_seconds: int = 1
+    log_dir: Path | None = None  # QuickFIX's message log (FileLog), off when None
+
+    def session_id(self) -> quickfix.SessionID:
+        import quickfix as fix
+
+        return fix.SessionID(BEGIN_STRING, self.sender_comp_id, self.target_comp_id)
+
+    def seqnums_file(self) -> Path:
+        """QuickFIX FileStore's ``.seqnums`` file: ``<next sender> : <next target>``."""
+        name = f"{BEGIN_STRING}-{self.sender_comp_id}-{self.target_comp_id}.seqnums"
+        return self.store_dir / name
+
+
+def read_seqnums(path: Path) -> tuple[int, int] | None:
+    """The next sender and next target sequence numbers a FileStore holds, or None."""
+    try:
+        sender, _, target = path.read_text().partition(":")
+        return int(sender), int(target)
+    except (OSError, ValueError):
+        return None
+
+
+def _common(config: SessionConfig) -> dict[str, str]:
+    values = {
+        "FileStorePath": str(config.store_dir),
+        "StartTime": "00:00:00",
+        "EndTime": "00:00:00",
+        "UseDataDictionary": "N",
+        "ResetOnLogon": "N",
+        "ResetOnLogout": "N",
+        "ResetOnDisconnect": "N",
+        "PersistMessages": "Y",
+        "HeartBtInt": str(config.heartbeat_seconds),
+        "SocketNodelay": "Y",
+        "ValidateLengthAndChecksum": "Y",
+        "CheckLatency": "N",
+        "LogonTimeout": "10",
+        "LogoutTimeout": "2",
+    }
+    if config.log_dir is not None:
+        values["FileLogPath"] = str(config.log_dir)
+    return values
+
+
+def _settings(config: SessionConfig, defaults: dict[str, str],
+              session: dict[str, str]) -> quickfix.SessionSettings:
+    import quickfix as fix
+
+    config.store_dir.mkdir(parents=True, exist_ok=True)
+    if config.log_dir is not None:
+        config.log_dir.mkdir(parents=True, exist_ok=True)
+    settings = fix.SessionSettings()
+    default_dict = fix.Dictionary()
+    for key, value in defaults.items():
+        default_dict.setString(key, value)
+    settings.set(default_dict)
+    session_dict = fix.Dictionary()
+    for key, value in session.items():
+        session_dict.setString(key, value)
+    settings.set(config.session_id(), session_dict)
+    return settings
+
+
+def initiator_settings(config: SessionConfig, host: str, port: int) -> quickfix.SessionSettings:
+    """Settings for ordex's end (QuickFIX reads ``ReconnectInterval`` and ``FileLogPath`` from
+    the defaults section only, so everything common goes there)."""
+    defaults = {**_common(config), "ConnectionType": "initiator",
+                "ReconnectInterval": str(config.reconnect_seconds)}
+    session = {"SocketConnectHost": host, "SocketConnectPort": str(port)}
+    return _settings(config, defaults, session)
+
+
+def acceptor_settings(config: SessionConfig, port: int) -> quickfix.SessionSettings:
+    """Settings for the venue's end. QuickFIX 1.15's acceptor listens on every interface."""
+    defaults = {**_common(config), "ConnectionType": "acceptor"}
+    session = {"SocketAcceptPort": str(port), "SocketReuseAddress": "Y"}
+    return _settings(config, defaults, session)
+
+
+def store_factory(settings: quickfix.SessionSettings) -> quickfix.MessageStoreFactory:
+    import quickfix as fix
+
+    return fix.FileStoreFactory(settings)
+
+
+def log_factory(config: SessionConfig,
+                settings: quickfix.SessionSettings) -> quickfix.LogFactory | None:
+    import quickfix as fix
+
+    return fix.FileLogFactory(settings) if config.log_dir is not None else None
+
+
+def guarded(fn: Callable[P, None]) -> Callable[P, None]:
+    """A QuickFIX callback that never lets an exception out (it would abort the process)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except BaseException:  # anything escaping into QuickFIX aborts the process
+            try:
+                log.exception("FIX callback %s failed", fn.__name__)
+            except BaseException:
+                pass
+
+    return wrapper
