@@ -2,7 +2,7 @@
 
 Run from the project root (see bench/README.md)::
 
-    .venv/bin/python -m bench.bench_submit            # full run (about 2 minutes on 2 cores)
+    .venv/bin/python -m bench.bench_submit            # full run (about 3 minutes on 2 cores)
     .venv/bin/python -m bench.bench_submit --quick    # smoke run
 
 1. In process: ``validate`` then ``check_risk`` (what ``OrderService._submit_in`` does in memory,
@@ -11,6 +11,10 @@ Run from the project root (see bench/README.md)::
    PostgreSQL server, measured with ``httpx.AsyncClient`` from this process with one trader at a
    time and with N traders at once (each with its own account and key, each sending its orders
    one after the other), plus one trader sending many orders in a row (open-order growth).
+3. Paced (open loop): N traders each sending one order every N/rate seconds from a random phase,
+   so that the aggregate rate is ``--paced-rate`` orders/s, for ``--paced-seconds``; latency
+   counts from the intended send time. ``--paced-sweep`` repeats it at several rates;
+   ``--paced-baseline`` adds one trader at a time at the same pace, to compare with.
 
 Everything binds to 127.0.0.1. Server processes and temporary directories are removed on exit,
 also after an error, Ctrl-C or SIGTERM.
@@ -23,8 +27,10 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import os
 import platform
+import random
 import shutil
 import signal
 import subprocess
@@ -66,6 +72,8 @@ TRADER_CASH = "100000000"
 RAISED_LIMITS = {"rate_limit_per_minute": 100_000, "max_open_orders": 100_000}
 SPEC_TARGET_MS = 100.0
 AIM_P99_MS = 0.5
+NFR003_MAX_RATIO = 1.05  # p95 with 100 concurrent traders at most 5% above one trader's
+SOLO_SPACING_S = 0.05  # between the orders of the one-at-a-time paced baseline
 
 T = TypeVar("T")
 
@@ -225,6 +233,35 @@ class PhaseResult:
 
 
 @dataclass
+class PacedResult(PhaseResult):
+    """An open-loop run for ``seconds``: ``accounts`` traders, each sending an order every
+    ``interval_s``, ``rate`` orders/s in all. Concurrent traders start from random phases; a
+    ``solo`` run (the baseline at the same pace, ``traders`` 1) staggers its accounts evenly, so
+    that one order is out at a time.
+    """
+
+    rate: float = 0.0
+    seconds: float = 0.0
+    interval_s: float = 0.0
+    accounts: int = 0
+    solo: bool = False
+    lags_ms: list[float] = field(default_factory=list)  # actual minus intended send time
+    held: int = 0  # sends due while the trader's previous order was still unanswered
+    started: float = 0.0  # perf_counter of the schedule's start
+    last_done: float = 0.0  # perf_counter of the last answer
+
+    @property
+    def label(self) -> str:
+        return f"{self.traders}@{self.rate:.3g}"
+
+    @property
+    def throughput(self) -> float:
+        """Achieved rate: accepted orders from the schedule's start to the last answer."""
+        span = self.last_done - self.started
+        return self.ok / span if span > 0 else float("nan")
+
+
+@dataclass
 class BackendResult:
     backend: str
     setup_s: float
@@ -233,7 +270,12 @@ class BackendResult:
     many: PhaseResult
     growth: PhaseResult
     single_accounts: int
+    paced: list[PacedResult] = field(default_factory=list)
     server_log_tail: str = ""
+
+    def phases(self) -> list[tuple[str, PhaseResult]]:
+        return [("1 trader", self.single), ("concurrent", self.many),
+                *((f"paced {p.label}", p) for p in self.paced), ("growth", self.growth)]
 
 
 class ServiceProcess:
@@ -372,6 +414,74 @@ async def send_orders(client: httpx.AsyncClient, key: str, count: int,
             result.note(f"HTTP {r.status_code}: {r.text[:300]}")
 
 
+async def send_paced(client: httpx.AsyncClient, key: str, first_due: float, interval: float,
+                     end: float, result: PacedResult) -> None:
+    """One trader sending an order every ``interval`` seconds from ``first_due`` until ``end``.
+
+    One order in flight at a time, as a trading client waiting for its acknowledgement. The
+    latency of an order is its own round trip plus the time the trader's previous order kept it
+    from going out at its intended time (the service's backlog, which coordinated omission would
+    hide). A late send for which the trader was free (this client's timer granularity, about a
+    millisecond with uvloop, or its busy event loop) is not the service's doing: it is only
+    reported, as send lag.
+    """
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    clock = time.perf_counter
+    due = first_due
+    free_at = 0.0  # when the trader's previous order was answered
+    while due < end:
+        wait = due - clock()
+        if wait > 0:  # uvloop's timers have millisecond resolution: early or late by up to ~1 ms
+            await asyncio.sleep(wait)
+        sent = clock()
+        backlog = max(0.0, free_at - due)
+        result.lags_ms.append((sent - due) * 1000)
+        if backlog:
+            result.held += 1
+        try:
+            r = await client.post("/v1/orders", content=ORDER_BODY, headers=headers)
+        except httpx.HTTPError as exc:
+            result.note(f"{type(exc).__name__}: {exc}")
+            r = None
+        free_at = clock()
+        result.last_done = max(result.last_done, free_at)
+        if r is not None:
+            if r.status_code == 201:
+                result.latencies_ms.append((free_at - sent + backlog) * 1000)
+            else:
+                result.note(f"HTTP {r.status_code}: {r.text[:300]}")
+        due += interval
+
+
+def plan_paced(opts: argparse.Namespace) -> list[PacedResult]:
+    """For each rate: the baseline at the same pace, one order at a time, for half the time
+    (if asked for), then the concurrent traders."""
+    runs = []
+    for rate in opts.paced_rates:
+        interval = opts.paced_traders / rate
+        if opts.paced_baseline:
+            k = max(1, round(interval / SOLO_SPACING_S))
+            runs.append(PacedResult(1, rate=k / interval, seconds=opts.paced_seconds / 2,
+                                    interval_s=interval, accounts=k, solo=True))
+        runs.append(PacedResult(opts.paced_traders, rate=rate, seconds=opts.paced_seconds,
+                                interval_s=interval, accounts=opts.paced_traders))
+    return runs
+
+
+async def paced(client: httpx.AsyncClient, keys: list[str], rng: random.Random,
+                result: PacedResult) -> None:
+    """Every trader at a steady pace: from a random phase within one interval, or (``solo``)
+    evenly staggered."""
+    result.started = time.perf_counter() + 0.05
+    end = result.started + result.seconds
+    step = result.interval_s / len(keys)
+    phases = [i * step if result.solo else rng.uniform(0, result.interval_s)
+              for i in range(len(keys))]
+    await asyncio.gather(*(send_paced(client, key, result.started + phase, result.interval_s,
+                                      end, result)
+                           for key, phase in zip(keys, phases, strict=True)))
+
+
 async def timed(result: PhaseResult, server: ServiceProcess,
                 work: Coroutine[Any, Any, Any]) -> PhaseResult:
     """Run ``work`` and record wall time, this process's CPU and the service's CPU."""
@@ -413,7 +523,7 @@ async def http_floor(client: httpx.AsyncClient, count: int) -> Summary:
 
 async def measure(base_url: str, admin_key: str, opts: argparse.Namespace,
                   server: ServiceProcess, backend: str, setup_started: float) -> BackendResult:
-    connections = opts.traders + 20
+    connections = max(opts.traders, opts.paced_traders) + 20
     # Idle connections expire on the client before uvicorn's 5 s keep-alive timeout closes them,
     # so that a request is never sent on a connection the server is closing.
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
@@ -421,11 +531,16 @@ async def measure(base_url: str, admin_key: str, opts: argparse.Namespace,
     single_accounts = -(-opts.single_orders // opts.orders_per_trader)
     async with httpx.AsyncClient(base_url=base_url, trust_env=False, limits=limits,
                                  timeout=httpx.Timeout(120.0)) as client:
+        # Every paced run gets fresh accounts, so that their open orders stay few (as many as
+        # each trader sends in the run) and do not pile up from one rate to the next.
+        runs = plan_paced(opts)
+        paced_keys = sum(run.accounts for run in runs)
         keys = await create_traders(client, admin_key,
-                                    2 + single_accounts + opts.traders)
+                                    2 + single_accounts + opts.traders + paced_keys)
         warm, grower = keys[0], keys[1]
         singles = keys[2:2 + single_accounts]
-        crowd = keys[2 + single_accounts:]
+        crowd = keys[2 + single_accounts:2 + single_accounts + opts.traders]
+        pacers = keys[2 + single_accounts + opts.traders:]
         setup_s = time.perf_counter() - setup_started
         floor = await http_floor(client, opts.floor)
         # Warm-up on an account of its own: code paths, statement caches, pool connections.
@@ -437,12 +552,17 @@ async def measure(base_url: str, admin_key: str, opts: argparse.Namespace,
             raise RuntimeError(f"warm-up orders failed: {scratch.first_error}")
         single = PhaseResult(1)
         await timed(single, server, in_turn(client, singles, opts.orders_per_trader, single))
+        rng = random.Random(opts.seed)
+        for run in runs:
+            group, pacers = pacers[:run.accounts], pacers[run.accounts:]
+            await asyncio.sleep(0.5)  # let the previous run's connections and writes settle
+            await timed(run, server, paced(client, group, rng, run))
         many = PhaseResult(len(crowd))
         await timed(many, server, all_at_once(client, crowd, opts.orders_per_trader, many))
         growth = PhaseResult(1)
         if opts.growth_orders:
             await timed(growth, server, send_orders(client, grower, opts.growth_orders, growth))
-    return BackendResult(backend, setup_s, floor, single, many, growth, single_accounts)
+    return BackendResult(backend, setup_s, floor, single, many, growth, single_accounts, runs)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -485,7 +605,7 @@ def bench_backend(backend: str, opts: argparse.Namespace) -> BackendResult:
         except Exception:
             print(f"--- {backend} service log (tail) ---\n{server.log_tail()}", file=sys.stderr)
             raise
-        if result.single.errors or result.many.errors or result.growth.errors:
+        if any(phase.errors for _, phase in result.phases()):
             result.server_log_tail = server.log_tail(10)
     return result
 
@@ -524,15 +644,33 @@ def report_http(results: list[BackendResult], opts: argparse.Namespace) -> None:
           f"{'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'orders/s':>8} {'srv CPU':>8} "
           f"{'cli CPU':>8}")
     for res in results:
-        for phase in (res.single, res.many):
+        for phase in (res.single, res.many, *res.paced):
             s = Summary.of(phase.latencies_ms)
-            print(f"   {res.backend:<9} {phase.traders:>7} {s.n:>6} {phase.errors:>6} "
+            label = phase.label if isinstance(phase, PacedResult) else phase.traders
+            print(f"   {res.backend:<9} {label:>7} {s.n:>6} {phase.errors:>6} "
                   f"{fmt(s.p50):>8} {fmt(s.p95):>8} {fmt(s.p99):>8} {fmt(s.max):>8} "
                   f"{phase.throughput:>8.1f} {_cpu(phase.per_order(phase.server_cpu_s)):>8} "
                   f"{_cpu(phase.per_order(phase.client_cpu_s)):>8}")
     print(f"   traders 1 = one trader at a time: {results[0].single_accounts if results else 0} "
           f"accounts in turn, {opts.orders_per_trader} orders each, so that every account holds "
           f"the same 0-{opts.orders_per_trader - 1} open orders as in the concurrent run.")
+    if opts.paced_rates:
+        n = opts.paced_traders
+        if len(opts.paced_rates) == 1:
+            rate = opts.paced_rates[0]
+            what, pace = f"{n}@{rate:g}", f"{rate:g} orders/s in all: each one order every " \
+                f"{n / rate:.2f} s"
+        else:
+            what, pace = f"{n}@R", f"R orders/s in all: each one order every {n}/R s"
+        print(f"   {what} = paced, open loop: {n} traders (fresh accounts), {pace}, from a random "
+              f"phase (seed {opts.seed}), for {opts.paced_seconds:g} s; latency counts from the "
+              "intended send time; orders/s is the achieved rate.")
+        if opts.paced_baseline:
+            print(f"   1@r = one trader at a time at the same pace as the {what} row below it: "
+                  "fresh accounts, each one order per the same interval, staggered about "
+                  f"{SOLO_SPACING_S * 1000:g} ms apart, for {opts.paced_seconds / 2:g} s "
+                  "(idle gaps and authentication-cache expiries as in the paced run, no "
+                  "concurrency).")
     print("   srv CPU / cli CPU = CPU ms per accepted order of the service process (all threads) "
           "/ of this client process.")
     print()
@@ -543,15 +681,40 @@ def report_http(results: list[BackendResult], opts: argparse.Namespace) -> None:
               f"GET /healthz (no store) p50 {fmt(res.floor.p50)} ms, p95 {fmt(res.floor.p95)} ms;"
               f" setup {res.setup_s:.1f} s")
     for res in results:
+        report_paced(res)
+    for res in results:
         report_growth(res)
     for res in results:
-        for name, phase in (("1 trader", res.single), ("concurrent", res.many),
-                            ("growth", res.growth)):
+        for name, phase in res.phases():
             if phase.errors:
                 print(f"   ! {res.backend} {name}: {phase.errors} failed orders; first: "
                       f"{phase.first_error}")
         if res.server_log_tail:
             print("   service log tail:\n" + res.server_log_tail)
+
+
+def _ratio(run: Summary, base: Summary) -> str:
+    ratio = run.p95 / base.p95
+    return f"{ratio:.2f}x ({'within' if ratio <= NFR003_MAX_RATIO else 'over'} NFR-003's " \
+        f"{NFR003_MAX_RATIO:.2f}x)"
+
+
+def report_paced(res: BackendResult) -> None:
+    one = Summary.of(res.single.latencies_ms)
+    solo: PacedResult | None = None
+    for run in res.paced:
+        if run.solo:
+            solo = run
+            continue
+        s = Summary.of(run.latencies_ms)
+        line = f"   {res.backend}: p95({run.label})/p95(1) = {_ratio(s, one)}"
+        if solo is not None and solo.interval_s == run.interval_s:
+            line += f"; /p95({solo.label}) = {_ratio(s, Summary.of(solo.latencies_ms))}"
+        print(line)
+        lags = Summary.of(run.lags_ms)
+        print(f"      achieved {run.throughput:.1f} of {run.rate:g} orders/s; send lag (not "
+              f"counted) p95 {fmt(lags.p95)} ms, max {fmt(lags.max)} ms; {run.held} sends held "
+              "by the trader's unanswered order (counted)")
 
 
 def report_growth(res: BackendResult) -> None:
@@ -591,6 +754,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="warm-up orders per service (default 50; quick 10)")
     p.add_argument("--floor", type=int,
                    help="GET /healthz requests for the HTTP floor (default 200; quick 50)")
+    p.add_argument("--paced-rate", type=float, default=40.0,
+                   help="aggregate orders/s of the paced open-loop run (default 40; 0 skips it)")
+    p.add_argument("--paced-sweep", nargs="?", const="20,40,80", metavar="RATES",
+                   help="run the paced mode at each of these comma-separated aggregate rates "
+                   "instead of --paced-rate alone (default 20,40,80)")
+    p.add_argument("--paced-seconds", type=float,
+                   help="duration of each paced run in seconds (default 20; quick 5)")
+    p.add_argument("--paced-traders", type=int,
+                   help="traders in the paced run (default: --traders)")
+    p.add_argument("--paced-baseline", action="store_true",
+                   help="before each paced run, one trader at a time at the same pace (for half "
+                   "of --paced-seconds), to compare with as well")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the paced traders' random phases (default 1)")
     p.add_argument("--backends", default="sqlite,postgres",
                    help="comma-separated: sqlite, postgres (default both)")
     p.add_argument("--skip-in-process", action="store_true")
@@ -598,7 +775,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opts = p.parse_args(argv)
     defaults = {"iterations": (50_000, 5_000), "orders_per_trader": (30, 5),
                 "single_orders": (300, 50), "growth_orders": (500, 100), "warmup": (50, 10),
-                "floor": (200, 50)}
+                "floor": (200, 50), "paced_seconds": (20.0, 5.0)}
     for name, (full, quick) in defaults.items():
         if getattr(opts, name) is None:
             setattr(opts, name, quick if opts.quick else full)
@@ -606,7 +783,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(opts.backends) - {"sqlite", "postgres"}
     if unknown:
         p.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
-    for name in ("iterations", "traders", "single_orders", "orders_per_trader", "floor"):
+    if opts.paced_traders is None:
+        opts.paced_traders = opts.traders
+    if opts.paced_sweep is not None:
+        try:
+            opts.paced_rates = [float(r) for r in opts.paced_sweep.split(",") if r.strip()]
+        except ValueError:
+            p.error(f"--paced-sweep takes comma-separated numbers, not {opts.paced_sweep!r}")
+        if not opts.paced_rates or not all(0 < r < math.inf for r in opts.paced_rates):
+            p.error("--paced-sweep rates must be numbers above zero")
+    elif not 0 <= opts.paced_rate < math.inf:
+        p.error("--paced-rate must be a number, zero or more")
+    else:
+        opts.paced_rates = [opts.paced_rate] if opts.paced_rate else []
+    if not 0 < opts.paced_seconds < math.inf:
+        p.error("--paced-seconds must be above zero")
+    for name in ("iterations", "traders", "single_orders", "orders_per_trader", "floor",
+                 "paced_traders"):
         if getattr(opts, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     for name in ("open_orders", "warmup", "growth_orders"):
