@@ -26,6 +26,7 @@ from ordex.venues.base import ExecutionReport, NewOrder, Quote, Venue, VenueUnav
 log = logging.getLogger("ordex.engine")
 
 SWEEP_SECONDS = 0.5
+REPORT_BATCH = 200
 REFERENCE_PERSIST_SECONDS = 5.0
 
 
@@ -123,19 +124,53 @@ class ExecutionEngine:
                 await uow.commit()
 
     async def _report_loop(self) -> None:
-        async for report in self.venue.reports():
+        """Reports that are already waiting are applied together, in order, in one transaction:
+        an ack and the fills that follow it cost one commit, not several."""
+        waiting: asyncio.Queue[ExecutionReport] = asyncio.Queue()
+
+        async def pump() -> None:
+            async for report in self.venue.reports():
+                waiting.put_nowait(report)
+
+        pumping = asyncio.create_task(pump(), name="ordex-report-pump")
+        try:
+            while True:
+                batch = [await waiting.get()]
+                while not waiting.empty() and len(batch) < REPORT_BATCH:
+                    batch.append(waiting.get_nowait())
+                await self.apply_all(batch)
+        finally:
+            pumping.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pumping
+
+    async def apply_all(self, reports: list[ExecutionReport]) -> None:
+        try:
+            await self._apply_in_one(reports)
+            return
+        except Exception:
+            if len(reports) == 1:
+                log.exception("could not apply report %s for %s", reports[0].exec_id,
+                              reports[0].client_order_id)
+                return
+        for report in reports:  # one bad report must not hold back the others
             try:
-                await self.apply(report)
+                await self._apply_in_one([report])
             except Exception:
                 log.exception("could not apply report %s for %s", report.exec_id,
                               report.client_order_id)
 
     async def apply(self, report: ExecutionReport) -> None:
+        await self._apply_in_one([report])
+
+    async def _apply_in_one(self, reports: list[ExecutionReport]) -> None:
+        events: list[OrderEvent] = []
         async with UnitOfWork(self.db) as uow:
-            applied = await apply_report(uow.repo, report, self.clock)
+            for report in reports:
+                events.extend((await apply_report(uow.repo, report, self.clock)).events)
             await uow.commit()
-        if applied.events:
-            self.publish(applied.events)
+        if events:
+            self.publish(events)
 
     async def _quote_loop(self) -> None:
         async for quote in self.venue.quotes():
