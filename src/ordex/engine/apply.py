@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import Any
 from uuid import UUID
 
 from ordex.clock import Clock
@@ -32,9 +33,25 @@ log = logging.getLogger("ordex.engine")
 
 
 @dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """A status event to append once every row lock of the transaction is taken: appending takes
+    the event-sequence lock, which must come last (see ``Repository.insert_event``)."""
+
+    order: Order
+    type: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
     order: Order | None
-    events: list[StatusEvent]
+    events: list[PendingEvent]
+
+
+async def append_events(repo: Repository, pending: list[PendingEvent],
+                        clock: Clock) -> list[StatusEvent]:
+    now = clock.now()
+    return [await repo.insert_event(p.order, p.type, now, p.body) for p in pending]
 
 
 def _event_for(report: ExecutionReport) -> OrderEvent | None:
@@ -54,7 +71,7 @@ def _event_for(report: ExecutionReport) -> OrderEvent | None:
     return None
 
 
-async def apply_report(repo: Repository, report: ExecutionReport, clock: Clock) -> Applied:
+async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
     """Apply ``report`` inside the caller's transaction; a repeated fill is applied once."""
     try:
         order_id = UUID(report.client_order_id)
@@ -65,7 +82,6 @@ async def apply_report(repo: Repository, report: ExecutionReport, clock: Clock) 
         log.warning("report for an order ordex does not know: %s %s", report.venue,
                     report.client_order_id)
         return Applied(None, [])
-    now = clock.now()
     if report.kind is ReportKind.FILL and await repo.fill_exists(report.venue, report.exec_id):
         return Applied(order, [])
     if report.kind is ReportKind.ACK:
@@ -73,8 +89,7 @@ async def apply_report(repo: Repository, report: ExecutionReport, clock: Clock) 
             return Applied(order, [])
         acked = replace(order, venue_order_id=report.venue_order_id, venue=report.venue)
         await repo.update_order(acked)
-        event = await repo.insert_event(acked, "venue_ack", now, payload(acked))
-        return Applied(acked, [event])
+        return Applied(acked, [PendingEvent(acked, "venue_ack", payload(acked))])
 
     if report.kind is ReportKind.REJECTED and report.duplicate:
         log.warning("venue %s refused a second copy of order %s; the order stands: %s",
@@ -96,7 +111,7 @@ async def apply_report(repo: Repository, report: ExecutionReport, clock: Clock) 
     last_fill = None
     if isinstance(domain_event, Filled):
         last_fill = LastFill(report.last_quantity, report.last_price, report.venue)
-        await _book_fill(repo, after, report, now)
+        await _book_fill(repo, after, report)
     action = {ReportKind.FILL: LogAction.FILL, ReportKind.CANCELLED: LogAction.CANCEL,
               ReportKind.REJECTED: LogAction.REJECT}.get(report.kind, LogAction.EXECUTE)
     await repo.log(ExecutionLogEntry(
@@ -105,12 +120,11 @@ async def apply_report(repo: Repository, report: ExecutionReport, clock: Clock) 
                         "kind": report.kind.value, "quantity": str(report.last_quantity),
                         "price": str(report.last_price), "fee": str(report.fee),
                         "symbol": after.symbol}))
-    event = await repo.insert_event(after, after.status.value, now, payload(
-        after, last_fill, report.reason if report.kind is not ReportKind.FILL else None))
-    return Applied(after, [event])
+    body = payload(after, last_fill, report.reason if report.kind is not ReportKind.FILL else None)
+    return Applied(after, [PendingEvent(after, after.status.value, body)])
 
 
-async def _book_fill(repo: Repository, order: Order, report: ExecutionReport, now: object) -> None:
+async def _book_fill(repo: Repository, order: Order, report: ExecutionReport) -> None:
     fill = Fill(
         id=new_id(), order_id=order.id, trader_id=order.trader_id, symbol=order.symbol,
         side=order.side, timestamp=report.timestamp, quantity=report.last_quantity,

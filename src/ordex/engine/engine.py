@@ -16,7 +16,7 @@ from ordex.domain.fills import ExecutionLogEntry, LogAction
 from ordex.domain.instruments import InstrumentStatus
 from ordex.domain.orders import Order
 from ordex.domain.status import OrderEvent
-from ordex.engine.apply import apply_report
+from ordex.engine.apply import PendingEvent, append_events, apply_report
 from ordex.engine.marketdata import MarketData
 from ordex.ids import new_id
 from ordex.store.database import Database
@@ -164,10 +164,11 @@ class ExecutionEngine:
         await self._apply_in_one([report])
 
     async def _apply_in_one(self, reports: list[ExecutionReport]) -> None:
-        events: list[OrderEvent] = []
+        pending: list[PendingEvent] = []
         async with UnitOfWork(self.db) as uow:
             for report in reports:
-                events.extend((await apply_report(uow.repo, report, self.clock)).events)
+                pending.extend((await apply_report(uow.repo, report)).events)
+            events = await append_events(uow.repo, pending, self.clock)
             await uow.commit()
         if events:
             self.publish(events)
