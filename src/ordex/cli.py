@@ -38,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ordex.bootstrap import Services
     from ordex.logs import configure
 
-    settings = _settings(args, host=args.host, port=args.port,
+    settings = _settings(args, host=args.host, port=args.port, venue=args.venue,
                          seed_demo=False if args.no_demo else None)
 
     def ready(services: Services) -> None:
@@ -132,6 +132,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--no-demo", action="store_true", help="do not seed the demo accounts")
+    serve.add_argument("--venue", metavar="HOST:PORT", default=None,
+                       help="trade on an `ordex venue` (FIX 4.4) at HOST:PORT instead of the "
+                       "embedded simulated exchange")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
     store_flags(serve)

@@ -145,3 +145,41 @@ def test_settings_read_the_specs_own_variable_names(monkeypatch: pytest.MonkeyPa
 def test_spec_defaults() -> None:
     s = Settings(_env_file=None)
     assert s.order_retry_max_attempts == 3 and s.order_timeout_seconds == 120
+
+
+def test_serve_trades_on_an_ordex_venue_over_fix(tmp_path: Path) -> None:
+    from tests.support.venue_process import VenueProcess
+
+    venue = VenueProcess(tmp_path / "venue", tick_seconds=0)
+    venue.start()
+    port = free_port()
+    proc = subprocess.Popen([*ORDEX, "serve", "--port", str(port), "--data-dir",
+                             str(tmp_path / "ordex"), "--venue", f"127.0.0.1:{venue.port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    try:
+        keys: dict[str, str] = {}
+        while len(keys) < 4:
+            line = proc.stdout.readline()
+            assert line, "ordex serve stopped"
+            match = re.match(r"^\s+(\w+)\s+(ordex_\S+)$", line)
+            if match:
+                keys[match.group(1)] = match.group(2)
+        headers = {"Authorization": f"Bearer {keys['alice']}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            order = client.post("/v1/orders", headers=headers, json={
+                "symbol": "KO", "side": "buy", "quantity": "2", "type": "market"}).json()
+            for _ in range(200):
+                back = client.get(f"/v1/orders/{order['id']}", headers=headers).json()
+                if back["status"] == "filled":
+                    break
+                time.sleep(0.05)
+            assert back["status"] == "filled"
+            fills = client.get(f"/v1/orders/{order['id']}/fills", headers=headers).json()
+        assert [f["venue"] for f in fills["fills"]] == ["SIM"]
+        listed = httpx.get(f"{venue.admin_url}/orders", timeout=10).json()["orders"]
+        assert [o["client_order_id"] for o in listed] == [order["id"]]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        venue.stop()

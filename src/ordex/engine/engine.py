@@ -27,6 +27,7 @@ log = logging.getLogger("ordex.engine")
 
 SWEEP_SECONDS = 0.5
 REPORT_BATCH = 200
+ROUTE_BATCH = 100
 REFERENCE_PERSIST_SECONDS = 5.0
 
 
@@ -72,24 +73,24 @@ class ExecutionEngine:
                 await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
             self._wake.clear()
             try:
-                while await self.dispatch_once():
+                while await self.dispatch_once() >= ROUTE_BATCH:
                     pass
             except Exception:
                 log.exception("dispatch failed; retrying at the next sweep")
 
-    async def dispatch_once(self) -> bool:
-        """Send what is waiting: new orders, then cancels. True if it found anything."""
+    async def dispatch_once(self) -> int:
+        """Send what is waiting: new orders, then cancels. Returns how many it found."""
         now = self.clock.now()
         async with UnitOfWork(self.db) as uow:
             to_send: list[Order] = []
-            for order in await uow.repo.orders_to_route():
+            for order in await uow.repo.orders_to_route(ROUTE_BATCH):
                 if await uow.repo.mark_routed(order.id, self.venue.name, now):
                     to_send.append(replace(order, routed_at=now, venue=self.venue.name))
                     await uow.repo.log(ExecutionLogEntry(
                         new_id(), order.trader_id, order.id, LogAction.EXECUTE,
                         order.status.value, now, None, {"venue": self.venue.name}))
             to_cancel: list[Order] = []
-            for order in await uow.repo.orders_to_cancel():
+            for order in await uow.repo.orders_to_cancel(ROUTE_BATCH):
                 if await uow.repo.mark_cancel_sent(order.id, now):
                     to_cancel.append(order)
             await uow.commit()
@@ -97,7 +98,7 @@ class ExecutionEngine:
             await self._send(order)
         for order in to_cancel:
             await self._cancel(order)
-        return bool(to_send or to_cancel)
+        return max(len(to_send), len(to_cancel))
 
     async def _send(self, order: Order) -> None:
         try:

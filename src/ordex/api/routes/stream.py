@@ -23,7 +23,7 @@ from uuid import UUID
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ordex.bootstrap import Services
-from ordex.bus.memory import ORDER_EVENTS
+from ordex.bus.memory import ORDER_EVENTS, Subscription
 from ordex.domain.accounts import Account, Role
 
 router = APIRouter(tags=["stream"])
@@ -91,8 +91,10 @@ async def _serve(services: Services, ws: WebSocket, trader: UUID | None, after: 
         sent = await _send_from_store(services, ws, trader, after)
         receiver = asyncio.create_task(_drain_client(ws))
         try:
-            while not receiver.done():
-                message = await sub.next_within(HEARTBEAT_SECONDS)
+            while True:
+                message = await _next_or_gone(sub, receiver)
+                if receiver.done():
+                    return
                 if sub.lagged:
                     sub.reset()
                 elif message is None:
@@ -106,6 +108,18 @@ async def _serve(services: Services, ws: WebSocket, trader: UUID | None, after: 
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
                 await receiver
+
+
+async def _next_or_gone(sub: Subscription, receiver: asyncio.Task[None]) -> dict[str, Any] | None:
+    """The next bus message, or None after a heartbeat's wait or as soon as the client leaves."""
+    getter = asyncio.create_task(sub.next_within(HEARTBEAT_SECONDS))
+    await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    if not getter.done():
+        getter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await getter
+        return None
+    return getter.result()
 
 
 async def _send_from_store(services: Services, ws: WebSocket, trader: UUID | None,
