@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ordex.bus.memory import ORDER_EVENTS, QUOTES, MemoryBus
+from ordex.bus.memory import ORDER_EVENTS, QUOTES, MemoryBus, trader_topic
 from ordex.clock import Clock, SystemClock
 from ordex.config import Settings
 from ordex.domain.status import OrderEvent
@@ -60,7 +60,9 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
 
     def publish(events: list[OrderEvent]) -> None:
         for event in events:
-            bus.publish(ORDER_EVENTS, event.as_json())
+            message = event.as_json()
+            bus.publish(ORDER_EVENTS, message)
+            bus.publish(trader_topic(event.trader_id), message)
 
     def notify(events: list[OrderEvent]) -> None:
         publish(events)

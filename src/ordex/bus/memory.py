@@ -68,3 +68,8 @@ class MemoryBus:
 
 ORDER_EVENTS = "order_events"
 QUOTES = "quotes"
+
+
+def trader_topic(trader_id: object) -> str:
+    """One trader's order events: subscribers to it are not woken by other traders' orders."""
+    return f"{ORDER_EVENTS}:{trader_id}"

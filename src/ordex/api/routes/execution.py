@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from ordex.api.deps import CurrentAccount, ServicesDep
 from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, as_utc, parse_uuid, scope_of
 from ordex.api.schemas import EventList, FillList, QuoteOut, dec, fill_json, timestamp
-from ordex.bus.memory import ORDER_EVENTS
+from ordex.bus.memory import trader_topic
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.services.orders import not_found_order
 
@@ -93,7 +93,7 @@ async def order_events(
         raise DomainError(not_found_order(order_id))
     events = await services.queries.events(after, order_id=oid)
     if not events and wait > 0:
-        with services.bus.subscribe(ORDER_EVENTS) as sub:
+        with services.bus.subscribe(trader_topic(order.trader_id)) as sub:
             events = await services.queries.events(after, order_id=oid)
             deadline = asyncio.get_running_loop().time() + wait
             while not events:

@@ -23,7 +23,7 @@ from uuid import UUID
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ordex.bootstrap import Services
-from ordex.bus.memory import ORDER_EVENTS, Subscription
+from ordex.bus.memory import ORDER_EVENTS, Subscription, trader_topic
 from ordex.domain.accounts import Account, Role
 
 router = APIRouter(tags=["stream"])
@@ -84,8 +84,8 @@ async def _authenticate(services: Services, ws: WebSocket,
 async def _serve(services: Services, ws: WebSocket, trader: UUID | None, after: int) -> None:
     """Bus messages only say that something was committed; what is sent is always read from the
     store after the last seq sent, so events published out of order are never skipped."""
-    wanted = None if trader is None else str(trader)
-    with services.bus.subscribe(ORDER_EVENTS) as sub:
+    topic = ORDER_EVENTS if trader is None else trader_topic(trader)
+    with services.bus.subscribe(topic) as sub:
         last_seq = await services.queries.last_event_seq()
         await ws.send_json({"type": "subscribed", "after": after, "last_seq": last_seq})
         sent = await _send_from_store(services, ws, trader, after)
@@ -100,8 +100,7 @@ async def _serve(services: Services, ws: WebSocket, trader: UUID | None, after: 
                 elif message is None:
                     await ws.send_json({"type": "heartbeat", "last_seq": sent})
                     continue
-                elif message["seq"] <= sent or (
-                        wanted is not None and message.get("trader_id") != wanted):
+                elif message["seq"] <= sent:
                     continue
                 sent = await _send_from_store(services, ws, trader, sent)
         finally:
