@@ -55,8 +55,8 @@ from ordex.venues.fix.messages import ExecType, FixFormatError, FixMessage, MsgT
 from ordex.venues.fix.session import (
     DEFAULT_CLIENT_COMP_ID,
     STORE_DIR,
+    LoopApplication,
     SessionConfig,
-    guarded,
     initiator_settings,
     log_factory,
     read_seqnums,
@@ -92,46 +92,6 @@ class _Pending:
             self.items.append(msg)
         if last or (self.expected is not None and len(self.items) >= self.expected):
             self.future.set_result(self.items)
-
-
-class _InitiatorApp(fix.Application):  # type: ignore[misc]
-    """QuickFIX callbacks: hand everything to the loop, never raise."""
-
-    def __init__(self, venue: FixVenue) -> None:
-        super().__init__()
-        self._venue = venue
-
-    @guarded
-    def onCreate(self, session_id: Any) -> None:
-        pass
-
-    @guarded
-    def onLogon(self, session_id: Any) -> None:
-        self._venue.post(self._venue.on_logon)
-
-    @guarded
-    def onLogout(self, session_id: Any) -> None:
-        self._venue.post(self._venue.on_logout)
-
-    @guarded
-    def toAdmin(self, message: Any, session_id: Any) -> None:
-        raw = message.toString()
-        if "\x0135=3\x01" in raw:  # QuickFIX refuses a message from the venue
-            self._venue.post(self._venue.on_session_reject_sent, raw)
-
-    @guarded
-    def fromAdmin(self, message: Any, session_id: Any) -> None:
-        raw = message.toString()
-        if "\x0135=5\x01" in raw or "\x0135=3\x01" in raw:  # logout or session reject: say why
-            self._venue.post(self._venue.on_admin, raw)
-
-    @guarded
-    def toApp(self, message: Any, session_id: Any) -> None:
-        pass
-
-    @guarded
-    def fromApp(self, message: Any, session_id: Any) -> None:
-        self._venue.post(self._venue.on_message, message.toString())
 
 
 class FixVenue:
@@ -228,7 +188,7 @@ class FixVenue:
         self._loop = asyncio.get_running_loop()
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fix-{self.name}")
         settings = initiator_settings(self.config, self.host, self.port)
-        app = _InitiatorApp(self)
+        app = LoopApplication(self)
         logs = log_factory(self.config, settings)
 
         def build() -> Any:

@@ -72,9 +72,9 @@ from ordex.venues.fix.messages import FixFormatError, FixMessage, MsgType, Tag
 from ordex.venues.fix.session import (
     DEFAULT_CLIENT_COMP_ID,
     STORE_DIR,
+    LoopApplication,
     SessionConfig,
     acceptor_settings,
-    guarded,
     log_factory,
     store_factory,
 )
@@ -114,44 +114,6 @@ class _Wire:
 
 
 _Out = tuple[ExecutionReport | None, FixMessage]
-
-
-class _AcceptorApp(fix.Application):  # type: ignore[misc]
-    """QuickFIX callbacks: hand everything to the loop, never raise."""
-
-    def __init__(self, server: VenueServer) -> None:
-        super().__init__()
-        self._server = server
-
-    @guarded
-    def onCreate(self, session_id: Any) -> None:
-        pass
-
-    @guarded
-    def onLogon(self, session_id: Any) -> None:
-        self._server.post(self._server.on_logon)
-
-    @guarded
-    def onLogout(self, session_id: Any) -> None:
-        self._server.post(self._server.on_logout)
-
-    @guarded
-    def toAdmin(self, message: Any, session_id: Any) -> None:
-        raw = message.toString()
-        if "\x0135=3\x01" in raw:  # QuickFIX refuses a client message: say so
-            self._server.post(self._server.on_session_reject_sent, raw)
-
-    @guarded
-    def fromAdmin(self, message: Any, session_id: Any) -> None:
-        pass
-
-    @guarded
-    def toApp(self, message: Any, session_id: Any) -> None:
-        pass
-
-    @guarded
-    def fromApp(self, message: Any, session_id: Any) -> None:
-        self._server.post(self._server.on_message, message.toString())
 
 
 class VenueServer:
@@ -271,7 +233,7 @@ class VenueServer:
             await asyncio.sleep(0.05)
         _check_port_free(self.port)
         settings = acceptor_settings(self.config, self.port)
-        app = _AcceptorApp(self)
+        app = LoopApplication(self)
         logs = log_factory(self.config, settings)
 
         def build() -> Any:
@@ -318,6 +280,9 @@ class VenueServer:
         self.logged_on = False
         self._subscriptions.clear()
         log.info("FIX session %s logged out", self._sid.toString())
+
+    def on_admin(self, raw: str) -> None:
+        """A logout or session reject from ordex's end: QuickFIX has logged it already."""
 
     def on_session_reject_sent(self, raw: str) -> None:
         with contextlib.suppress(FixFormatError):

@@ -21,7 +21,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
+
+import quickfix as fix
 
 from ordex.venues.fix.messages import BEGIN_STRING
 
@@ -151,3 +153,54 @@ def guarded(fn: Callable[P, None]) -> Callable[P, None]:
                 pass
 
     return wrapper
+
+
+class LoopOwner(Protocol):
+    """Either end of a session: it runs callbacks on its own event loop."""
+
+    def post(self, fn: Callable[..., None], *args: object) -> None: ...
+    def on_logon(self) -> None: ...
+    def on_logout(self) -> None: ...
+    def on_admin(self, raw: str) -> None: ...
+    def on_session_reject_sent(self, raw: str) -> None: ...
+    def on_message(self, raw: str) -> None: ...
+
+
+class LoopApplication(fix.Application):  # type: ignore[misc]
+    """QuickFIX callbacks for either end: hand everything to the owner's loop, never raise."""
+
+    def __init__(self, owner: LoopOwner) -> None:
+        super().__init__()
+        self._owner = owner
+
+    @guarded
+    def onCreate(self, session_id: Any) -> None:
+        pass
+
+    @guarded
+    def onLogon(self, session_id: Any) -> None:
+        self._owner.post(self._owner.on_logon)
+
+    @guarded
+    def onLogout(self, session_id: Any) -> None:
+        self._owner.post(self._owner.on_logout)
+
+    @guarded
+    def toAdmin(self, message: Any, session_id: Any) -> None:
+        raw = message.toString()
+        if "\x0135=3\x01" in raw:  # QuickFIX refuses a message from the other end: say so
+            self._owner.post(self._owner.on_session_reject_sent, raw)
+
+    @guarded
+    def fromAdmin(self, message: Any, session_id: Any) -> None:
+        raw = message.toString()
+        if "\x0135=5\x01" in raw or "\x0135=3\x01" in raw:  # logout or session reject: say why
+            self._owner.post(self._owner.on_admin, raw)
+
+    @guarded
+    def toApp(self, message: Any, session_id: Any) -> None:
+        pass
+
+    @guarded
+    def fromApp(self, message: Any, session_id: Any) -> None:
+        self._owner.post(self._owner.on_message, message.toString())
