@@ -97,6 +97,9 @@ async def test_market_order_fills_in_parts_and_moves_the_position(desk: Desk) ->
     positions = {p["symbol"]: p["quantity"] for p in await ordex.positions()}
     assert positions["AAPL"] == "100"
     notional = sum((Decimal(f["quantity"]) * Decimal(f["price"]) for f in fills), Decimal(0))
+    done = await ordex.get(order["id"])
+    assert Decimal(done["average_price"]) == notional / 100
+    assert all(f["venue"] == "SIM" and Decimal(f["commission"]) > 0 for f in fills)
     cash = Decimal((await ordex.account())["cash"])
     assert cash == 100000 - notional - total(fills, "commission")
     venue_view = await desk.control.order(order["id"])
