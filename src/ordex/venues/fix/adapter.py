@@ -55,12 +55,10 @@ from ordex.venues.fix.messages import ExecType, FixFormatError, FixMessage, MsgT
 from ordex.venues.fix.session import (
     DEFAULT_CLIENT_COMP_ID,
     STORE_DIR,
-    LoopApplication,
     SessionConfig,
     initiator_settings,
-    log_factory,
     read_seqnums,
-    store_factory,
+    start_socket,
 )
 from ordex.venues.simulated.inprocess import Stream
 
@@ -187,17 +185,9 @@ class FixVenue:
             raise RuntimeError(f"FIX session {self._sid.toString()} already runs in this process")
         self._loop = asyncio.get_running_loop()
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fix-{self.name}")
-        settings = initiator_settings(self.config, self.host, self.port)
-        app = LoopApplication(self)
-        logs = log_factory(self.config, settings)
-
-        def build() -> Any:
-            args = [app, store_factory(settings), settings] + ([logs] if logs else [])
-            initiator = fix.SocketInitiator(*args)
-            initiator.start()
-            return initiator
-
-        self._initiator = await asyncio.to_thread(build)
+        self._initiator = await start_socket(
+            fix.SocketInitiator, self, self.config,
+            initiator_settings(self.config, self.host, self.port))
         # A QuickFIX thread still running when the interpreter shuts down crashes it.
         atexit.register(self._stop_at_exit)
         if not await self.wait_logged_on(self.logon_timeout):

@@ -72,11 +72,9 @@ from ordex.venues.fix.messages import FixFormatError, FixMessage, MsgType, Tag
 from ordex.venues.fix.session import (
     DEFAULT_CLIENT_COMP_ID,
     STORE_DIR,
-    LoopApplication,
     SessionConfig,
     acceptor_settings,
-    log_factory,
-    store_factory,
+    start_socket,
 )
 from ordex.venues.simulated.exchange import SimulatedExchange
 
@@ -232,17 +230,8 @@ class VenueServer:
                 break
             await asyncio.sleep(0.05)
         _check_port_free(self.port)
-        settings = acceptor_settings(self.config, self.port)
-        app = LoopApplication(self)
-        logs = log_factory(self.config, settings)
-
-        def build() -> Any:
-            args = [app, store_factory(settings), settings] + ([logs] if logs else [])
-            acceptor = fix.SocketAcceptor(*args)
-            acceptor.start()
-            return acceptor
-
-        self._acceptor = await asyncio.to_thread(build)
+        self._acceptor = await start_socket(
+            fix.SocketAcceptor, self, self.config, acceptor_settings(self.config, self.port))
         self._acceptor_up = True
         log.info("FIX acceptor up on port %d (%s)", self.port, self._sid.toString())
         outbox, self._outbox = self._outbox, []

@@ -16,6 +16,7 @@ every callback catches everything (``guarded``).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -204,3 +205,18 @@ class LoopApplication(fix.Application):  # type: ignore[misc]
     @guarded
     def fromApp(self, message: Any, session_id: Any) -> None:
         self._owner.post(self._owner.on_message, message.toString())
+
+
+async def start_socket(kind: Callable[..., Any], owner: LoopOwner, config: SessionConfig,
+                       settings: Any) -> Any:
+    """Build and start a QuickFIX SocketInitiator or SocketAcceptor off the event loop."""
+    app = LoopApplication(owner)
+    logs = log_factory(config, settings)
+
+    def build() -> Any:
+        args = [app, store_factory(settings), settings] + ([logs] if logs else [])
+        started = kind(*args)
+        started.start()
+        return started
+
+    return await asyncio.to_thread(build)
