@@ -34,8 +34,6 @@ import functools
 import gc
 import json
 import math
-import os
-import platform
 import random
 import shutil
 import signal
@@ -61,14 +59,15 @@ from bench.bench_submit import (
     ROOT,
     ServiceProcess,
     Summary,
+    begin,
     cli_create_account,
     create_database,
     create_traders,
+    finish,
     fmt,
     ordex_command,
     run_async,
     service_env,
-    uvloop,
 )
 from ordex.domain.instruments import InstrumentStatus
 from ordex.services.demo import UNIVERSE
@@ -904,19 +903,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return opts
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the clean-ups
-
-
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    os.chdir(ROOT)
-    signal.signal(signal.SIGTERM, _terminate)
-    started = time.perf_counter()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"ordex execution benchmark ({'quick' if opts.quick else 'full'} run): Python "
-          f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {load}, client "
-          f"loop {'uvloop' if uvloop else 'asyncio'}")
+    started = begin("execution", opts.quick)
     tcp = detect_tcp_venue() if "tcp" in opts.venues else TcpSupport(False, "not asked for")
     venues = [v for v in opts.venues if v != "tcp" or tcp.available]
     print("venues: in-process = the simulated exchange embedded in `ordex serve` (its default, "
@@ -937,8 +926,7 @@ def main(argv: list[str] | None = None) -> int:
         for backend in opts.backends:
             combos += bench_backend(backend, venues, opts, tcp)
     report(combos, opts, tcp)
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\ntotal {time.perf_counter() - started:.1f} s; load average at the end {load}")
+    finish(started)
     return 0
 
 

@@ -812,23 +812,32 @@ def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the clean-ups
 
 
-def main(argv: list[str] | None = None) -> int:
-    opts = parse_args(argv)
+def begin(title: str, quick: bool) -> float:
+    """Common start of a benchmark run: clean-up on SIGTERM, and a header line."""
     os.chdir(ROOT)
     signal.signal(signal.SIGTERM, _terminate)
-    started = time.perf_counter()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"ordex submit benchmark ({'quick' if opts.quick else 'full'} run): Python "
+    print(f"ordex {title} benchmark ({'quick' if quick else 'full'} run): Python "
           f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {load}, client "
           f"loop {'uvloop' if uvloop else 'asyncio'}")
+    return time.perf_counter()
+
+
+def finish(started: float) -> None:
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\ntotal {time.perf_counter() - started:.1f} s; load average at the end {load}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    started = begin("submit", opts.quick)
     print()
     if not opts.skip_in_process:
         report_in_process(opts)
     if not opts.skip_http:
         results = [bench_backend(backend, opts) for backend in opts.backends]
         report_http(results, opts)
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\ntotal {time.perf_counter() - started:.1f} s; load average at the end {load}")
+    finish(started)
     return 0
 
 
