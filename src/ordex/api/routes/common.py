@@ -7,7 +7,11 @@ from typing import Any
 from uuid import UUID
 
 from ordex.api.schemas import ErrorResponse
+from ordex.bootstrap import Services
 from ordex.domain.accounts import Account, Role
+from ordex.domain.errors import DomainError
+from ordex.domain.orders import Order
+from ordex.services.orders import not_found_order
 
 _ERR = {"model": ErrorResponse}
 
@@ -29,6 +33,15 @@ def as_utc(at: datetime | None) -> datetime | None:
     if at is None:
         return None
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+async def visible_order(services: Services, account: Account, order_id: str) -> Order:
+    """The order if this account may see it; otherwise the same 404 as for a missing one."""
+    oid = parse_uuid(order_id)
+    order = await services.queries.order(oid, scope_of(account)) if oid else None
+    if order is None:
+        raise DomainError(not_found_order(order_id))
+    return order
 
 
 def parse_uuid(value: str) -> UUID | None:

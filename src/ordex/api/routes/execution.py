@@ -10,11 +10,17 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from ordex.api.deps import CurrentAccount, ServicesDep
-from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, as_utc, parse_uuid, scope_of
+from ordex.api.routes.common import (
+    AUTH_ERRORS,
+    NOT_FOUND,
+    as_utc,
+    parse_uuid,
+    scope_of,
+    visible_order,
+)
 from ordex.api.schemas import EventList, FillList, QuoteOut, dec, fill_json, timestamp
 from ordex.bus.memory import trader_topic
 from ordex.domain.errors import Code, DomainError, Violation
-from ordex.services.orders import not_found_order
 
 router = APIRouter(prefix="/v1", tags=["execution"])
 
@@ -25,10 +31,8 @@ MAX_WAIT_SECONDS = 30.0
             responses={200: {"model": FillList}, **NOT_FOUND, **AUTH_ERRORS})
 async def order_fills(order_id: str, services: ServicesDep,
                       account: CurrentAccount) -> JSONResponse:
-    oid = parse_uuid(order_id)
-    order = await services.queries.order(oid, scope_of(account)) if oid else None
-    if order is None or oid is None:
-        raise DomainError(not_found_order(order_id))
+    order = await visible_order(services, account, order_id)
+    oid = order.id
     fills = await services.queries.fills(order_id=oid, limit=10_000)
     return JSONResponse({"fills": [fill_json(f) for f in fills], "next_cursor": None})
 
@@ -87,10 +91,8 @@ async def order_events(
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
                                  description="seconds to wait for a new event")] = 0,
 ) -> JSONResponse:
-    oid = parse_uuid(order_id)
-    order = await services.queries.order(oid, scope_of(account)) if oid else None
-    if order is None or oid is None:
-        raise DomainError(not_found_order(order_id))
+    order = await visible_order(services, account, order_id)
+    oid = order.id
     events = await services.queries.events(after, order_id=oid)
     if not events and wait > 0:
         with services.bus.subscribe(trader_topic(order.trader_id)) as sub:

@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse
 from ordex.api.deps import CurrentAccount, ServicesDep, Trader
 from ordex.api.errors import ApiError, error_response
 from ordex.api.parsing import check_content_type, decode_json, parse_order
-from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, as_utc, parse_uuid, scope_of
+from ordex.api.routes.common import (
+    AUTH_ERRORS,
+    NOT_FOUND,
+    as_utc,
+    parse_uuid,
+    scope_of,
+    visible_order,
+)
 from ordex.api.schemas import ErrorResponse, OrderList, OrderOut, OrderRequest, order_json
 from ordex.domain.commands import CancelOrder
 from ordex.domain.errors import Code, DomainError, Violation
@@ -72,11 +79,7 @@ async def submit_order(request: Request, services: ServicesDep, trader: Trader) 
             responses={200: {"model": OrderOut}, **NOT_FOUND, **AUTH_ERRORS})
 async def get_order(order_id: str, services: ServicesDep,
                     account: CurrentAccount) -> JSONResponse:
-    oid = parse_uuid(order_id)
-    order = await services.queries.order(oid, scope_of(account)) if oid else None
-    if order is None:
-        raise DomainError(not_found_order(order_id))
-    return JSONResponse(order_json(order))
+    return JSONResponse(order_json(await visible_order(services, account, order_id)))
 
 
 @router.get("", summary="List orders, newest first",
