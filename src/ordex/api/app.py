@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from ordex import __version__
 from ordex.api import errors
-from ordex.api.routes import account, admin, execution, orders, stream
+from ordex.api.routes import account, admin, execution, orders, stream, web
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(execution.router)
     app.include_router(stream.router)
     app.include_router(admin.router)
+    web.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Alive")
     async def healthz() -> JSONResponse:

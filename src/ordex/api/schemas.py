@@ -75,6 +75,8 @@ class OrderOut(BaseModel):
 class OrderList(BaseModel):
     orders: list[OrderOut]
     next_cursor: str | None
+    last_seq: int = Field(description="the stream's last seq before this list was read: "
+                          "subscribe with after=last_seq to follow these orders live")
 
 
 class PositionOut(BaseModel):
@@ -201,6 +203,33 @@ class QuoteOut(BaseModel):
     timestamp: datetime | None
 
 
+class EstimateOut(BaseModel):
+    unit_price: DecimalStr | None = Field(description="price reserved per share")
+    notional: DecimalStr | None = Field(description="quantity x unit_price, before fees")
+    buying_power: DecimalStr
+    buying_power_after: DecimalStr
+
+
+class PreviewOut(BaseModel):
+    accepted: bool
+    errors: list[ErrorItem]
+    estimate: EstimateOut | None
+
+
+class QuoteList(BaseModel):
+    quotes: list[QuoteOut]
+
+
+class PricePointOut(BaseModel):
+    timestamp: datetime
+    price: DecimalStr
+
+
+class PriceHistory(BaseModel):
+    symbol: str
+    points: list[PricePointOut]
+
+
 class EventOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -217,6 +246,7 @@ class EventOut(BaseModel):
     last_fill_quantity: DecimalStr | None
     last_fill_price: DecimalStr | None
     last_fill_venue: str | None
+    last_fill_time: datetime | None
     reason: str | None
 
 

@@ -18,6 +18,7 @@ class LastFill:
     quantity: Decimal
     price: Decimal
     venue: str
+    timestamp: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +42,16 @@ def payload(order: Order, last_fill: LastFill | None = None,
     """What a subscriber sees of an order after the change: decimals as strings."""
     return {
         "client_order_id": order.client_order_id, "symbol": order.symbol,
-        "side": order.side.value, "quantity": _d(order.quantity),
+        "side": order.side.value, "order_type": order.type.value,
+        "time_in_force": order.time_in_force.value, "quantity": _d(order.quantity),
+        "limit_price": _d(order.limit_price),
         "filled_quantity": _d(order.filled_quantity),
         "remaining_quantity": _d(order.remaining_quantity),
         "average_price": _d(order.average_price),
         "last_fill_quantity": _d(last_fill.quantity) if last_fill else None,
         "last_fill_price": _d(last_fill.price) if last_fill else None,
         "last_fill_venue": last_fill.venue if last_fill else None,
+        "last_fill_time": iso(last_fill.timestamp) if last_fill else None,
         "reason": reason if reason is not None else order.reason,
     }
 

@@ -110,7 +110,8 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
 
     last_fill = None
     if isinstance(domain_event, Filled):
-        last_fill = LastFill(report.last_quantity, report.last_price, report.venue)
+        last_fill = LastFill(report.last_quantity, report.last_price, report.venue,
+                             report.timestamp)
         await _book_fill(repo, after, report)
     action = {ReportKind.FILL: LogAction.FILL, ReportKind.CANCELLED: LogAction.CANCEL,
               ReportKind.REJECTED: LogAction.REJECT}.get(report.kind, LogAction.EXECUTE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,7 @@ from ordex.domain.orders import (
     CancelRequested,
     Order,
     OrderStatus,
+    Side,
     apply,
 )
 from ordex.domain.positions import daily_pnl, equity
@@ -42,6 +44,18 @@ class Submitted:
     order: Order
     created: bool
     events: list[StatusEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """``unit_price`` is what ordex reserves per share (the limit, or the live price with its
+    market-order margin); ``buying_power_after`` is what would be left once the order is open."""
+
+    violations: list[Violation]
+    unit_price: Decimal | None
+    notional: Decimal | None
+    buying_power: Decimal
+    buying_power_after: Decimal
 
 
 def _ignore(_: list[StatusEvent]) -> None:
@@ -97,24 +111,12 @@ class OrderService:
         now = self.clock.now()
         account = await repo.account(cmd.trader_id, lock=True)
         if account is None:
-            raise DomainError(Violation(Code.UNAUTHORIZED, None, "Your account no longer exists.",
-                                        "Ask an administrator for a new API key."))
+            raise DomainError(_account_gone())
         if cmd.client_order_id is not None:
             existing = await repo.order_by_client_id(cmd.trader_id, cmd.client_order_id)
             if existing is not None:
                 return Submitted(_same_or_conflict(existing, cmd), created=False)
-        instrument = await repo.instrument(cmd.symbol)
-        if instrument is not None and self.reference_price is not None:
-            live = self.reference_price(cmd.symbol)
-            if live is not None:
-                instrument = replace(instrument, reference_price=live)
-        state = await self._account_state(repo, account, now)
-        violations = validate(cmd, instrument, state, self.policy)
-        unit = Decimal(0)
-        if instrument is not None:
-            unit = reserve_price(cmd, instrument, self.policy)
-            if not violations:
-                violations = check_risk(cmd, unit, instrument.lot_size, state)
+        violations, unit, _ = await self._check(repo, account, cmd, now, start_day=True)
         if violations:
             await repo.log(ExecutionLogEntry(
                 new_id(), cmd.trader_id, None, LogAction.REJECT, OrderStatus.REJECTED.value, now,
@@ -135,7 +137,41 @@ class OrderService:
         event = await repo.insert_event(order, order.status.value, now, payload(order))
         return Submitted(order, created=True, events=[event])
 
-    async def _account_state(self, repo: Repository, account: Account, now: Any) -> AccountState:
+    async def preview(self, cmd: SubmitOrder) -> Preview:
+        """What ``submit`` would decide of ``cmd`` now, and what it would cost; nothing is
+        written."""
+        now = self.clock.now()
+        async with reading(self.db) as repo:
+            account = await repo.account(cmd.trader_id)
+            if account is None:
+                raise DomainError(_account_gone())
+            violations, unit, state = await self._check(repo, account, cmd, now,
+                                                        start_day=False)
+        buying_power = state.buying_power()
+        notional = cmd.quantity * unit if unit else None
+        after = buying_power - notional if notional is not None and cmd.side is Side.BUY \
+            else buying_power
+        return Preview(violations, unit or None, notional, buying_power, after)
+
+    async def _check(self, repo: Repository, account: Account, cmd: SubmitOrder, now: datetime,
+                     *, start_day: bool) -> tuple[list[Violation], Decimal, AccountState]:
+        """Validation and risk against the live price; the unit price reserved per share."""
+        instrument = await repo.instrument(cmd.symbol)
+        if instrument is not None and self.reference_price is not None:
+            live = self.reference_price(cmd.symbol)
+            if live is not None:
+                instrument = replace(instrument, reference_price=live)
+        state = await self._account_state(repo, account, now, start_day=start_day)
+        violations = validate(cmd, instrument, state, self.policy)
+        unit = Decimal(0)
+        if instrument is not None:
+            unit = reserve_price(cmd, instrument, self.policy)
+            if not violations:
+                violations = check_risk(cmd, unit, instrument.lot_size, state)
+        return violations, unit, state
+
+    async def _account_state(self, repo: Repository, account: Account, now: datetime, *,
+                             start_day: bool) -> AccountState:
         rows = await repo.positions(account.id)
         held = {p.symbol: p.quantity for p in rows if p.quantity}
         open_orders = await repo.open_exposure(account.id)
@@ -143,7 +179,8 @@ class OrderService:
         current = equity(account.cash, held, marks)
         today = now.date()
         if account.trading_day != today or account.day_start_equity is None:
-            await repo.start_trading_day(account.id, today, current, now)
+            if start_day:
+                await repo.start_trading_day(account.id, today, current, now)
             account = replace(account, trading_day=today, day_start_equity=current)
         return AccountState(account, held, open_orders,
                             daily_pnl(current, account.day_start_equity))
@@ -176,6 +213,11 @@ class OrderService:
         log.info("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
                                         "status": order.status.value})
         return order
+
+
+def _account_gone() -> Violation:
+    return Violation(Code.UNAUTHORIZED, None, "Your account no longer exists.",
+                     "Ask an administrator for a new API key.")
 
 
 def not_found_order(order_id: UUID | str) -> Violation:

@@ -18,9 +18,20 @@ from ordex.api.routes.common import (
     scope_of,
     visible_order,
 )
-from ordex.api.schemas import EventList, FillList, QuoteOut, dec, fill_json, timestamp
+from ordex.api.schemas import (
+    EventList,
+    FillList,
+    PriceHistory,
+    QuoteList,
+    QuoteOut,
+    dec,
+    fill_json,
+    timestamp,
+)
+from ordex.bootstrap import Services
 from ordex.bus.memory import trader_topic
 from ordex.domain.errors import Code, DomainError, Violation
+from ordex.domain.instruments import Instrument
 
 router = APIRouter(prefix="/v1", tags=["execution"])
 
@@ -59,25 +70,54 @@ async def list_fills(
     return JSONResponse({"fills": [fill_json(f) for f in fills], "next_cursor": next_cursor})
 
 
+@router.get("/quotes", summary="Latest bid, ask and last trade of every symbol",
+            responses={200: {"model": QuoteList}, **AUTH_ERRORS})
+async def list_quotes(services: ServicesDep, _: CurrentAccount) -> JSONResponse:
+    instruments = await services.queries.instruments()
+    return JSONResponse({"quotes": [_quote_json(services, i) for i in instruments]})
+
+
 @router.get("/quotes/{symbol}", summary="Latest bid, ask and last trade of a symbol",
             responses={200: {"model": QuoteOut}, **NOT_FOUND, **AUTH_ERRORS})
 async def get_quote(symbol: str, services: ServicesDep, _: CurrentAccount) -> JSONResponse:
+    instrument = await _instrument(services, symbol)
+    return JSONResponse(_quote_json(services, instrument))
+
+
+@router.get("/quotes/{symbol}/history",
+            summary="Recent prices of a symbol, one point a second, oldest first",
+            responses={200: {"model": PriceHistory}, **NOT_FOUND, **AUTH_ERRORS})
+async def quote_history(
+    symbol: str, services: ServicesDep, _: CurrentAccount,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+) -> JSONResponse:
+    instrument = await _instrument(services, symbol)
+    points = services.market.history(instrument.symbol, as_utc(since))
+    return JSONResponse({"symbol": instrument.symbol, "points": [
+        {"timestamp": timestamp(p.timestamp), "price": dec(p.price)} for p in points]})
+
+
+async def _instrument(services: Services, symbol: str) -> Instrument:
     wanted = symbol.strip().upper()[:16]
     instrument = await services.queries.instrument(wanted)
     if instrument is None:
         raise DomainError(Violation(
             Code.NOT_FOUND, "symbol", f"Unknown symbol '{wanted}'.",
             "GET /v1/instruments lists every symbol."))
-    quote = services.market.quote(wanted)
+    return instrument
+
+
+def _quote_json(services: Services, instrument: Instrument) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "symbol": wanted, "status": instrument.status.value,
+        "symbol": instrument.symbol, "status": instrument.status.value,
         "reference_price": dec(instrument.reference_price),
         "bid": None, "ask": None, "last": None, "timestamp": None,
     }
+    quote = services.market.quote(instrument.symbol)
     if quote is not None:
         body.update(bid=dec(quote.bid), ask=dec(quote.ask), last=dec(quote.last),
                     timestamp=timestamp(quote.timestamp))
-    return JSONResponse(body)
+    return body
 
 
 @router.get("/orders/{order_id}/events",

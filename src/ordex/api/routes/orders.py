@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -20,8 +21,16 @@ from ordex.api.routes.common import (
     scope_of,
     visible_order,
 )
-from ordex.api.schemas import ErrorResponse, OrderList, OrderOut, OrderRequest, order_json
-from ordex.domain.commands import CancelOrder
+from ordex.api.schemas import (
+    ErrorResponse,
+    OrderList,
+    OrderOut,
+    OrderRequest,
+    PreviewOut,
+    dec,
+    order_json,
+)
+from ordex.domain.commands import CancelOrder, SubmitOrder
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.orders import OrderStatus
 from ordex.services.orders import not_found_order
@@ -60,19 +69,58 @@ async def submit_order(request: Request, services: ServicesDep, trader: Trader) 
             f"again in {retry_after_header(decision.retry_after)} seconds (at {at}).",
             "Wait until then, or ask an administrator to raise your limit."),
             {"Retry-After": retry_after_header(decision.retry_after)})
+    cmd = await _read_order(request, trader.id)
+    if isinstance(cmd, JSONResponse):
+        return cmd
+    result = await services.orders.submit(cmd)
+    status = 201 if result.created else 200
+    headers = {"Location": f"/v1/orders/{result.order.id}"}
+    return JSONResponse(order_json(result.order), status_code=status, headers=headers)
+
+
+@router.post(
+    "/preview", summary="Check an order and estimate its cost without sending it",
+    responses={200: {"model": PreviewOut}, **{k: v for k, v in SUBMIT_RESPONSES.items()
+                                            if k not in (200, 409, 429)}},
+    openapi_extra={"requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": OrderRequest.model_json_schema()}},
+    }},
+)
+async def preview_order(request: Request, services: ServicesDep, trader: Trader) -> JSONResponse:
+    """Every reason the order would be refused now (the same checks as a submit, against the
+    same live prices), and its estimated value and the buying power left; nothing is stored and
+    the rate limit is not counted."""
+    cmd = await _read_order(request, trader.id, problems_are_answers=True)
+    if isinstance(cmd, JSONResponse):
+        return cmd
+    preview = await services.orders.preview(cmd)
+    return JSONResponse({
+        "accepted": not preview.violations,
+        "errors": [v.as_dict() for v in preview.violations],
+        "estimate": {
+            "unit_price": dec(preview.unit_price), "notional": dec(preview.notional),
+            "buying_power": dec(preview.buying_power),
+            "buying_power_after": dec(preview.buying_power_after),
+        },
+    })
+
+
+async def _read_order(request: Request, trader_id: UUID, *,
+                      problems_are_answers: bool = False) -> SubmitOrder | JSONResponse:
     bad = check_content_type(request.headers.get("content-type"))
     if bad is not None:
         return error_response([bad])
     data, bad = decode_json(await request.body())
     if bad is not None:
         return error_response([bad])
-    cmd, violations = parse_order(data, trader.id)
-    if cmd is None:
-        return error_response(violations, status=422 if isinstance(data, dict) else 400)
-    result = await services.orders.submit(cmd)
-    status = 201 if result.created else 200
-    headers = {"Location": f"/v1/orders/{result.order.id}"}
-    return JSONResponse(order_json(result.order), status_code=status, headers=headers)
+    cmd, violations = parse_order(data, trader_id)
+    if cmd is not None:
+        return cmd
+    if problems_are_answers and isinstance(data, dict):
+        return JSONResponse({"accepted": False, "errors": [v.as_dict() for v in violations],
+                             "estimate": None})
+    return error_response(violations, status=422 if isinstance(data, dict) else 400)
 
 
 @router.get("/{order_id}", summary="Get one order",
@@ -113,9 +161,11 @@ async def list_orders(
         created_from=as_utc(created_from), created_to=as_utc(created_to),
         before_id=before, limit=limit,
     )
+    last_seq = await services.queries.last_event_seq()
     orders = await services.queries.orders(query)
     next_cursor = str(orders[-1].id) if len(orders) == limit else None
-    return JSONResponse({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor})
+    return JSONResponse({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor,
+                         "last_seq": last_seq})
 
 
 @router.delete("/{order_id}", summary="Cancel an order",
