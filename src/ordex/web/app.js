@@ -19,7 +19,7 @@ const state = {
   details: new Map(),            // order id -> {fills: [], events: [], seq}
   ws: null, attempt: 0, silence: null, reconnect: null, timers: [],
   chartSymbol: null, history: [], fills: [],
-  metrics: { fillToRow: [] },
+  metrics: { fillToMessage: [], fillToRow: [] },   // ms from the venue's fill time
 };
 window.ordex = state;
 
@@ -151,6 +151,8 @@ function watchSilence(ws) {
 
 function onEvent(ev) {
   if (ev.seq <= state.lastSeq) return;
+  const fillMs = ev.last_fill_time ? fmt.epochMs(ev.last_fill_time) : null;
+  if (fillMs !== null) state.metrics.fillToMessage.push(Date.now() - fillMs);
   state.lastSeq = ev.seq;
   state.applied += 1;
   document.body.dataset.lastSeq = String(ev.seq);
@@ -169,11 +171,9 @@ function onEvent(ev) {
     detail.events.push(ev);
     renderDetail(order.id);
   }
-  if (ev.last_fill_time) {
-    const fillMs = fmt.epochMs(ev.last_fill_time);
-    requestAnimationFrame(() => {
-      state.metrics.fillToRow.push(performance.timeOrigin + performance.now() - fillMs);
-    });
+  if (fillMs !== null) {
+    // The row is updated above; the figure is taken when that update is painted.
+    requestAnimationFrame(() => state.metrics.fillToRow.push(Date.now() - fillMs));
     if (ev.symbol === state.chartSymbol) {
       state.fills.push({ t: fillMs, price: ev.last_fill_price, side: ev.side,
                          quantity: ev.last_fill_quantity, venue: ev.last_fill_venue });
@@ -213,10 +213,10 @@ function renderRow(order, isNew) {
     h("td", { class: `side ${order.side}`, text: order.side === "buy" ? "Buy" : "Sell" }),
     h("td", { text: order.type ? fmt.words(order.type) : "—" }),
     h("td", { class: "num", text: fmt.number(order.quantity) }),
-    h("td", { class: "num filled", text: fmt.number(order.filled_quantity) }),
-    h("td", { class: "num remaining", text: fmt.number(order.remaining_quantity) }),
+    h("td", { class: "num col-filled", text: fmt.number(order.filled_quantity) }),
+    h("td", { class: "num col-remaining", text: fmt.number(order.remaining_quantity) }),
     h("td", { class: "num", text: order.limit_price ? fmt.number(order.limit_price, 2) : "—" }),
-    h("td", { class: "num avg", text: order.average_price ? fmt.number(order.average_price, 2) : "—" }),
+    h("td", { class: "num col-avg", text: order.average_price ? fmt.number(order.average_price, 2) : "—" }),
     h("td", { class: "status-cell" }, h("span", {
       class: `status ${order.status}`, "data-status": order.status,
       title: order.reason || "",
