@@ -35,6 +35,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from tests.support.browser import chromium_browser
 from tests.support.postgres import free_port
 
+from bench.bench_execution import SYMBOLS
 from bench.bench_submit import (
     HOST,
     ServiceProcess,
@@ -46,7 +47,6 @@ from bench.bench_submit import (
     percentile,
     run_async,
 )
-from bench.bench_execution import SYMBOLS
 
 SPEC_MS = 500.0  # NFR-002: status updates reach the UI within 500 ms
 TARGET_P95_MS = 100.0  # issue: fill -> blotter row, p95
