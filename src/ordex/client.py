@@ -36,17 +36,13 @@ class OrdexError(Exception):
         super().__init__("; ".join(f"{e.get('message')} ({e.get('hint')})" for e in errors))
 
 
-def _order_body(symbol: str, side: str, quantity: Number, type: str, limit_price: Number | None,
-                stop_loss: Number | None, take_profit: Number | None, time_in_force: str,
-                client_order_id: str | None) -> dict[str, Any]:
+def _order_body(symbol: str, side: str, quantity: Number, type: str,
+                **optional: Number | str | None) -> dict[str, Any]:
     body: dict[str, Any] = {"symbol": symbol, "side": side, "quantity": str(quantity),
-                            "type": type, "time_in_force": time_in_force}
-    for name, value in (("limit_price", limit_price), ("stop_loss", stop_loss),
-                        ("take_profit", take_profit)):
+                            "type": type}
+    for name, value in optional.items():
         if value is not None:
-            body[name] = str(value)
-    if client_order_id is not None:
-        body["client_order_id"] = client_order_id
+            body[name] = value if isinstance(value, int) else str(value)
     return body
 
 
@@ -91,9 +87,12 @@ class AsyncClient:
     async def submit(self, symbol: str, side: str, quantity: Number, *, type: str = "market",
                      limit_price: Number | None = None, stop_loss: Number | None = None,
                      take_profit: Number | None = None, time_in_force: str = "day",
-                     client_order_id: str | None = None) -> dict[str, Any]:
-        body = _order_body(symbol, side, quantity, type, limit_price, stop_loss, take_profit,
-                           time_in_force, client_order_id)
+                     client_order_id: str | None = None, max_slippage_pct: Number | None = None,
+                     timeout_seconds: int | None = None) -> dict[str, Any]:
+        body = _order_body(symbol, side, quantity, type, limit_price=limit_price,
+                           stop_loss=stop_loss, take_profit=take_profit,
+                           time_in_force=time_in_force, client_order_id=client_order_id,
+                           max_slippage_pct=max_slippage_pct, timeout_seconds=timeout_seconds)
         return dict(_result(await self._http.post("/v1/orders", json=body)))
 
     async def cancel(self, order_id: str) -> dict[str, Any]:
@@ -185,9 +184,12 @@ class Client:
     def submit(self, symbol: str, side: str, quantity: Number, *, type: str = "market",
                limit_price: Number | None = None, stop_loss: Number | None = None,
                take_profit: Number | None = None, time_in_force: str = "day",
-               client_order_id: str | None = None) -> dict[str, Any]:
-        body = _order_body(symbol, side, quantity, type, limit_price, stop_loss, take_profit,
-                           time_in_force, client_order_id)
+               client_order_id: str | None = None, max_slippage_pct: Number | None = None,
+               timeout_seconds: int | None = None) -> dict[str, Any]:
+        body = _order_body(symbol, side, quantity, type, limit_price=limit_price,
+                           stop_loss=stop_loss, take_profit=take_profit,
+                           time_in_force=time_in_force, client_order_id=client_order_id,
+                           max_slippage_pct=max_slippage_pct, timeout_seconds=timeout_seconds)
         return dict(_result(self._http.post("/v1/orders", json=body)))
 
     def cancel(self, order_id: str) -> dict[str, Any]:

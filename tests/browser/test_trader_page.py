@@ -106,6 +106,7 @@ async def test_a_market_order_from_the_keyboard_reaches_filled_without_reload(
     await page.keyboard.type("AAPL")
     await expect(page.locator("#t-quote")).to_contain_text("bid $")
     await page.get_by_label("Quantity (shares)").fill("100")
+    await page.get_by_label("Max slippage (%, optional)").fill("2")
     await expect(page.locator("#t-estimate")).to_contain_text("Estimated value $")
     await expect(page.locator("#t-estimate")).to_contain_text("buying power left")
     await page.get_by_label("Quantity (shares)").press("Enter")
@@ -120,6 +121,8 @@ async def test_a_market_order_from_the_keyboard_reaches_filled_without_reload(
     await expect(line.locator(".col-avg")).to_contain_text(done["average_price"][:5])
 
     await line.get_by_role("button", name="Details of buy 100 AAPL").press("Enter")
+    await expect(page.locator("tr.detail .limits")).to_contain_text(
+        f"max slippage 2% (worst price ${done['slippage_price']})")
     fills = await client.fills(order["id"])
     assert len(fills) >= 3  # 40 a level: the order walked the book
     await expect(page.locator("tr.detail tr.fill")).to_have_count(len(fills))

@@ -19,6 +19,7 @@ from ordex.services.demo import demo_instruments
 from ordex.venues.simulated.exchange import SimulatedExchange
 from ordex.venues.simulated.inprocess import InProcessVenue
 from ordex.venues.simulated.market import MarketConfig
+from tests.support.control import InProcessControl
 from tests.support.live import Live, live_service
 
 FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
@@ -227,4 +228,84 @@ async def test_a_cancel_racing_a_fill_ends_in_one_consistent_state(desk: Desk,
     seen = desk.venue.exchange.query(order["id"])
     assert seen is not None and seen.filled_quantity == Decimal(done["filled_quantity"])
     assert seen.state.value == done["status"]
+    await ordex.close()
+
+
+async def test_max_slippage_stops_a_market_order_at_its_worst_price(desk: Desk) -> None:
+    desk.venue.set_liquidity("AAPL", depth_levels=5, level_size=Decimal(20))
+    ordex = await desk.trader("alice")
+    order = await ordex.submit("AAPL", "buy", "100", max_slippage_pct="0.01")
+    worst = Decimal(order["slippage_price"])
+    assert order["max_slippage_pct"] == "0.01"
+    done = await ordex.wait_for(order["id"], FINAL)
+    fills = await ordex.fills(order["id"])
+    assert done["status"] == "cancelled"
+    assert "max slippage of 0.01%" in done["reason"] and f"${worst}" in done["reason"]
+    assert Decimal(done["filled_quantity"]) == total(fills, "quantity") < 100
+    assert all(Decimal(f["price"]) <= worst for f in fills)
+    sent = await InProcessControl(desk.venue).order(order["id"])
+    assert sent is not None and sent["type"] == "limit" and sent["time_in_force"] == "ioc"
+    await ordex.close()
+
+
+async def test_a_market_order_within_its_slippage_fills_whole(desk: Desk) -> None:
+    desk.venue.set_liquidity("MSFT", depth_levels=5, level_size=Decimal(50))
+    ordex = await desk.trader("alice")
+    await ordex.wait_for((await ordex.submit("MSFT", "buy", "40"))["id"], FINAL)
+    order = await ordex.submit("MSFT", "sell", "40", max_slippage_pct="1")
+    done = await ordex.wait_for(order["id"], FINAL)
+    assert done["status"] == "filled" and done["reason"] is None
+    assert Decimal(done["average_price"]) >= Decimal(order["slippage_price"])
+    await ordex.close()
+
+
+async def test_a_working_order_is_cancelled_at_its_timeout_with_the_reason(desk: Desk) -> None:
+    ordex = await desk.trader("alice")
+    bid = Decimal((await ordex.quote("AAPL"))["bid"])
+    order = await ordex.submit("AAPL", "buy", "10", type="limit", time_in_force="gtc",
+                               limit_price=(bid * Decimal("0.97")).quantize(Decimal("0.01")),
+                               timeout_seconds=1)
+    assert order["timeout_seconds"] == 1 and order["expires_at"] is not None
+    await ordex.wait_for(order["id"], {"accepted"}, within=5)
+    done = await ordex.wait_for(order["id"], FINAL, within=5)
+    assert done["status"] == "cancelled"
+    assert done["reason"] == ("Not filled within your timeout of 1 second; 10 of 10 shares were "
+                              "left.")
+    sent = await InProcessControl(desk.venue).order(order["id"])
+    assert sent is not None and sent["status"] == "cancelled"  # the venue was told
+    await ordex.close()
+
+
+async def test_an_order_still_waiting_for_a_venue_expires_at_its_timeout(desk: Desk) -> None:
+    ordex = await desk.trader("alice")
+    desk.venue.faults.update(down=True)
+    order = await ordex.submit("AAPL", "buy", "5", timeout_seconds=1)
+    done = await ordex.wait_for(order["id"], FINAL, within=5)
+    desk.venue.faults.update(down=False)
+    assert done["status"] == "cancelled" and "timeout of 1 second" in done["reason"]
+    await asyncio.sleep(0.7)  # a sweep after the venue is back: nothing is sent
+    assert await InProcessControl(desk.venue).order(order["id"]) is None
+    await ordex.close()
+
+
+@pytest.mark.parametrize(("fields", "code", "field"), [
+    ({"type": "limit", "limit_price": "189", "max_slippage_pct": "1"},
+     "slippage_not_for_limit_orders", "max_slippage_pct"),
+    ({"max_slippage_pct": "0"}, "out_of_range", "max_slippage_pct"),
+    ({"max_slippage_pct": "11"}, "out_of_range", "max_slippage_pct"),
+    ({"timeout_seconds": 0}, "out_of_range", "timeout_seconds"),
+    ({"timeout_seconds": 86_401}, "out_of_range", "timeout_seconds"),
+    ({"timeout_seconds": "1.5"}, "invalid_number", "timeout_seconds"),
+    ({"timeout_seconds": True}, "invalid_number", "timeout_seconds"),
+])
+async def test_execution_limits_out_of_bounds_are_refused_in_words(
+        desk: Desk, fields: dict[str, Any], code: str, field: str) -> None:
+    ordex = await desk.trader("alice")
+    body = {"symbol": "AAPL", "side": "buy", "quantity": "5", "type": "market", **fields}
+    response = await ordex._http.post("/v1/orders", json=body)
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["code"], error["field"]) == (code, field)
+    assert error["message"] and error["hint"]
+    assert await ordex.list() == []
     await ordex.close()

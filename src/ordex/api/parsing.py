@@ -26,9 +26,9 @@ SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
 CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 FIELDS = ("symbol", "side", "quantity", "type", "limit_price", "stop_loss", "take_profit",
-          "time_in_force", "client_order_id")
+          "time_in_force", "client_order_id", "max_slippage_pct", "timeout_seconds")
 DECIMAL_FIELDS = {"quantity": "Quantity", "limit_price": "Limit price", "stop_loss": "Stop loss",
-                  "take_profit": "Take profit"}
+                  "take_profit": "Take profit", "max_slippage_pct": "Max slippage"}
 E = TypeVar("E", Side, OrderType, TimeInForce)
 EXAMPLE = '{"symbol": "AAPL", "side": "buy", "quantity": "10", "type": "market"}'
 
@@ -120,6 +120,7 @@ def parse_order(data: Any, trader_id: UUID) -> tuple[SubmitOrder | None, list[Vi
         found.append(Violation(Code.MISSING_FIELD, "quantity", "Quantity is required.",
                                "Add quantity, the number of shares, for example \"10\"."))
     client_order_id = _client_order_id(data, found)
+    timeout = _seconds(data, "timeout_seconds", found)
     if found or symbol is None or side is None or order_type is None:
         return None, found
     quantity = numbers["quantity"]
@@ -128,6 +129,7 @@ def parse_order(data: Any, trader_id: UUID) -> tuple[SubmitOrder | None, list[Vi
         trader_id=trader_id, symbol=symbol, side=side, type=order_type, quantity=quantity,
         time_in_force=tif, limit_price=numbers["limit_price"], stop_loss=numbers["stop_loss"],
         take_profit=numbers["take_profit"], client_order_id=client_order_id,
+        max_slippage_pct=numbers["max_slippage_pct"], timeout_seconds=timeout,
     ), []
 
 
@@ -260,6 +262,28 @@ def _decimal(data: dict[str, Any], name: str, found: list[Violation]) -> Decimal
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
     return number.quantize(Decimal(1)) if exponent >= 0 else number
+
+
+def _seconds(data: dict[str, Any], name: str, found: list[Violation]) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    number: Decimal | None = None
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, str):
+        text = _plain(value) if len(value) <= 16 else None
+        try:
+            number = Decimal(text) if text else None
+        except InvalidOperation:
+            number = None
+    if number is None or not number.is_finite() or number != number.to_integral_value() \
+            or abs(number) >= 10 ** MAX_INTEGER_DIGITS:
+        found.append(Violation(Code.INVALID_NUMBER, name,
+                               f"Timeout '{shown(value)}' is not a whole number of seconds.",
+                               "Send whole seconds, such as 30."))
+        return None
+    return int(number)
 
 
 def _client_order_id(data: dict[str, Any], found: list[Violation]) -> str | None:

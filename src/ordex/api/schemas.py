@@ -38,6 +38,13 @@ class OrderRequest(BaseModel):
     time_in_force: Literal["day", "gtc", "ioc", "fok"] = "day"
     client_order_id: str | None = Field(default=None, min_length=1, max_length=64,
                                         pattern=r"^[A-Za-z0-9._:\-]{1,64}$")
+    max_slippage_pct: DecimalIn | None = Field(
+        default=None, examples=["0.5"],
+        description="market orders: the worst fill price, in percent from the price at "
+                    "submission; what cannot fill within it is cancelled")
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=86_400, examples=[30],
+        description="cancel whatever is not filled this many seconds after acceptance")
 
 
 class ErrorItem(BaseModel):
@@ -68,6 +75,11 @@ class OrderOut(BaseModel):
     remaining_quantity: DecimalStr
     average_price: DecimalStr | None
     reason: str | None
+    max_slippage_pct: DecimalStr | None
+    slippage_price: DecimalStr | None = Field(description="the worst price the order may fill "
+                                              "at, set from max_slippage_pct on acceptance")
+    timeout_seconds: int | None
+    expires_at: datetime | None = Field(description="when ordex cancels what is left unfilled")
     created_at: datetime
     updated_at: datetime
 
@@ -278,6 +290,9 @@ def order_json(order: Order) -> dict[str, Any]:
         "status": order.status.value, "filled_quantity": dec(order.filled_quantity),
         "remaining_quantity": dec(order.remaining_quantity),
         "average_price": dec(order.average_price), "reason": order.reason,
+        "max_slippage_pct": dec(order.max_slippage_pct),
+        "slippage_price": dec(order.slippage_price), "timeout_seconds": order.timeout_seconds,
+        "expires_at": timestamp(order.expires_at) if order.expires_at else None,
         "created_at": timestamp(order.created_at), "updated_at": timestamp(order.updated_at),
     }
 

@@ -21,6 +21,8 @@ class SubmitOrder:
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
     client_order_id: str | None = None
+    max_slippage_pct: Decimal | None = None
+    timeout_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

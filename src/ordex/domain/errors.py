@@ -36,6 +36,7 @@ class Code(StrEnum):
     PRICE_OUT_OF_BAND = "price_out_of_band"
     STOP_LOSS_WRONG_SIDE = "stop_loss_wrong_side"
     TAKE_PROFIT_WRONG_SIDE = "take_profit_wrong_side"
+    SLIPPAGE_NOT_FOR_LIMIT = "slippage_not_for_limit_orders"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     INSUFFICIENT_POSITION = "insufficient_position"
     # risk rules (FR-003)

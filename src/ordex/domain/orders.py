@@ -196,6 +196,12 @@ class Order:
     # Set, and committed, before the order is sent to a venue: the intent to send.
     routed_at: datetime | None = None
     cancel_sent_at: datetime | None = None
+    # Execution limits (US4): the worst fill price a market order accepts, and when ordex
+    # cancels the order if it is still working.
+    max_slippage_pct: Decimal | None = None
+    slippage_price: Decimal | None = None
+    timeout_seconds: int | None = None
+    expires_at: datetime | None = None
 
     @property
     def remaining_quantity(self) -> Decimal:

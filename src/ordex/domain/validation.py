@@ -12,6 +12,7 @@ from typing import Protocol
 
 from ordex.domain.accounts import Account
 from ordex.domain.commands import SubmitOrder
+from ordex.domain.controls import MAX_SLIPPAGE_PCT, check_controls, slippage_price
 from ordex.domain.errors import Code, Violation
 from ordex.domain.instruments import Instrument, InstrumentStatus
 from ordex.domain.money import ZERO, ceil_to_step, floor_to_step, is_multiple, money, price, qty
@@ -81,6 +82,9 @@ def reserve_price(cmd: SubmitOrder, instrument: Instrument, policy: PricePolicy)
     """The price an order's cost is estimated at: its limit, or the reference plus the collar."""
     if cmd.type is OrderType.LIMIT and cmd.limit_price is not None:
         return cmd.limit_price
+    pct = cmd.max_slippage_pct
+    if pct is not None and 0 < pct <= MAX_SLIPPAGE_PCT:
+        return slippage_price(cmd.side, instrument.reference_price, pct, instrument.tick_size)
     collar = instrument.reference_price * (1 + policy.market_buffer)
     return collar.quantize(instrument.tick_size) if instrument.tick_size > 0 else collar
 
@@ -267,6 +271,7 @@ def validate(
     if instrument is None:
         return [bad] if bad else []
     found = [bad] if bad else []
+    found.extend(check_controls(cmd))
     quantity_bad = check_quantity(cmd, instrument)
     if quantity_bad:
         found.append(quantity_bad)

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from ordex.clock import Clock
+from ordex.domain.controls import slippage_stop_reason
 from ordex.domain.errors import IllegalTransition
 from ordex.domain.fills import ExecutionLogEntry, Fill, LogAction
 from ordex.domain.orders import (
@@ -19,6 +20,7 @@ from ordex.domain.orders import (
     InvalidFill,
     Order,
     OrderEvent,
+    OrderStatus,
     Rejected,
     apply,
 )
@@ -54,9 +56,20 @@ async def append_events(repo: Repository, pending: list[PendingEvent],
     return [await repo.insert_event(p.order, p.type, now, p.body) for p in pending]
 
 
-def _event_for(report: ExecutionReport) -> OrderEvent | None:
+def _reason(order: Order, report: ExecutionReport) -> str:
+    """The reason a trader reads: why ordex asked for a cancel, or why a slippage-limited order
+    stopped, rather than the venue's own words for the same thing."""
+    if report.kind is ReportKind.CANCELLED:
+        if order.status is OrderStatus.PENDING_CANCEL and order.reason:
+            return order.reason
+        if order.slippage_price is not None:
+            return slippage_stop_reason(order)
+    return report.reason or ""
+
+
+def _event_for(order: Order, report: ExecutionReport) -> OrderEvent | None:
     at = report.timestamp
-    reason = report.reason or ""
+    reason = _reason(order, report)
     match report.kind:
         case ReportKind.FILL:
             return Filled(at=at, quantity=report.last_quantity, price=report.last_price)
@@ -96,7 +109,7 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
                     report.venue, order.id, report.reason,
                     extra={"order_id": order.id, "trader_id": order.trader_id})
         return Applied(order, [])
-    domain_event = _event_for(report)
+    domain_event = _event_for(order, report)
     assert domain_event is not None
     try:
         after = apply(order, domain_event)
@@ -121,7 +134,7 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
                         "kind": report.kind.value, "quantity": str(report.last_quantity),
                         "price": str(report.last_price), "fee": str(report.fee),
                         "symbol": after.symbol}))
-    body = payload(after, last_fill, report.reason if report.kind is not ReportKind.FILL else None)
+    body = payload(after, last_fill, None if report.kind is ReportKind.FILL else after.reason)
     return Applied(after, [PendingEvent(after, after.status.value, body)])
 
 

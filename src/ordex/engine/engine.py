@@ -12,10 +12,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ordex.clock import Clock
+from ordex.domain.controls import timeout_reason, venue_terms
 from ordex.domain.fills import ExecutionLogEntry, LogAction
 from ordex.domain.instruments import InstrumentStatus
-from ordex.domain.orders import Order
-from ordex.domain.status import OrderEvent
+from ordex.domain.orders import Cancelled, CancelRequested, Order, apply
+from ordex.domain.status import OrderEvent, payload
 from ordex.engine.apply import PendingEvent, append_events, apply_report
 from ordex.engine.marketdata import MarketData
 from ordex.ids import new_id
@@ -68,11 +69,16 @@ class ExecutionEngine:
         await self.venue.stop()
 
     async def _dispatch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        overdue_check = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
             self._wake.clear()
             try:
+                if loop.time() >= overdue_check:  # once a sweep, not at every wake
+                    overdue_check = loop.time() + SWEEP_SECONDS
+                    await self.cancel_overdue(self.clock.now())
                 while await self.dispatch_once() >= ROUTE_BATCH:
                     pass
             except Exception:
@@ -100,12 +106,34 @@ class ExecutionEngine:
             await self._cancel(order)
         return max(len(to_send), len(to_cancel))
 
+    async def cancel_overdue(self, now: datetime) -> None:
+        """Orders past their timeout: cancelled at once if no venue has them, else a cancel is
+        requested from the venue (sent below, with the other cancels)."""
+        pending: list[PendingEvent] = []
+        async with UnitOfWork(self.db) as uow:
+            for order in await uow.repo.orders_past_deadline(now, ROUTE_BATCH):
+                reason = timeout_reason(order)
+                event = (CancelRequested(at=now, reason=reason) if order.routed_at is not None
+                         else Cancelled(at=now, reason=reason))
+                after = apply(order, event)
+                await uow.repo.update_order(after)
+                await uow.repo.log(ExecutionLogEntry(
+                    new_id(), after.trader_id, after.id, LogAction.CANCEL, after.status.value,
+                    now, reason, {"timeout_seconds": order.timeout_seconds}))
+                pending.append(PendingEvent(after, after.status.value, payload(after)))
+            if not pending:
+                return
+            events = await append_events(uow.repo, pending, self.clock)
+            await uow.commit()
+        self.publish(events)
+
     async def _send(self, order: Order) -> None:
+        order_type, time_in_force, limit_price = venue_terms(order)
         try:
             await self.venue.submit(NewOrder(
                 client_order_id=str(order.id), symbol=order.symbol, side=order.side,
-                type=order.type, quantity=order.quantity, time_in_force=order.time_in_force,
-                limit_price=order.limit_price))
+                type=order_type, quantity=order.quantity, time_in_force=time_in_force,
+                limit_price=limit_price))
         except VenueUnavailable as exc:
             # Refused before anything was sent: the order is routable again at the next sweep.
             log.warning("venue %s unavailable for order %s: %s", self.venue.name, order.id, exc,

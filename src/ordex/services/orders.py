@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from ordex.clock import Clock
 from ordex.domain.accounts import Account
 from ordex.domain.commands import CancelOrder, SubmitOrder
+from ordex.domain.controls import deadline
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.fills import ExecutionLogEntry, LogAction
 from ordex.domain.orders import (
@@ -129,6 +130,10 @@ class OrderService:
             symbol=cmd.symbol, side=cmd.side, type=cmd.type, quantity=cmd.quantity,
             limit_price=cmd.limit_price, stop_loss=cmd.stop_loss, take_profit=cmd.take_profit,
             time_in_force=cmd.time_in_force, reserve_price=unit, created_at=now, updated_at=now,
+            max_slippage_pct=cmd.max_slippage_pct,
+            slippage_price=unit if cmd.max_slippage_pct is not None else None,
+            timeout_seconds=cmd.timeout_seconds,
+            expires_at=deadline(now, cmd.timeout_seconds),
         )
         submitted = _log(order, LogAction.SUBMIT, now)
         order = apply(order, Accepted(at=now))
@@ -202,7 +207,7 @@ class OrderService:
                 ))
             now = self.clock.now()
             if order.routed_at is not None:
-                order = apply(order, CancelRequested(at=now, reason="cancel requested by trader"))
+                order = apply(order, CancelRequested(at=now, reason="cancelled by trader"))
             else:
                 order = apply(order, Cancelled(at=now, reason="cancelled by trader"))
             await uow.repo.update_order(order)

@@ -75,7 +75,9 @@ def order_from_row(row: Row[Any]) -> Order:
         average_price=m["average_price"], reserve_price=m["reserve_price"], reason=m["reason"],
         extra=dict(m["extra"] or {}), created_at=m["created_at"], updated_at=m["updated_at"],
         venue=m["venue"], venue_order_id=m["venue_order_id"], routed_at=m["routed_at"],
-        cancel_sent_at=m["cancel_sent_at"],
+        cancel_sent_at=m["cancel_sent_at"], max_slippage_pct=m["max_slippage_pct"],
+        slippage_price=m["slippage_price"], timeout_seconds=m["timeout_seconds"],
+        expires_at=m["expires_at"],
     )
 
 
@@ -91,6 +93,8 @@ def order_values(order: Order) -> dict[str, Any]:
         "created_at": order.created_at, "updated_at": order.updated_at,
         "venue": order.venue, "venue_order_id": order.venue_order_id,
         "routed_at": order.routed_at, "cancel_sent_at": order.cancel_sent_at,
+        "max_slippage_pct": order.max_slippage_pct, "slippage_price": order.slippage_price,
+        "timeout_seconds": order.timeout_seconds, "expires_at": order.expires_at,
     }
 
 
@@ -265,6 +269,14 @@ class Repository:
         """Accepted orders whose intent to send is not yet recorded, oldest first."""
         rows = await self.conn.execute(select(orders).where(
             orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at.is_(None))
+            .order_by(orders.c.id).limit(limit))
+        return [order_from_row(r) for r in rows]
+
+    async def orders_past_deadline(self, now: datetime, limit: int = 100) -> list[Order]:
+        """Working orders whose timeout has passed, oldest first."""
+        rows = await self.conn.execute(select(orders).where(
+            orders.c.status.in_([OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value]),
+            orders.c.expires_at <= now)
             .order_by(orders.c.id).limit(limit))
         return [order_from_row(r) for r in rows]
 

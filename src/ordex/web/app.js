@@ -277,11 +277,13 @@ function toggleDetail(orderId) {
 }
 
 async function loadDetail(orderId) {
-  const [fills, events] = await Promise.all([
+  const [fills, events, full] = await Promise.all([
     api(`/v1/orders/${orderId}/fills`), api(`/v1/orders/${orderId}/events?after=0`),
+    api(`/v1/orders/${orderId}`),
   ]);
   const detail = state.details.get(orderId);
   if (!detail || !fills.ok || !events.ok) return;
+  if (full.ok) detail.order = full.data;
   detail.fills = fills.data.fills.slice().reverse();
   // Events are merged by seq: those already pushed live are neither lost nor repeated.
   const bySeq = new Map(detail.events.map((e) => [e.seq, e]));
@@ -322,8 +324,24 @@ function renderDetail(orderId) {
       e.reason ? h("span", { class: "reason", text: ` — ${e.reason}` }) : null)));
   const cols = $("#blotter thead tr").children.length;
   panel.replaceChildren(h("td", { colspan: String(cols) },
+    limitsLine(detail.order),
     h("div", { class: "detail-body" }, fills,
       h("div", {}, h("h3", { text: "Event history" }), events))));
+}
+
+function limitsLine(order) {
+  if (!order) return null;
+  const parts = [];
+  if (order.stop_loss) parts.push(`stop loss $${fmt.number(order.stop_loss, 2)}`);
+  if (order.take_profit) parts.push(`take profit $${fmt.number(order.take_profit, 2)}`);
+  if (order.max_slippage_pct) {
+    parts.push(`max slippage ${fmt.number(order.max_slippage_pct)}% (worst price ` +
+               `$${fmt.number(order.slippage_price, 2)})`);
+  }
+  if (order.timeout_seconds) {
+    parts.push(`cancel if not filled in ${order.timeout_seconds} s (at ${fmt.time(order.expires_at)})`);
+  }
+  return parts.length ? h("p", { class: "limits", text: `Limits: ${parts.join("; ")}.` }) : null;
 }
 
 // ---------------------------------------------------------------- account and positions
