@@ -2,16 +2,20 @@
 
 Run from the project root (see bench/README.md)::
 
-    .venv/bin/python -m bench.bench_browser            # full run (about 2 minutes)
+    .venv/bin/python -m bench.bench_browser            # full run (about 4 minutes)
     .venv/bin/python -m bench.bench_browser --quick    # smoke run
 
-``ordex serve`` (SQLite, the embedded simulated exchange, demo seeded) runs as a subprocess on
-127.0.0.1; the trader's page is open in Debian's Chromium (headless, through Playwright). Market
-orders of the page's trader are sent through the HTTP API by this script, so the page only
-watches. The page itself records, for every fill event, the fill's venue timestamp to:
+``ordex serve`` (the embedded simulated exchange; on SQLite with the demo, then on a throwaway
+PostgreSQL server) runs as a subprocess on 127.0.0.1; the trader's page is open in Debian's
+Chromium (headless, through Playwright). Market orders of the page's trader are sent through the
+HTTP API by this script, so the page only watches. The page itself records, for every fill
+event, the fill's venue timestamp to:
 
 - message: the moment the WebSocket message reaches the page's handler;
-- row: the first frame painted after the blotter row was updated (requestAnimationFrame).
+- row: the first frame painted after the blotter row was updated (requestAnimationFrame);
+
+and the event's own timestamp (when ordex committed it) to the message, which splits the first
+figure into the service's part and the delivery's.
 
 Runs: ``idle`` (the watched trader alone, one order at a time) and ``loaded`` (the same while
 other traders send a paced open-loop load, ``--load-rate`` orders/s in all). One machine, one
@@ -22,30 +26,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import random
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from tests.support.browser import chromium_browser
-from tests.support.postgres import free_port
 
 from bench.bench_execution import SYMBOLS
 from bench.bench_submit import (
-    HOST,
-    ServiceProcess,
     begin,
     create_traders,
     finish,
     fmt,
-    ordex_command,
     percentile,
     run_async,
+    start_service,
 )
 
 SPEC_MS = 500.0  # NFR-002: status updates reach the UI within 500 ms
@@ -58,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--orders", type=int, default=150, help="orders of the watched trader a run")
     p.add_argument("--load-traders", type=int, default=20)
     p.add_argument("--load-rate", type=float, default=20.0, help="orders/s of the other traders")
+    p.add_argument("--runs", default="idle,loaded", help="which runs, comma-separated")
+    p.add_argument("--backends", default="sqlite,postgres", help="stores, comma-separated")
     opts = p.parse_args(argv)
     if opts.quick:
         opts.orders = 20
@@ -123,55 +124,46 @@ def summary(label: str, values: list[float]) -> str:
             f"   (p95 < {TARGET_P95_MS:.0f} ms: {verdict}; spec {SPEC_MS:.0f} ms)")
 
 
-async def run(opts: argparse.Namespace) -> None:
+async def measure(base: str, admin: str, backend: str, opts: argparse.Namespace) -> None:
     rng = random.Random(7)
-    port = free_port()
-    base = f"http://{HOST}:{port}"
-    with tempfile.TemporaryDirectory(prefix="ordex-bench-browser-") as tmp:
-        data = Path(tmp) / "data"
-        server = ServiceProcess([ordex_command(), "serve", "--host", HOST, "--port", str(port),
-                                 "--data-dir", str(data), "--log-level", "warning"],
-                                Path(tmp) / "serve.log")
-        server.start()
-        try:
-            server.wait_ready(base)
-            admin = json.loads((data / "demo-keys.json").read_text())["admin"]
-            async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as client:
-                keys = await create_traders(client, admin, 1 + opts.load_traders)
-                watched, others = keys[0], keys[1:]
-                async with chromium_browser() as browser:
-                    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-                    await page.goto(base + "/")
-                    await page.fill("#api-key", watched)
-                    await page.press("#api-key", "Enter")
-                    await page.wait_for_selector('#conn[data-state="live"]', timeout=15000)
-                    for name, loaded in (("idle", False), ("loaded", True)):
-                        await page.evaluate(
-                            "ordex.metrics.fillToRow = []; ordex.metrics.fillToMessage = []")
-                        stop = asyncio.Event()
-                        load = (asyncio.create_task(paced_load(client, others, opts.load_rate,
-                                                               stop, rng))
-                                if loaded else None)
-                        started = time.perf_counter()
-                        missing = await watched_orders(client, watched, page, opts.orders, rng)
-                        elapsed = time.perf_counter() - started
-                        stop.set()
-                        sent = await load if load is not None else 0
-                        metrics = await page.evaluate("ordex.metrics")
-                        extra = (f"; other traders sent {sent} orders ({sent / elapsed:.1f}/s)"
-                                 if loaded else "")
-                        print(f"\n{name}: {opts.orders} watched orders in {elapsed:.1f} s, "
-                              f"{missing} not painted within 10 s{extra}")
-                        print(summary("fill -> message in page", metrics["fillToMessage"]))
-                        print(summary("fill -> blotter row painted", metrics["fillToRow"]))
-        finally:
-            server.stop()
+    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as client:
+        keys = await create_traders(client, admin, 1 + opts.load_traders)
+        watched, others = keys[0], keys[1:]
+        async with chromium_browser() as browser:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(base + "/")
+            await page.fill("#api-key", watched)
+            await page.press("#api-key", "Enter")
+            await page.wait_for_selector('#conn[data-state="live"]', timeout=15000)
+            runs = [r for r in (("idle", False), ("loaded", True))
+                    if r[0] in opts.runs.split(",")]
+            for name, loaded in runs:
+                await page.evaluate("for (const k in ordex.metrics) ordex.metrics[k] = []")
+                stop = asyncio.Event()
+                load = (asyncio.create_task(paced_load(client, others, opts.load_rate, stop, rng))
+                        if loaded else None)
+                started = time.perf_counter()
+                missing = await watched_orders(client, watched, page, opts.orders, rng)
+                elapsed = time.perf_counter() - started
+                stop.set()
+                sent = await load if load is not None else 0
+                metrics = await page.evaluate("ordex.metrics")
+                extra = (f"; other traders sent {sent} orders ({sent / elapsed:.1f}/s)"
+                         if loaded else "")
+                print(f"\n{backend}, {name}: {opts.orders} watched orders in {elapsed:.1f} s, "
+                      f"{missing} not painted within 10 s{extra}")
+                print(summary("fill -> message in page", metrics["fillToMessage"]))
+                print(summary("  of which commit -> message", metrics["commitToMessage"]))
+                print(summary("fill -> blotter row painted", metrics["fillToRow"]))
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     started = begin("browser", opts.quick)
-    run_async(run(opts))
+    for backend in opts.backends.split(","):
+        with contextlib.ExitStack() as stack:
+            base, admin, _ = start_service(backend, stack, ["--log-level", "warning"])
+            run_async(measure(base, admin, backend, opts))
     finish(started)
     return 0
 

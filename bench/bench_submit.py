@@ -573,33 +573,42 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
+def start_service(backend: str, stack: contextlib.ExitStack,
+                  extra_args: Sequence[str] = ()) -> tuple[str, str, ServiceProcess]:
+    """``ordex serve`` on ``backend`` (a throwaway PostgreSQL server, or SQLite in a temporary
+    data dir with the demo), stopped when ``stack`` closes. Returns its URL, an admin key and the
+    process."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"ordex-bench-{backend}-"))
+    stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+    if backend == "postgres":
+        pg = PostgresServer()
+        stack.callback(pg.stop)
+        pg.start()
+        run_async(create_database(pg.dsn(), "ordex_bench"))
+        store_args = ["--database-url", pg.url("ordex_bench")]
+        serve_args = [*store_args, "--no-demo"]
+    else:
+        store_args = ["--data-dir", str(tmp / "data")]
+        serve_args = store_args
+    port = free_port()
+    server = ServiceProcess(
+        [ordex_command(), "serve", "--host", HOST, "--port", str(port), *serve_args, *extra_args],
+        tmp / "server.log")
+    stack.callback(server.stop)
+    server.start()
+    base_url = f"http://{HOST}:{port}"
+    server.wait_ready(base_url)
+    if backend == "postgres":
+        admin_key = cli_create_account("bench-admin", "admin", "0", store_args)
+    else:  # the demo is on: its admin key is in the data dir
+        admin_key = json.loads((tmp / "data" / "demo-keys.json").read_text())["admin"]
+    return base_url, admin_key, server
+
+
 def bench_backend(backend: str, opts: argparse.Namespace) -> BackendResult:
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        tmp = Path(tempfile.mkdtemp(prefix=f"ordex-bench-{backend}-"))
-        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-        if backend == "postgres":
-            pg = PostgresServer()
-            stack.callback(pg.stop)
-            pg.start()
-            run_async(create_database(pg.dsn(), "ordex_bench"))
-            store_args = ["--database-url", pg.url("ordex_bench")]
-            serve_args = [*store_args, "--no-demo"]
-        else:
-            store_args = ["--data-dir", str(tmp / "data")]
-            serve_args = store_args
-        port = free_port()
-        server = ServiceProcess(
-            [ordex_command(), "serve", "--host", HOST, "--port", str(port), *serve_args],
-            tmp / "server.log")
-        stack.callback(server.stop)
-        server.start()
-        base_url = f"http://{HOST}:{port}"
-        server.wait_ready(base_url)
-        if backend == "postgres":
-            admin_key = cli_create_account("bench-admin", "admin", "0", store_args)
-        else:  # the demo is on: its admin key is in the data dir
-            admin_key = json.loads((tmp / "data" / "demo-keys.json").read_text())["admin"]
+        base_url, admin_key, server = start_service(backend, stack)
         try:
             result = run_async(measure(base_url, admin_key, opts, server, backend, started))
         except Exception:

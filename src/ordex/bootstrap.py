@@ -77,7 +77,7 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
         settings=settings, db=db, clock=clock, bus=bus, market=market,
         orders=OrderService(db, clock, policy, notify, market.reference_price),
         accounts=AccountService(db, clock),
-        queries=Queries(db, clock),
+        queries=Queries(db, clock, market.reference_price),
         limiter=SlidingWindowLimiter(settings.rate_limit_per_minute),
         engine=engine,
     )

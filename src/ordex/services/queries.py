@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -51,9 +52,14 @@ class AccountView:
 
 
 class Queries:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    """``live_price`` gives a symbol's price from market data, when there is one: positions and
+    equity are marked at it rather than at the stored reference (saved every few seconds)."""
+
+    def __init__(self, db: Database, clock: Clock,
+                 live_price: Callable[[str], Decimal | None] | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.live_price = live_price
 
     async def order(self, order_id: UUID, trader_id: UUID | None) -> Order | None:
         async with reading(self.db) as repo:
@@ -70,7 +76,7 @@ class Queries:
     async def positions(self, account_id: UUID) -> list[PositionView]:
         async with reading(self.db) as repo:
             rows = [p for p in await repo.positions(account_id) if p.quantity]
-            marks = {i.symbol: i for i in await repo.instruments(p.symbol for p in rows)}
+            marks = self._marks(await repo.instruments(p.symbol for p in rows))
         return [PositionView(p, marks[p.symbol].reference_price if p.symbol in marks else None)
                 for p in rows]
 
@@ -82,11 +88,19 @@ class Queries:
             open_orders = await repo.open_exposure(account_id)
             rows = await repo.positions(account_id)
             held = {p.symbol: p.quantity for p in rows if p.quantity}
-            marks = {i.symbol: i for i in await repo.instruments(held)} if held else {}
+            marks = self._marks(await repo.instruments(held)) if held else {}
         current = equity(account.cash, held, marks)
         today = self.clock.now().date()
         pnl = daily_pnl(current, account.day_start_equity) if account.trading_day == today else ZERO
         return AccountView(account, reserved_cash(open_orders), current, pnl, len(open_orders))
+
+    def _marks(self, instruments: Iterable[Instrument]) -> dict[str, Instrument]:
+        """Instruments marked at the live price where market data has one."""
+        marks: dict[str, Instrument] = {}
+        for i in instruments:
+            live = self.live_price(i.symbol) if self.live_price is not None else None
+            marks[i.symbol] = i if live is None else replace(i, reference_price=live)
+        return marks
 
     async def instrument(self, symbol: str) -> Instrument | None:
         async with reading(self.db) as repo:

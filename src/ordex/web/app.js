@@ -19,7 +19,9 @@ const state = {
   details: new Map(),            // order id -> {fills: [], events: [], seq}
   ws: null, attempt: 0, silence: null, reconnect: null, timers: [],
   chartSymbol: null, history: [], fills: [],
-  metrics: { fillToMessage: [], fillToRow: [] },   // ms from the venue's fill time
+  // ms from the venue's fill time to the message and to the painted row, and from ordex's commit
+  // of the event (its timestamp) to the message
+  metrics: { fillToMessage: [], fillToRow: [], commitToMessage: [] },
 };
 window.ordex = state;
 
@@ -152,7 +154,11 @@ function watchSilence(ws) {
 function onEvent(ev) {
   if (ev.seq <= state.lastSeq) return;
   const fillMs = ev.last_fill_time ? fmt.epochMs(ev.last_fill_time) : null;
-  if (fillMs !== null) state.metrics.fillToMessage.push(Date.now() - fillMs);
+  if (fillMs !== null) {
+    const now = Date.now();
+    state.metrics.fillToMessage.push(now - fillMs);
+    state.metrics.commitToMessage.push(now - fmt.epochMs(ev.timestamp));
+  }
   state.lastSeq = ev.seq;
   state.applied += 1;
   document.body.dataset.lastSeq = String(ev.seq);
@@ -271,7 +277,9 @@ function toggleDetail(orderId) {
     return;
   }
   state.details.set(orderId, { fills: [], events: [], loaded: false });
-  renderRow(state.orders.get(orderId), false);
+  const order = state.orders.get(orderId);
+  renderRow(order, false);
+  chooseSymbol(order.symbol);
   renderDetail(orderId);
   loadDetail(orderId);
 }
