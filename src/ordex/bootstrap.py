@@ -8,10 +8,13 @@ from pathlib import Path
 from ordex.bus.memory import ORDER_EVENTS, QUOTES, MemoryBus, trader_topic
 from ordex.clock import Clock, SystemClock
 from ordex.config import Settings
+from ordex.domain.sending import RetryPolicy
 from ordex.domain.status import OrderEvent
 from ordex.domain.validation import PricePolicy
 from ordex.engine.engine import ExecutionEngine
 from ordex.engine.marketdata import MarketData
+from ordex.engine.recovery import RecoverySettings
+from ordex.metrics import MetricsLog
 from ordex.services.accounts import AccountService
 from ordex.services.demo import seed_demo, seed_instruments
 from ordex.services.orders import OrderService
@@ -33,10 +36,12 @@ class Services:
     accounts: AccountService
     queries: Queries
     limiter: SlidingWindowLimiter
+    metrics: MetricsLog
     engine: ExecutionEngine | None = None
     demo_keys: dict[str, str] = field(default_factory=dict)
 
     async def start(self) -> None:
+        self.metrics.start()
         if self.engine is not None:
             await self.engine.start()
 
@@ -44,6 +49,7 @@ class Services:
         if self.engine is not None:
             await self.engine.stop()
         await self.db.dispose()
+        self.metrics.stop()
 
 
 def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = None) -> Services:
@@ -69,17 +75,27 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
         if engine is not None:
             engine.wake()
 
+    metrics = MetricsLog(Path(settings.data_dir) / "logs" / "metrics" / "orders.jsonl")
     if settings.execution_enabled:
         venue = venue or make_venue(settings, clock)
-        engine = ExecutionEngine(db, venue, clock, market, publish,
-                                 lambda q: bus.publish(QUOTES, {"symbol": q.symbol}))
+        engine = ExecutionEngine(
+            db, venue, clock, market, publish,
+            lambda q: bus.publish(QUOTES, {"symbol": q.symbol}),
+            policy=RetryPolicy(retries=settings.order_retry_max_attempts,
+                               base_seconds=settings.retry_base_seconds,
+                               ack_seconds=settings.ack_timeout_seconds,
+                               order_timeout_seconds=settings.order_timeout_seconds),
+            metrics=metrics,
+            recovery=RecoverySettings(stall_check_seconds=settings.stall_check_seconds,
+                                      unsent_policy=settings.unsent_policy,
+                                      ghost_policy=settings.ghost_policy))
     return Services(
         settings=settings, db=db, clock=clock, bus=bus, market=market,
-        orders=OrderService(db, clock, policy, notify, market.reference_price),
+        orders=OrderService(db, clock, policy, notify, market.reference_price, metrics),
         accounts=AccountService(db, clock),
         queries=Queries(db, clock, market.reference_price),
         limiter=SlidingWindowLimiter(settings.rate_limit_per_minute),
-        engine=engine,
+        metrics=metrics, engine=engine,
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``ordex`` command: serve, accounts, migrate."""
+"""The ``ordex`` command: serve, venue, accounts, orders, migrate."""
 
 from __future__ import annotations
 
@@ -172,7 +172,66 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--allow-short", action="store_true")
     store_flags(create)
     create.set_defaults(func=cmd_accounts_create)
+
+    orders = sub.add_parser("orders", help="a trader's orders, through a running service")
+    ord_sub = orders.add_subparsers(dest="orders_command", required=True)
+    listing = ord_sub.add_parser("list", help="newest first; --status failed for failed ones")
+    listing.add_argument("--status", help="e.g. failed, or accepted,partially_filled")
+    listing.set_defaults(func=cmd_orders_list)
+    for name, what in (("retry", "send a failed order again (as a new order)"),
+                       ("acknowledge", "close a failed order")):
+        one = ord_sub.add_parser(name, help=what)
+        one.add_argument("order_id")
+        one.set_defaults(func=cmd_orders_action, action=name)
+    for command in (listing, *(ord_sub.choices[n] for n in ("retry", "acknowledge"))):
+        command.add_argument("--url", default="http://127.0.0.1:8000",
+                             help="the service (default http://127.0.0.1:8000)")
+        command.add_argument("--key", help="API key (default: $ORDEX_API_KEY)")
     return p
+
+
+def _client(args: argparse.Namespace) -> Any:
+    import os
+
+    from ordex.client import Client
+
+    key = args.key or os.environ.get("ORDEX_API_KEY")
+    if not key:
+        raise SystemExit("an API key is needed: --key KEY or ORDEX_API_KEY")
+    return Client(args.url, key)
+
+
+def _order_line(o: dict[str, Any]) -> str:
+    reason = f"  {o['reason']}" if o.get("reason") else ""
+    return (f"{o['id']}  {o['status']:<16} {o['side']:<4} {o['quantity']:>8} {o['symbol']:<6} "
+            f"filled {o['filled_quantity']}{reason}")
+
+
+def cmd_orders_list(args: argparse.Namespace) -> int:
+    from ordex.client import OrdexError
+
+    with _client(args) as ordex:
+        try:
+            orders = ordex.list(**({"status": args.status} if args.status else {}))
+        except OrdexError as refused:
+            print(refused, file=sys.stderr)
+            return 1
+    for order in orders:
+        print(_order_line(order))
+    return 0
+
+
+def cmd_orders_action(args: argparse.Namespace) -> int:
+    from ordex.client import OrdexError
+
+    with _client(args) as ordex:
+        try:
+            order = getattr(ordex, args.action)(args.order_id)
+        except OrdexError as refused:
+            print(refused, file=sys.stderr)
+            return 1
+    print(_order_line(order))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

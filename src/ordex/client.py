@@ -98,6 +98,14 @@ class AsyncClient:
     async def cancel(self, order_id: str) -> dict[str, Any]:
         return dict(_result(await self._http.delete(f"/v1/orders/{order_id}")))
 
+    async def retry(self, order_id: str) -> dict[str, Any]:
+        """Send a failed order again; returns the new order (the same one if retried before)."""
+        return dict(_result(await self._http.post(f"/v1/orders/{order_id}/retry")))
+
+    async def acknowledge(self, order_id: str) -> dict[str, Any]:
+        """Close a failed order."""
+        return dict(_result(await self._http.post(f"/v1/orders/{order_id}/acknowledge")))
+
     async def get(self, order_id: str) -> dict[str, Any]:
         return dict(_result(await self._http.get(f"/v1/orders/{order_id}")))
 
@@ -194,6 +202,12 @@ class Client:
 
     def cancel(self, order_id: str) -> dict[str, Any]:
         return dict(_result(self._http.delete(f"/v1/orders/{order_id}")))
+
+    def retry(self, order_id: str) -> dict[str, Any]:
+        return dict(_result(self._http.post(f"/v1/orders/{order_id}/retry")))
+
+    def acknowledge(self, order_id: str) -> dict[str, Any]:
+        return dict(_result(self._http.post(f"/v1/orders/{order_id}/acknowledge")))
 
     def get(self, order_id: str) -> dict[str, Any]:
         return dict(_result(self._http.get(f"/v1/orders/{order_id}")))

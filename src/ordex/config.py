@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     sim_seed: int = 7
     sim_tick_seconds: float = Field(default=0.25, ge=0)
 
+    # Recovery (FR-008 to FR-010): retries of a send, acks, reconciliation.
+    retry_base_seconds: float = Field(default=1.0, ge=0)  # backoff: base, 2x base, 4x base...
+    ack_timeout_seconds: float = Field(default=2.0, gt=0)  # then the venue is asked
+    stall_check_seconds: float = Field(default=5.0, gt=0)  # sampling of working orders
+    unsent_policy: str = Field(default="resend", pattern="^(resend|fail)$")
+    ghost_policy: str = Field(default="cancel", pattern="^(cancel|alert)$")
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

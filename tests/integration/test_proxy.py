@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.support.proxy import TcpProxy
+from tests.support.proxy import Mode, TcpProxy
 
 WAIT = 5.0  # seconds; every step here is on loopback and takes milliseconds
+QUIET = 0.25  # seconds of silence taken to mean nothing is coming
 
 
 @dataclass
@@ -22,15 +23,24 @@ class EchoServer:
     connections: int = 0
     ended: list[str] = field(default_factory=list)  # how each connection ended: "eof" or "reset"
     greeting: bytes = b""
+    received: bytearray = field(default_factory=bytearray)  # from every connection, in order
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    def push(self, data: bytes) -> None:
+        """Send ``data`` unasked, from the server, on every connection."""
+        for writer in self.writers:
+            writer.write(data)
 
 
 async def _echo(server: EchoServer, reader: asyncio.StreamReader,
                 writer: asyncio.StreamWriter) -> None:
     server.connections += 1
+    server.writers.append(writer)
     try:
         if server.greeting:
             writer.write(server.greeting)
         while data := await reader.read(65536):
+            server.received += data
             writer.write(data)
             await writer.drain()
         server.ended.append("eof")
@@ -78,6 +88,22 @@ async def ended_abruptly(reader: asyncio.StreamReader) -> str:
         return "reset"
     assert data == b"", f"expected the connection to end, got {data!r}"
     return "eof"
+
+
+async def stays_silent(reader: asyncio.StreamReader) -> None:
+    """Nothing arrives for a while, and the connection does not end either."""
+    try:
+        data = await asyncio.wait_for(reader.read(65536), QUIET)
+    except TimeoutError:
+        return
+    raise AssertionError(f"expected silence, got {data!r}")
+
+
+async def echoes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 payload: bytes) -> bytes:
+    writer.write(payload)
+    await writer.drain()
+    return await asyncio.wait_for(reader.readexactly(len(payload)), WAIT)
 
 
 async def wait_until(predicate: Callable[[], bool], what: str) -> None:
@@ -232,3 +258,206 @@ async def test_close_stops_listening(echo: EchoServer) -> None:
     with pytest.raises(ConnectionRefusedError):
         await connect(proxy)
     await proxy.close()  # twice is fine
+
+
+async def test_reset_resets_live_connections_once_and_takes_new_ones(proxy: TcpProxy,
+                                                                     echo: EchoServer) -> None:
+    conns = [await connect(proxy) for _ in range(2)]
+    for reader, writer in conns:
+        assert await echoes(reader, writer, b"ok?") == b"ok?"
+
+    await proxy.reset()
+
+    assert proxy.live == 0
+    assert proxy.mode is Mode.FORWARD
+    assert not proxy.is_cut
+    for reader, writer in conns:
+        assert await ended_abruptly(reader) == "reset"
+        writer.close()
+    await wait_until(lambda: len(echo.ended) == 2, "the server saw its connections end")
+    assert echo.ended == ["reset"] * 2
+    assert await roundtrip(proxy, b"straight away") == b"straight away"
+    assert (proxy.accepted, proxy.refused) == (3, 0)
+
+
+async def test_blackhole_silences_both_ways_without_ending_anything(proxy: TcpProxy,
+                                                                    echo: EchoServer) -> None:
+    reader, writer = await connect(proxy)
+    assert await echoes(reader, writer, b"before") == b"before"
+
+    await proxy.blackhole()
+    assert proxy.mode is Mode.BLACKHOLE
+    writer.write(b"lost on the way up")
+    echo.push(b"lost on the way down")
+    late_reader, late_writer = await connect(proxy)  # taken, and blackholed too
+    late_writer.write(b"anyone there?")
+    await wait_until(lambda: echo.connections == 2, "the late connection reached the server")
+    echo.push(b"lost on the way down")
+    await asyncio.gather(stays_silent(reader), stays_silent(late_reader))
+    assert echo.received == b"before"
+    assert echo.ended == []
+    assert proxy.live == 2
+
+    await proxy.restore()
+    assert proxy.mode is Mode.FORWARD
+    assert await echoes(reader, writer, b"after") == b"after"  # nothing dropped came late
+    assert await echoes(late_reader, late_writer, b"late") == b"late"
+    assert echo.received == b"beforeafterlate"
+    writer.close()
+    late_writer.close()
+
+
+async def test_blackhole_holds_an_end_of_stream_until_restore(proxy: TcpProxy,
+                                                              echo: EchoServer) -> None:
+    reader, writer = await connect(proxy)
+    assert await echoes(reader, writer, b"hi") == b"hi"
+    await proxy.blackhole()
+    writer.write_eof()
+    await asyncio.sleep(QUIET)
+    assert echo.ended == []  # the server hears nothing, not even the close
+    await proxy.restore()
+    await wait_until(lambda: echo.ended == ["eof"], "the server saw the client's EOF")
+    assert await asyncio.wait_for(reader.read(), WAIT) == b""  # and the server's close came back
+    writer.close()
+    await wait_until(lambda: proxy.live == 0, "the proxy dropped the finished connection")
+
+
+async def test_half_open_passes_requests_but_drops_replies(proxy: TcpProxy,
+                                                           echo: EchoServer) -> None:
+    reader, writer = await connect(proxy)
+    assert await echoes(reader, writer, b"before") == b"before"
+
+    await proxy.half_open()
+    assert proxy.mode is Mode.HALF_OPEN
+    writer.write(b"request")
+    await wait_until(lambda: echo.received == b"beforerequest", "the request reached the server")
+    echo.greeting = b"welcome"
+    late_reader, late_writer = await connect(proxy)  # taken, and half-open too
+    late_writer.write(b"x")
+    await wait_until(lambda: echo.received == b"beforerequestx", "the late request arrived")
+    await asyncio.gather(stays_silent(reader), stays_silent(late_reader))
+    assert echo.ended == []
+
+    await proxy.restore()
+    assert await echoes(reader, writer, b"after") == b"after"  # the dropped reply is gone
+    assert await echoes(late_reader, late_writer, b"y") == b"y"  # so is the greeting
+    writer.close()
+    late_writer.close()
+
+
+async def test_half_open_holds_the_servers_close_until_restore(proxy: TcpProxy,
+                                                               echo: EchoServer) -> None:
+    reader, writer = await connect(proxy)
+    assert await echoes(reader, writer, b"hi") == b"hi"
+    await proxy.half_open()
+    echo.writers[0].close()
+    await wait_until(lambda: echo.ended == ["eof"], "the server's connection ended")
+    await stays_silent(reader)
+    await proxy.restore()
+    assert await asyncio.wait_for(reader.read(), WAIT) == b""
+    writer.close()
+    await wait_until(lambda: proxy.live == 0, "the proxy dropped the finished connection")
+
+
+async def test_latency_delays_each_way_without_adding_up(proxy: TcpProxy,
+                                                         echo: EchoServer) -> None:
+    latency = 0.15
+    loop = asyncio.get_running_loop()
+    proxy.set_latency(latency)
+    assert proxy.latency == latency
+    reader, writer = await connect(proxy)
+
+    start = loop.time()
+    writer.write(b"one")
+    await wait_until(lambda: echo.received == b"one", "the server got the bytes")
+    assert loop.time() - start >= latency  # on the way up
+    assert await asyncio.wait_for(reader.readexactly(3), WAIT) == b"one"
+    assert loop.time() - start >= 2 * latency  # and on the way down
+
+    start = loop.time()
+    for i in range(5):  # chunks in flight side by side: each delayed, not one after another
+        writer.write(b"%d," % i)
+        await asyncio.sleep(0.02)
+    assert await asyncio.wait_for(reader.readexactly(10), WAIT) == b"0,1,2,3,4,"
+    assert 2 * latency <= loop.time() - start < 5 * latency
+
+    writer.write(b"slow ")
+    await asyncio.sleep(0.02)
+    proxy.set_latency(0)  # what is in flight stays in flight, and nothing overtakes it
+    writer.write(b"fast")
+    assert await asyncio.wait_for(reader.readexactly(9), WAIT) == b"slow fast"
+
+    start = loop.time()
+    assert await echoes(reader, writer, b"no delay") == b"no delay"
+    assert loop.time() - start < latency
+    writer.close()
+
+
+async def test_latency_delays_the_end_of_a_stream_in_order(proxy: TcpProxy,
+                                                           echo: EchoServer) -> None:
+    proxy.set_latency(0.1)
+    reader, writer = await connect(proxy)
+    writer.write(b"last words")
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(), WAIT) == b"last words"
+    assert echo.ended == ["eof"]
+    writer.close()
+
+
+async def test_restore_turns_latency_off_and_bad_latency_is_refused(proxy: TcpProxy) -> None:
+    proxy.set_latency(0.5)
+    await proxy.restore()
+    assert proxy.latency == 0
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError):
+            proxy.set_latency(bad)
+    assert proxy.latency == 0
+
+
+async def test_one_mode_at_a_time(proxy: TcpProxy) -> None:
+    await proxy.half_open()
+    await proxy.blackhole()
+    assert proxy.mode is Mode.BLACKHOLE
+    await proxy.cut()
+    assert proxy.mode is Mode.CUT
+    assert proxy.is_cut
+    await proxy.restore()
+    assert proxy.mode is Mode.FORWARD
+    assert await roundtrip(proxy, b"plain") == b"plain"
+
+
+async def test_reset_and_cut_are_prompt_with_bytes_in_flight_and_ends_held(
+        proxy: TcpProxy, echo: EchoServer) -> None:
+    loop = asyncio.get_running_loop()
+    for fault in (proxy.reset, proxy.cut):
+        reader, writer = await connect(proxy)
+        assert await echoes(reader, writer, b"hi") == b"hi"
+        proxy.set_latency(WAIT * 2)
+        writer.write(b"in flight")
+        await proxy.half_open()
+        echo.writers[-1].close()  # the server's close, held back
+        await asyncio.sleep(0.05)
+        start = loop.time()
+        await fault()
+        assert loop.time() - start < 1
+        assert proxy.live == 0
+        assert await ended_abruptly(reader) == "reset"
+        writer.close()
+        await proxy.restore()
+    assert proxy.refused == 0
+
+
+async def test_reset_keeps_the_mode(proxy: TcpProxy, echo: EchoServer) -> None:
+    reader, writer = await connect(proxy)
+    assert await echoes(reader, writer, b"hi") == b"hi"
+    await proxy.blackhole()
+    await proxy.reset()
+    assert await ended_abruptly(reader) == "reset"
+    writer.close()
+    assert proxy.mode is Mode.BLACKHOLE
+    reader, writer = await connect(proxy)  # taken, and still blackholed
+    writer.write(b"anyone there?")
+    await stays_silent(reader)
+    await proxy.restore()
+    assert await echoes(reader, writer, b"back") == b"back"
+    writer.close()

@@ -18,6 +18,7 @@ from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument
 from ordex.domain.money import tidy
 from ordex.domain.orders import Order
+from ordex.domain.sending import routing_of
 
 DecimalIn = Decimal | str
 DecimalStr = str
@@ -80,6 +81,14 @@ class OrderOut(BaseModel):
                                               "at, set from max_slippage_pct on acceptance")
     timeout_seconds: int | None
     expires_at: datetime | None = Field(description="when ordex cancels what is left unfilled")
+    routing: Literal["pending", "unconfirmed", "at_venue", "done"] = Field(
+        description="pending: not sent yet; unconfirmed: sent, the venue has not answered (the "
+                    "order may or may not be there; ordex asks it); at_venue: acknowledged")
+    send_attempts: int
+    acknowledged_at: datetime | None = Field(description="failed orders: when the trader "
+                                             "closed it")
+    retry_of: str | None
+    retried_as: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -293,6 +302,9 @@ def order_json(order: Order) -> dict[str, Any]:
         "max_slippage_pct": dec(order.max_slippage_pct),
         "slippage_price": dec(order.slippage_price), "timeout_seconds": order.timeout_seconds,
         "expires_at": timestamp(order.expires_at) if order.expires_at else None,
+        "routing": routing_of(order).value, "send_attempts": order.send_attempts,
+        "acknowledged_at": timestamp(order.acknowledged_at) if order.acknowledged_at else None,
+        "retry_of": order.extra.get("retry_of"), "retried_as": order.extra.get("retried_as"),
         "created_at": timestamp(order.created_at), "updated_at": timestamp(order.updated_at),
     }
 

@@ -52,6 +52,7 @@ class Code(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     RATE_LIMITED = "rate_limited"
     ORDER_NOT_CANCELABLE = "order_not_cancelable"
+    ORDER_NOT_FAILED = "order_not_failed"
     CLIENT_ORDER_ID_CONFLICT = "client_order_id_conflict"
     UNAVAILABLE = "service_unavailable"
     INTERNAL = "internal_error"

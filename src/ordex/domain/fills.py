@@ -40,6 +40,11 @@ class LogAction(StrEnum):
     FILL = "fill"
     CANCEL = "cancel"
     REJECT = "reject"
+    EXPIRE = "expire"
+    FAIL = "fail"
+    RETRY = "retry"  # an attempt to send failed and another is scheduled
+    RECOVER = "recover"  # ordex adopted what the venue knows of the order
+    ACKNOWLEDGE = "acknowledge"  # the trader closed a failed order
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,6 +202,11 @@ class Order:
     slippage_price: Decimal | None = None
     timeout_seconds: int | None = None
     expires_at: datetime | None = None
+    # Sending (FR-008): attempts so far, when the next may start, when a failed order was
+    # acknowledged by its trader.
+    send_attempts: int = 0
+    next_attempt_at: datetime | None = None
+    acknowledged_at: datetime | None = None
 
     @property
     def remaining_quantity(self) -> Decimal:

@@ -6,22 +6,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
+from uuid import UUID
 
+from ordex import metrics
 from ordex.clock import Clock
 from ordex.domain.controls import timeout_reason, venue_terms
 from ordex.domain.fills import ExecutionLogEntry, LogAction
 from ordex.domain.instruments import InstrumentStatus
-from ordex.domain.orders import Cancelled, CancelRequested, Order, apply
+from ordex.domain.orders import (
+    Cancelled,
+    CancelRequested,
+    Expired,
+    Failed,
+    Order,
+    OrderStatus,
+    apply,
+)
+from ordex.domain.orders import OrderEvent as DomainEvent
+from ordex.domain.sending import (
+    RetryPolicy,
+    not_sent_in_time_reason,
+    unreachable_reason,
+)
 from ordex.domain.status import OrderEvent, payload
 from ordex.engine.apply import PendingEvent, append_events, apply_report
 from ordex.engine.marketdata import MarketData
+from ordex.engine.recovery import Recovery, RecoverySettings
 from ordex.ids import new_id
+from ordex.metrics import MetricsLog
 from ordex.store.database import Database
-from ordex.store.uow import UnitOfWork
+from ordex.store.uow import UnitOfWork, reading
 from ordex.venues.base import ExecutionReport, NewOrder, Quote, Venue, VenueUnavailable
 
 log = logging.getLogger("ordex.engine")
@@ -33,15 +53,26 @@ REFERENCE_PERSIST_SECONDS = 5.0
 
 
 class ExecutionEngine:
+    """Sends accepted orders, applies what venues report, and keeps ordex and the venue in
+    agreement: retries with backoff, asks the venue about unconfirmed orders, reconciles on
+    start-up and on every reconnect, and samples working orders to notice a stalled report
+    stream (see ``engine.recovery``)."""
+
     def __init__(self, db: Database, venue: Venue, clock: Clock, market: MarketData,
                  publish: Callable[[list[OrderEvent]], None],
-                 publish_quote: Callable[[Quote], None] | None = None) -> None:
+                 publish_quote: Callable[[Quote], None] | None = None, *,
+                 policy: RetryPolicy | None = None, metrics: MetricsLog | None = None,
+                 recovery: RecoverySettings | None = None, seed: int | None = None) -> None:
         self.db = db
         self.venue = venue
         self.clock = clock
         self.market = market
         self.publish = publish
         self.publish_quote = publish_quote
+        self.policy = policy or RetryPolicy()
+        self.metrics = metrics or MetricsLog(None)
+        self.rng = random.Random(seed)
+        self.recovery = Recovery(self, recovery or RecoverySettings())
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._reference_saved: dict[str, datetime] = {}
@@ -70,37 +101,60 @@ class ExecutionEngine:
 
     async def _dispatch_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        overdue_check = 0.0
+        next_sweep = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
             self._wake.clear()
             try:
-                if loop.time() >= overdue_check:  # once a sweep, not at every wake
-                    overdue_check = loop.time() + SWEEP_SECONDS
-                    await self.cancel_overdue(self.clock.now())
-                while await self.dispatch_once() >= ROUTE_BATCH:
-                    pass
+                if loop.time() >= next_sweep:  # once a sweep, not at every wake
+                    next_sweep = loop.time() + SWEEP_SECONDS
+                    await self.sweep(self.clock.now())
+                if self.venue.connected and self.recovery.in_sync:
+                    while await self.dispatch_once() >= ROUTE_BATCH:
+                        pass
             except Exception:
                 log.exception("dispatch failed; retrying at the next sweep")
+
+    async def sweep(self, now: datetime) -> None:
+        """The periodic duties: timeouts, orders no venue could take in time, and, while the
+        venue is reachable, reconciliation after a (re)connect, unconfirmed orders and the
+        stalled-stream check."""
+        unsent_before = now - timedelta(seconds=self.policy.order_timeout_seconds)
+        async with reading(self.db) as repo:  # a write transaction only when something is due
+            timed_out = bool(await repo.orders_past_deadline(now, 1))
+            unsent = bool(await repo.orders_unsent(unsent_before, 1))
+        if timed_out:
+            await self.cancel_overdue(now)
+        if unsent:
+            await self.expire_unsent(now)
+        if not self.venue.connected:
+            self.recovery.disconnected()
+            return
+        await self.recovery.run_due(now)
 
     async def dispatch_once(self) -> int:
         """Send what is waiting: new orders, then cancels. Returns how many it found."""
         now = self.clock.now()
         async with UnitOfWork(self.db) as uow:
             to_send: list[Order] = []
-            for order in await uow.repo.orders_to_route(ROUTE_BATCH):
+            for order in await uow.repo.orders_to_route(now, ROUTE_BATCH):
                 if await uow.repo.mark_routed(order.id, self.venue.name, now):
-                    to_send.append(replace(order, routed_at=now, venue=self.venue.name))
+                    sent = replace(order, routed_at=now, venue=self.venue.name,
+                                   send_attempts=order.send_attempts + 1, next_attempt_at=None)
+                    to_send.append(sent)
                     await uow.repo.log(ExecutionLogEntry(
                         new_id(), order.trader_id, order.id, LogAction.EXECUTE,
-                        order.status.value, now, None, {"venue": self.venue.name}))
+                        order.status.value, now, None,
+                        {"venue": self.venue.name, "attempt": sent.send_attempts}))
             to_cancel: list[Order] = []
             for order in await uow.repo.orders_to_cancel(ROUTE_BATCH):
                 if await uow.repo.mark_cancel_sent(order.id, now):
                     to_cancel.append(order)
             await uow.commit()
         for order in to_send:
+            self.metrics.emit(metrics.EXECUTED, now, order_id=order.id, trader_id=order.trader_id,
+                              venue=self.venue.name, retry_count=order.send_attempts - 1)
             await self._send(order)
         for order in to_cancel:
             await self._cancel(order)
@@ -108,24 +162,62 @@ class ExecutionEngine:
 
     async def cancel_overdue(self, now: datetime) -> None:
         """Orders past their timeout: cancelled at once if no venue has them, else a cancel is
-        requested from the venue (sent below, with the other cancels)."""
-        pending: list[PendingEvent] = []
+        requested from the venue (sent with the other cancels)."""
         async with UnitOfWork(self.db) as uow:
-            for order in await uow.repo.orders_past_deadline(now, ROUTE_BATCH):
+            overdue = await uow.repo.orders_past_deadline(now, ROUTE_BATCH)
+            if not overdue:
+                return
+            pending: list[PendingEvent] = []
+            for order in overdue:
                 reason = timeout_reason(order)
                 event = (CancelRequested(at=now, reason=reason) if order.routed_at is not None
                          else Cancelled(at=now, reason=reason))
-                after = apply(order, event)
-                await uow.repo.update_order(after)
-                await uow.repo.log(ExecutionLogEntry(
-                    new_id(), after.trader_id, after.id, LogAction.CANCEL, after.status.value,
-                    now, reason, {"timeout_seconds": order.timeout_seconds}))
-                pending.append(PendingEvent(after, after.status.value, payload(after)))
-            if not pending:
-                return
+                pending.append(await self._change(uow, order, event, LogAction.CANCEL,
+                                                  {"timeout_seconds": order.timeout_seconds}))
             events = await append_events(uow.repo, pending, self.clock)
             await uow.commit()
         self.publish(events)
+
+    async def expire_unsent(self, now: datetime) -> None:
+        """Orders no venue could take within ORDER_TIMEOUT_SECONDS expire, never sent."""
+        limit = now - timedelta(seconds=self.policy.order_timeout_seconds)
+        async with UnitOfWork(self.db) as uow:
+            waiting = await uow.repo.orders_unsent(limit, ROUTE_BATCH)
+            if not waiting:
+                return
+            reason = not_sent_in_time_reason(self.venue.name, self.policy.order_timeout_seconds)
+            pending = [await self._change(uow, order, Expired(at=now, reason=reason),
+                                          LogAction.EXPIRE, {"venue": self.venue.name})
+                       for order in waiting]
+            events = await append_events(uow.repo, pending, self.clock)
+            await uow.commit()
+        self.publish(events)
+        for event in events:
+            self.metrics.emit(metrics.FAILED, now, order_id=event.order_id,
+                              trader_id=event.trader_id, reason=reason, status="expired")
+
+    async def fail(self, order_id: UUID, reason: str, now: datetime,
+                   details: dict[str, Any]) -> None:
+        async with UnitOfWork(self.db) as uow:
+            order = await uow.repo.order(order_id, lock=True)
+            if order is None or order.status is not OrderStatus.ACCEPTED:
+                return
+            pending = [await self._change(uow, order, Failed(at=now, reason=reason),
+                                          LogAction.FAIL, details)]
+            events = await append_events(uow.repo, pending, self.clock)
+            await uow.commit()
+        self.publish(events)
+        self.metrics.emit(metrics.FAILED, now, order_id=order.id, trader_id=order.trader_id,
+                          reason=reason, retry_count=max(order.send_attempts - 1, 0))
+
+    async def _change(self, uow: UnitOfWork, order: Order, event: DomainEvent, action: LogAction,
+                      details: dict[str, Any]) -> PendingEvent:
+        """Apply ``event`` to a locked ``order`` in ``uow``: the row, its log and its event."""
+        after = apply(order, event)
+        await uow.repo.update_order(after)
+        await uow.repo.log(ExecutionLogEntry(new_id(), after.trader_id, after.id, action,
+                                             after.status.value, event.at, after.reason, details))
+        return PendingEvent(after, after.status.value, payload(after))
 
     async def _send(self, order: Order) -> None:
         order_type, time_in_force, limit_price = venue_terms(order)
@@ -135,12 +227,28 @@ class ExecutionEngine:
                 type=order_type, quantity=order.quantity, time_in_force=time_in_force,
                 limit_price=limit_price))
         except VenueUnavailable as exc:
-            # Refused before anything was sent: the order is routable again at the next sweep.
-            log.warning("venue %s unavailable for order %s: %s", self.venue.name, order.id, exc,
-                        extra={"order_id": order.id, "trader_id": order.trader_id})
-            async with UnitOfWork(self.db) as uow:
-                await uow.repo.unmark_routed(order.id)
-                await uow.commit()
+            await self._not_sent(order, str(exc) or "venue unavailable")
+
+    async def _not_sent(self, order: Order, why: str) -> None:
+        """The venue refused the connection before anything was sent: retry later with backoff,
+        or fail the order once every attempt is spent."""
+        now = self.clock.now()
+        attempts = order.send_attempts
+        log.warning("attempt %d to send order %s to %s failed: %s", attempts, order.id,
+                    self.venue.name, why,
+                    extra={"order_id": order.id, "trader_id": order.trader_id})
+        if not self.policy.may_retry(attempts):
+            await self.fail(order.id, unreachable_reason(self.venue.name, attempts, why), now,
+                            {"venue": self.venue.name, "attempts": attempts, "error": why})
+            return
+        retry_at = now + self.policy.backoff(attempts, self.rng)
+        async with UnitOfWork(self.db) as uow:
+            await uow.repo.reschedule_send(order.id, retry_at)
+            await uow.repo.log(ExecutionLogEntry(
+                new_id(), order.trader_id, order.id, LogAction.RETRY, order.status.value, now,
+                f"attempt {attempts} not sent: {why}",
+                {"venue": self.venue.name, "attempt": attempts, "retry_at": retry_at.isoformat()}))
+            await uow.commit()
 
     async def _cancel(self, order: Order) -> None:
         try:
@@ -201,6 +309,14 @@ class ExecutionEngine:
             await uow.commit()
         if events:
             self.publish(events)
+        now = self.clock.now()
+        for event in events:
+            if event.type == OrderStatus.FILLED.value:
+                self.metrics.emit(metrics.FILLED, now, order_id=event.order_id,
+                                  trader_id=event.trader_id, venue=self.venue.name)
+        for report in reports:
+            if report.duplicate:
+                self.recovery.venue_has(report.client_order_id)
 
     async def _quote_loop(self) -> None:
         async for quote in self.venue.quotes():

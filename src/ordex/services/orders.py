@@ -12,6 +12,7 @@ from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
 
+from ordex import metrics
 from ordex.clock import Clock
 from ordex.domain.accounts import Account
 from ordex.domain.commands import CancelOrder, SubmitOrder
@@ -33,6 +34,7 @@ from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.domain.status import payload
 from ordex.domain.validation import AccountState, PricePolicy, reserve_price, validate
 from ordex.ids import new_id
+from ordex.metrics import MetricsLog
 from ordex.store.database import Database
 from ordex.store.repository import Repository
 from ordex.store.uow import UnitOfWork, reading
@@ -70,14 +72,16 @@ class OrderService:
 
     def __init__(self, db: Database, clock: Clock, policy: PricePolicy,
                  notify: Callable[[list[StatusEvent]], None] = _ignore,
-                 reference_price: Callable[[str], Decimal | None] | None = None) -> None:
+                 reference_price: Callable[[str], Decimal | None] | None = None,
+                 metrics: MetricsLog | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.metrics = metrics or MetricsLog(None)
         self.policy = policy
         self.notify = notify
         self.reference_price = reference_price
 
-    async def submit(self, cmd: SubmitOrder) -> Submitted:
+    async def submit(self, cmd: SubmitOrder, extra: dict[str, str] | None = None) -> Submitted:
         """Validate, risk-check and persist an order; an existing client order id is a replay."""
         if cmd.client_order_id is not None:
             async with reading(self.db) as repo:
@@ -86,7 +90,7 @@ class OrderService:
                 return Submitted(_same_or_conflict(existing, cmd), created=False)
         try:
             async with UnitOfWork(self.db) as uow:
-                result = await self._submit_in(uow.repo, cmd)
+                result = await self._submit_in(uow.repo, cmd, extra or {})
                 await uow.commit()
         except IntegrityError:
             if cmd.client_order_id is None:
@@ -104,11 +108,18 @@ class OrderService:
         log.info("order accepted", extra={"order_id": result.order.id,
                                           "trader_id": cmd.trader_id,
                                           "client_order_id": cmd.client_order_id})
+        if result.created:
+            o = result.order
+            self.metrics.emit(metrics.SUBMITTED, o.created_at, order_id=o.id,
+                              trader_id=o.trader_id, symbol=o.symbol, side=o.side.value,
+                              quantity=str(o.quantity), type=o.type.value, retry_count=0,
+                              retry_of=o.extra.get("retry_of"))
         if result.events:
             self.notify(result.events)
         return result
 
-    async def _submit_in(self, repo: Repository, cmd: SubmitOrder) -> Submitted | list[Violation]:
+    async def _submit_in(self, repo: Repository, cmd: SubmitOrder,
+                         extra: dict[str, str]) -> Submitted | list[Violation]:
         now = self.clock.now()
         account = await repo.account(cmd.trader_id, lock=True)
         if account is None:
@@ -133,7 +144,7 @@ class OrderService:
             max_slippage_pct=cmd.max_slippage_pct,
             slippage_price=unit if cmd.max_slippage_pct is not None else None,
             timeout_seconds=cmd.timeout_seconds,
-            expires_at=deadline(now, cmd.timeout_seconds),
+            expires_at=deadline(now, cmd.timeout_seconds), extra=extra,
         )
         submitted = _log(order, LogAction.SUBMIT, now)
         order = apply(order, Accepted(at=now))
@@ -217,7 +228,58 @@ class OrderService:
         self.notify([event])
         log.info("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
                                         "status": order.status.value})
+        self.metrics.emit(metrics.CANCELLED_BY_TRADER, now, order_id=order.id,
+                          trader_id=order.trader_id, status=order.status.value,
+                          filled_quantity=str(order.filled_quantity))
         return order
+
+    async def retry(self, trader_id: UUID, order_id: UUID) -> Submitted:
+        """A failed order sent again as a new order with the same terms, through every check
+        again. Its client order id is derived from the failed order, so retrying twice returns
+        the same new order: a retry can never make two. The failed order is acknowledged."""
+        async with reading(self.db) as repo:
+            failed = await repo.order(order_id, trader_id)
+        failed = _must_be_failed(failed, order_id, "retried")
+        again = await self.submit(SubmitOrder(
+            trader_id=trader_id, symbol=failed.symbol, side=failed.side, type=failed.type,
+            quantity=failed.quantity, time_in_force=failed.time_in_force,
+            limit_price=failed.limit_price, stop_loss=failed.stop_loss,
+            take_profit=failed.take_profit, client_order_id=f"retry-{failed.id}",
+            max_slippage_pct=failed.max_slippage_pct, timeout_seconds=failed.timeout_seconds,
+        ), extra={"retry_of": str(failed.id)})
+        await self.acknowledge(trader_id, order_id, retried_as=again.order.id)
+        return again
+
+    async def acknowledge(self, trader_id: UUID, order_id: UUID, *,
+                          retried_as: UUID | None = None) -> Order:
+        """The trader has seen a failed order: it is closed for good (idempotent)."""
+        async with UnitOfWork(self.db) as uow:
+            order = _must_be_failed(await uow.repo.order(order_id, trader_id, lock=True),
+                                    order_id, "acknowledged")
+            if order.acknowledged_at is not None:
+                return order
+            now = self.clock.now()
+            extra = {**order.extra, **({"retried_as": str(retried_as)} if retried_as else {})}
+            order = replace(order, acknowledged_at=now, extra=extra, updated_at=now)
+            await uow.repo.update_order(order)
+            note = f"retried as {retried_as}" if retried_as else "acknowledged by trader"
+            await uow.repo.log(_log(order, LogAction.ACKNOWLEDGE, now, note))
+            event = await uow.repo.insert_event(order, "acknowledged", now, payload(order))
+            await uow.commit()
+        self.notify([event])
+        return order
+
+
+def _must_be_failed(order: Order | None, order_id: UUID, what: str) -> Order:
+    if order is None:
+        raise DomainError(not_found_order(order_id))
+    if order.status is not OrderStatus.FAILED:
+        raise DomainError(Violation(
+            Code.ORDER_NOT_FAILED, None,
+            f"This order is {order.status.value.replace('_', ' ')}; only a failed order can be "
+            f"{what}.",
+            "Open the order to see its status; working orders can be cancelled instead."))
+    return order
 
 
 def _account_gone() -> Violation:

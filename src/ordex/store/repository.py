@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -77,7 +77,8 @@ def order_from_row(row: Row[Any]) -> Order:
         venue=m["venue"], venue_order_id=m["venue_order_id"], routed_at=m["routed_at"],
         cancel_sent_at=m["cancel_sent_at"], max_slippage_pct=m["max_slippage_pct"],
         slippage_price=m["slippage_price"], timeout_seconds=m["timeout_seconds"],
-        expires_at=m["expires_at"],
+        expires_at=m["expires_at"], send_attempts=m["send_attempts"],
+        next_attempt_at=m["next_attempt_at"], acknowledged_at=m["acknowledged_at"],
     )
 
 
@@ -95,6 +96,8 @@ def order_values(order: Order) -> dict[str, Any]:
         "routed_at": order.routed_at, "cancel_sent_at": order.cancel_sent_at,
         "max_slippage_pct": order.max_slippage_pct, "slippage_price": order.slippage_price,
         "timeout_seconds": order.timeout_seconds, "expires_at": order.expires_at,
+        "send_attempts": order.send_attempts, "next_attempt_at": order.next_attempt_at,
+        "acknowledged_at": order.acknowledged_at,
     }
 
 
@@ -265,12 +268,54 @@ class Repository:
         stmt = stmt.order_by(orders.c.id.desc()).limit(q.limit)
         return [order_from_row(r) for r in await self.conn.execute(stmt)]
 
-    async def orders_to_route(self, limit: int = 100) -> list[Order]:
-        """Accepted orders whose intent to send is not yet recorded, oldest first."""
+    async def orders_to_route(self, now: datetime, limit: int = 100) -> list[Order]:
+        """Accepted orders whose intent to send is not yet recorded and whose next attempt is
+        due, oldest first."""
         rows = await self.conn.execute(select(orders).where(
-            orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at.is_(None))
+            orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at.is_(None),
+            or_(orders.c.next_attempt_at.is_(None), orders.c.next_attempt_at <= now))
             .order_by(orders.c.id).limit(limit))
         return [order_from_row(r) for r in rows]
+
+    async def orders_unconfirmed(self, sent_before: datetime, limit: int = 100) -> list[Order]:
+        """Orders sent (or being sent) before ``sent_before`` that no venue has acknowledged."""
+        rows = await self.conn.execute(select(orders).where(
+            orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at <= sent_before,
+            orders.c.venue_order_id.is_(None)).order_by(orders.c.routed_at).limit(limit))
+        return [order_from_row(r) for r in rows]
+
+    async def orders_unsent(self, accepted_before: datetime, limit: int = 100) -> list[Order]:
+        rows = await self.conn.execute(select(orders).where(
+            orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at.is_(None),
+            orders.c.created_at <= accepted_before).order_by(orders.c.id).limit(limit))
+        return [order_from_row(r) for r in rows]
+
+    async def orders_in_flight(self) -> list[Order]:
+        """Every open order that may have reached a venue."""
+        rows = await self.conn.execute(select(orders).where(
+            orders.c.status.in_([s.value for s in OPEN_STATUSES]),
+            orders.c.routed_at.is_not(None)).order_by(orders.c.id))
+        return [order_from_row(r) for r in rows]
+
+    async def orders_working_at_venue(self, limit: int) -> list[Order]:
+        """Open orders a venue has acknowledged, least recently changed first."""
+        rows = await self.conn.execute(select(orders).where(
+            orders.c.status.in_([s.value for s in OPEN_STATUSES]),
+            orders.c.venue_order_id.is_not(None)).order_by(orders.c.updated_at).limit(limit))
+        return [order_from_row(r) for r in rows]
+
+    async def orders_by_ids(self, ids: Iterable[UUID]) -> list[Order]:
+        wanted = list(ids)
+        if not wanted:
+            return []
+        rows = await self.conn.execute(select(orders).where(orders.c.id.in_(wanted)))
+        return [order_from_row(r) for r in rows]
+
+    async def reschedule_send(self, order_id: UUID, at: datetime) -> None:
+        """The order did not reach a venue: send it again (same id) from ``at``."""
+        await self.conn.execute(update(orders).where(
+            orders.c.id == order_id, orders.c.status == OrderStatus.ACCEPTED.value,
+            orders.c.venue_order_id.is_(None)).values(routed_at=None, next_attempt_at=at))
 
     async def orders_past_deadline(self, now: datetime, limit: int = 100) -> list[Order]:
         """Working orders whose timeout has passed, oldest first."""
@@ -291,13 +336,10 @@ class Repository:
         """Record the intent to send, unless the order stopped being routable meanwhile."""
         done = await self.conn.execute(update(orders).where(
             orders.c.id == order_id, orders.c.status == OrderStatus.ACCEPTED.value,
-            orders.c.routed_at.is_(None)).values(routed_at=at, venue=venue, updated_at=at))
+            orders.c.routed_at.is_(None)).values(
+                routed_at=at, venue=venue, updated_at=at, next_attempt_at=None,
+                send_attempts=orders.c.send_attempts + 1))
         return bool(done.rowcount)
-
-    async def unmark_routed(self, order_id: UUID) -> None:
-        await self.conn.execute(update(orders).where(
-            orders.c.id == order_id, orders.c.status == OrderStatus.ACCEPTED.value,
-            orders.c.venue_order_id.is_(None)).values(routed_at=None))
 
     async def unmark_cancel_sent(self, order_id: UUID) -> None:
         await self.conn.execute(update(orders).where(orders.c.id == order_id).values(

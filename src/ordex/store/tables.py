@@ -86,10 +86,14 @@ orders = Table(
     Column("slippage_price", ExactDecimal, nullable=True),
     Column("timeout_seconds", Integer, nullable=True),
     Column("expires_at", UTCDateTime, nullable=True),
+    Column("send_attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
     UniqueConstraint("trader_id", "client_order_id", name="uq_orders_trader_client_order_id"),
     Index("ix_orders_trader_created", "trader_id", "created_at"),
     Index("ix_orders_trader_status", "trader_id", "status"),
     Index("ix_orders_status", "status"),
+    Index("ix_orders_routing", "status", "routed_at"),
 )
 
 fills = Table(

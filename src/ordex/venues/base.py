@@ -111,6 +111,11 @@ class Venue(Protocol):
 
     name: str
 
+    @property
+    def connected(self) -> bool:
+        """Whether the venue can be reached now (its session is up)."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...

@@ -180,6 +180,36 @@ async def cancel_order(order_id: str, services: ServicesDep, trader: Trader) -> 
     return JSONResponse(order_json(order))
 
 
+_FAILED_ONLY = {409: {**_ERR, "description": "The order is not failed"}}
+
+
+@router.post("/{order_id}/retry", status_code=201,
+             summary="Send a failed order again, as a new order with the same terms",
+             responses={201: {"model": OrderOut, "description": "The new order"},
+                        200: {"model": OrderOut, "description": "Retried before: that order"},
+                        422: {**_ERR, "description": "The new order fails a check"},
+                        **_FAILED_ONLY, **NOT_FOUND, **AUTH_ERRORS})
+async def retry_order(order_id: str, services: ServicesDep, trader: Trader) -> JSONResponse:
+    """The new order goes through validation and risk again; the failed one is acknowledged
+    and points to it (``retried_as``). Retrying twice returns the same new order."""
+    oid = parse_uuid(order_id)
+    if oid is None:
+        raise DomainError(not_found_order(order_id))
+    result = await services.orders.retry(trader.id, oid)
+    return JSONResponse(order_json(result.order), status_code=201 if result.created else 200,
+                        headers={"Location": f"/v1/orders/{result.order.id}"})
+
+
+@router.post("/{order_id}/acknowledge", summary="Close a failed order",
+             responses={200: {"model": OrderOut}, **_FAILED_ONLY, **NOT_FOUND, **AUTH_ERRORS})
+async def acknowledge_order(order_id: str, services: ServicesDep,
+                            trader: Trader) -> JSONResponse:
+    oid = parse_uuid(order_id)
+    if oid is None:
+        raise DomainError(not_found_order(order_id))
+    return JSONResponse(order_json(await services.orders.acknowledge(trader.id, oid)))
+
+
 def _statuses(values: list[str] | None) -> frozenset[OrderStatus] | None:
     if not values:
         return None

@@ -161,6 +161,10 @@ class FixVenue:
     def logged_on(self) -> bool:
         return self._logged_on.is_set()
 
+    @property
+    def connected(self) -> bool:
+        return self.logged_on
+
     async def wait_logged_on(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for the session to be logged on."""
         with contextlib.suppress(TimeoutError):

@@ -77,6 +77,10 @@ class InProcessVenue:
     def faults(self) -> Faults:
         return self.exchange.faults
 
+    @property
+    def connected(self) -> bool:
+        return not self.faults.down
+
     # ---- Venue protocol -----------------------------------------------------------------------
 
     async def start(self) -> None:
