@@ -469,6 +469,8 @@ class VenueServer:
                 if held is not None:
                     held.append((report, msg))
                     continue
+                if faults.stall_reports:
+                    continue  # lost on the way, while heartbeats go on
             self._send(msg)
             if (report is not None and report.kind is ReportKind.FILL
                     and faults.drop_connection_mid_execution

@@ -1,7 +1,7 @@
 """Fault switches of a simulated exchange, changeable at run time (admin endpoint, tests).
 
 The exchange itself applies ``lose_acks``, ``reject_after_partial`` and ``visibility_lag``; the
-adapters apply ``ack_delay`` and ``down``; ``drop_connection_mid_execution`` is for the TCP
+adapters apply ``ack_delay``, ``down``, ``refuse_sends`` and ``stall_reports``; ``drop_connection_mid_execution`` is for the TCP
 adapter.
 """
 
@@ -18,6 +18,8 @@ class Faults:
     down: bool = False  # adapters raise VenueUnavailable on every call
     drop_connection_mid_execution: bool = False  # TCP adapter: drop the link between reports
     visibility_lag: float = 0.0  # seconds after receipt during which query() returns None
+    refuse_sends: int = 0  # adapters refuse the next N new orders as busy (VenueUnavailable)
+    stall_reports: bool = False  # reports stop flowing while the session stays up
 
     def update(self, **changes: object) -> None:
         """Set some switches by name; unknown names or wrong types raise ValueError."""

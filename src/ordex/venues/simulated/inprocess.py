@@ -102,6 +102,9 @@ class InProcessVenue:
 
     async def submit(self, order: NewOrder) -> None:
         self._check_up()
+        if self.faults.refuse_sends > 0:
+            self.faults.refuse_sends -= 1
+            raise VenueUnavailable(f"{self.name} is busy")
         reports = self.exchange.submit(order)
         delay = self.faults.ack_delay
         if delay > 0 and reports:
@@ -192,7 +195,7 @@ class InProcessVenue:
             held = self._held.get(report.client_order_id)
             if held is not None:
                 held.append(report)
-            elif self.faults.down:
+            elif self.faults.down or self.faults.stall_reports:
                 self.lost_reports += 1
             else:
                 self._reports.put_nowait(report)
