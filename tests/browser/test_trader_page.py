@@ -53,7 +53,8 @@ class Desk:
 
 @pytest.fixture
 async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
-    settings = Settings(data_dir=tmp_path / "data", seed_demo=False, execution_enabled=True)
+    settings = Settings(data_dir=tmp_path / "data", seed_demo=False, execution_enabled=True,
+                        retry_base_seconds=0.05)
     exchange = SimulatedExchange(
         "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
                 for i in demo_instruments()],
@@ -294,4 +295,30 @@ async def test_every_ticket_field_has_a_label_and_status_is_spelled_out(desk: De
     status = row(page, order["id"]).locator(".status")
     await expect(status).to_have_attribute("data-status", "filled", timeout=WAIT_MS)
     assert (await status.inner_text()).strip().endswith("Filled")  # words, not only a colour
+    await client.close()
+
+
+async def test_a_failed_order_can_be_retried_or_acknowledged_from_its_row(desk: Desk) -> None:
+    key, client = await desk.trader("alice")
+    page = await desk.page(key)
+    desk.venue.faults.update(refuse_sends=8)  # two orders, every attempt refused
+    first = await client.submit("AAPL", "buy", "3")
+    second = await client.submit("MSFT", "buy", "2")
+    for order in (first, second):
+        await expect(row(page, order["id"]).locator(".status")).to_have_text(
+            "! Failed", timeout=WAIT_MS)
+    await expect(row(page, first["id"])).to_contain_text("Could not reach venue SIM")
+    await shot(page, "failed-orders")
+
+    await row(page, first["id"]).get_by_role("button", name="Retry buy 3 AAPL").click()
+    await expect(page.locator("#notice")).to_contain_text("Sent again as a new order")
+    [again] = [o for o in await client.list() if o.get("retry_of") == first["id"]]
+    await expect(row(page, again["id"]).locator(".status")).to_have_text(
+        "● Filled", timeout=WAIT_MS)
+    await expect(row(page, first["id"]).get_by_role("button")).to_have_count(1)  # details only
+
+    await row(page, second["id"]).get_by_role("button", name="Acknowledge buy 2 MSFT").click()
+    await expect(row(page, second["id"]).get_by_role("button")).to_have_count(1)
+    assert (await client.get(second["id"]))["acknowledged_at"] is not None
+    await shot(page, "failed-retried-acknowledged")
     await client.close()

@@ -169,7 +169,9 @@ function onEvent(ev) {
     limit_price: ev.limit_price, time_in_force: ev.time_in_force, status: ev.status,
     filled_quantity: ev.filled_quantity, remaining_quantity: ev.remaining_quantity,
     average_price: ev.average_price, reason: ev.reason, updated_at: ev.timestamp,
+    routing: ev.routing,
   });
+  if (ev.type === "acknowledged") order.acknowledged_at = ev.timestamp;
   state.orders.set(order.id, order);
   renderRow(order, !known);
   const detail = state.details.get(order.id);
@@ -228,7 +230,10 @@ function renderRow(order, isNew) {
       title: order.reason || "",
     }, h("span", { "aria-hidden": "true", text: MARK[order.status] || "" }), " " + fmt.words(order.status)),
     order.reason && !WORKING.has(order.status) && order.status !== "filled"
-      ? h("span", { class: "reason", text: order.reason }) : null),
+      ? h("span", { class: "reason", text: order.reason }) : null,
+    order.routing === "unconfirmed"
+      ? h("span", { class: "reason routing", text: "Sent; waiting for the venue to confirm" })
+      : null),
     h("td", {}, actionsFor(order)),
   ];
   if (!row) {
@@ -248,7 +253,36 @@ function actionsFor(order) {
       onclick: (e) => cancelOrder(order, e.currentTarget) }, "Cancel");
   }
   if (order.status === "pending_cancel") return h("span", { class: "help", text: "Cancelling…" });
+  if (order.status === "failed" && !order.acknowledged_at) {
+    const what = `${order.side} ${order.quantity} ${order.symbol}`;
+    return h("span", { class: "actions" },
+      h("button", { type: "button", class: "retry", "aria-label": `Retry ${what}`,
+                    onclick: (e) => failedAction(order, "retry", e.currentTarget) }, "Retry"),
+      " ",
+      h("button", { type: "button", class: "acknowledge", "aria-label": `Acknowledge ${what}`,
+                    onclick: (e) => failedAction(order, "acknowledge", e.currentTarget) },
+        "Acknowledge"));
+  }
   return null;
+}
+
+async function failedAction(order, action, button) {
+  button.disabled = true;
+  const result = await api(`/v1/orders/${order.id}/${action}`, { method: "POST" });
+  if (!result.ok) {
+    button.disabled = false;
+    notice(`Could not ${action} ${order.symbol}: ${firstError(result)}`);
+    return;
+  }
+  if (action === "retry") {
+    const again = result.data;
+    notice(`Sent again as a new order: ${again.side} ${fmt.number(again.quantity)} ${again.symbol}.`);
+    if (!state.orders.has(again.id)) { state.orders.set(again.id, again); renderRow(again, true); }
+  } else {
+    notice(`Failed order ${order.symbol} acknowledged and closed.`);
+  }
+  order.acknowledged_at = order.acknowledged_at || new Date().toISOString();
+  renderRow(order, false);
 }
 
 async function cancelOrder(order, button) {
