@@ -92,13 +92,19 @@ class Recovery:
         self._held_by_venue.add(client_order_id)
 
     async def run_due(self, now: datetime) -> None:
-        if not self.in_sync:
-            self.last = await self.reconcile(now)
-            self.in_sync = True
-        await self.check_unconfirmed(now)
-        if self._next_sample is None or now >= self._next_sample:
-            self._next_sample = now + timedelta(seconds=self.settings.stall_check_seconds)
-            await self.sample_working(now)
+        """Nothing new is sent to a venue until ordex has reconciled with it since it last
+        (re)connected; a venue that does not answer is asked again at the next sweep."""
+        try:
+            if not self.in_sync:
+                self.last = await self.reconcile(now)
+                self.in_sync = True
+            await self.check_unconfirmed(now)
+            if self._next_sample is None or now >= self._next_sample:
+                self._next_sample = now + timedelta(seconds=self.settings.stall_check_seconds)
+                await self.sample_working(now)
+        except VenueUnavailable as exc:
+            log.warning("venue %s did not answer (%s); reconciliation and lookups wait for the "
+                        "next sweep", self.engine.venue.name, exc)
 
     # ---- unconfirmed orders -------------------------------------------------------------------
 

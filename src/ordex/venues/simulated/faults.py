@@ -1,8 +1,9 @@
 """Fault switches of a simulated exchange, changeable at run time (admin endpoint, tests).
 
 The exchange itself applies ``lose_acks``, ``reject_after_partial`` and ``visibility_lag``; the
-adapters apply ``ack_delay``, ``down``, ``refuse_sends`` and ``stall_reports``; ``drop_connection_mid_execution`` is for the TCP
-adapter.
+adapters apply ``ack_delay``, ``down``, ``refuse_sends`` and ``stall_reports`` (the FIX venue
+applies ``stall_reports`` but not ``refuse_sends``); ``drop_connection_mid_execution`` is for the
+TCP adapter.
 """
 
 from __future__ import annotations
