@@ -345,3 +345,29 @@ def _uuid(value: str) -> Any:
     from uuid import UUID
 
     return UUID(value)
+
+
+async def test_the_cli_lists_retries_and_acknowledges_failed_orders(
+        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    from ordex.cli import main
+
+    assert desk.live is not None
+    issued = await desk.live.services.accounts.create("carl", Role.TRADER, Decimal("100000"))
+    desk.venue.faults.update(refuse_sends=8)
+    async with AsyncClient(desk.url, issued.api_key) as ordex:
+        orders = [await ordex.submit("KO", "buy", "2") for _ in range(2)]
+        for order in orders:
+            await ordex.wait_for(order["id"], FINAL, within=5)
+        flags = ["--url", desk.url, "--key", issued.api_key]
+        assert await asyncio.to_thread(main, ["orders", "list", "--status", "failed", *flags]) == 0
+        listed = capsys.readouterr().out
+        assert all(o["id"] in listed for o in orders) and "Could not reach venue SIM" in listed
+        assert await asyncio.to_thread(main, ["orders", "retry", orders[0]["id"], *flags]) == 0
+        new_id = capsys.readouterr().out.split()[0]
+        assert (await ordex.get(new_id))["retry_of"] == orders[0]["id"]
+        assert await asyncio.to_thread(
+            main, ["orders", "acknowledge", orders[1]["id"], *flags]) == 0
+        capsys.readouterr()
+        assert (await ordex.get(orders[1]["id"]))["acknowledged_at"] is not None
+        assert await asyncio.to_thread(main, ["orders", "retry", new_id, *flags]) == 1
+        assert "only a failed order can be retried" in capsys.readouterr().err
