@@ -121,6 +121,8 @@ async def test_not_found_is_not_proof_a_resend_refused_as_duplicate_recovers_the
     assert desk.copies_at_venue(order["id"]) == 1
     assert desk.venue.exchange.duplicates_refused >= 1
     assert (await ordex.get(order["id"]))["status"] == "accepted"
+    assert any(m.get("error") == "duplicate" and m["order_id"] == order["id"]
+               for m in metrics_lines(desk))
     await ordex.close()
 
 

@@ -31,10 +31,11 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
@@ -53,6 +54,7 @@ VENUE_STATE = {"filled": "filled", "cancelled": "cancelled", "rejected": "reject
                "expired": "expired"}
 CENT = Decimal("0.01")
 EXAMPLES = 3
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,14 +287,10 @@ class CrashRun:
                 await self._load(client)
                 report.load_seconds = time.monotonic() - t1
                 report.phases["load"] = report.load_seconds
-            t2 = time.monotonic()
-            await self.ordex.stop()
-            await self.ordex.start()
-            settled = await self._settle()
-            report.info["settled"] = settled
-            await self._freeze()
-            await self.ordex.stop()
-            report.phases["settle"] = time.monotonic() - t2
+            await self._phase("final_restart", self._restart())
+            report.info["settled"] = await self._phase("settle", self._settle())
+            await self._phase("freeze", self._freeze())
+            await self._phase("stop", self.ordex.stop())
             t3 = time.monotonic()
             venue_orders = (await self.venue.admin("GET", "/orders"))["orders"]
             snapshot = await self.venue.admin("GET", "/snapshot")
@@ -308,6 +306,18 @@ class CrashRun:
             self.venue.stop()
         report.elapsed = time.monotonic() - t0
         return report
+
+    async def _phase(self, name: str, step: Awaitable[T]) -> T:
+        t0 = time.monotonic()
+        try:
+            return await step
+        finally:
+            self.report.phases[name] = time.monotonic() - t0
+
+    async def _restart(self) -> None:
+        assert self.ordex is not None
+        await self.ordex.stop()
+        await self.ordex.start()
 
     # ---- set-up ----------------------------------------------------------------------------
 
@@ -331,24 +341,36 @@ class CrashRun:
         r = await client.get("/v1/quotes", headers=self.traders[0].headers)
         if r.status_code == 200:
             self.quotes = {q["symbol"]: q for q in r.json()["quotes"]}
+        elif not self.quotes:
+            raise RuntimeError(f"no quotes from ordex: {r.status_code} {r.text}")
 
     # ---- load and kills --------------------------------------------------------------------
 
     async def _load(self, client: httpx.AsyncClient) -> None:
-        quoting = asyncio.create_task(self._quote_loop(client))
-        watching = asyncio.create_task(self._watchdog())
+        """The traders until every order is sent, the killer until every kill is done; a
+        failure of either (ordex not coming back, say) ends the load at once."""
+        load = asyncio.gather(*(self._trader_loop(client, t, random.Random(self.rng.random()))
+                                for t in self.traders))
         killing = asyncio.create_task(self._killer())
+        watching = asyncio.create_task(self._watchdog())
+        quoting = asyncio.create_task(self._quote_loop(client))
         try:
-            await asyncio.gather(*(self._trader_loop(client, t, random.Random(self.rng.random()))
-                                   for t in self.traders))
+            pending: set[asyncio.Future[Any]] = {load, killing, watching}
+            while not load.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done - {load}:
+                    failure = task.exception()
+                    if failure is not None:
+                        raise failure
+            await load
             self._load_done = True
             self._progress.set()
             await killing
         finally:
-            for task in (quoting, watching, killing):
+            tasks = (load, killing, watching, quoting)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(quoting, watching, killing, return_exceptions=True)
-        assert self.report.kills >= self.kills or self.orders < self.kills, self.report.kills
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _kill_points(self) -> list[int]:
         """Order numbers at which to kill, uniform over the run (not the first or last 2%)."""
@@ -684,7 +706,10 @@ def check(report: Report, submissions: list[Submission], traders: list[Trader], 
     # 6. the execution log: an 'execute' row for every order sent, a 'fill' row for every fill
     logged_fills = {(e["order_id"], e["details"].get("exec_id")) for e in store.logs
                     if e["action"] == "fill"}
-    executes = Counter(e["order_id"] for e in store.logs if e["action"] == "execute")
+    # the dispatcher's 'execute' rows (sent to the venue); a report that is not a fill, cancel or
+    # reject is logged as 'execute' too, with the report's exec_id
+    executes = Counter(e["order_id"] for e in store.logs
+                       if e["action"] == "execute" and "exec_id" not in e["details"])
     for f in store.fills:
         if (f["order_id"], f["exec_id"]) not in logged_fills:
             v["fill missing from the execution log"].append(
@@ -694,7 +719,7 @@ def check(report: Report, submissions: list[Submission], traders: list[Trader], 
             v["sent order without an 'execute' log row"].append(
                 f"{oid} {orders[oid]['status']} (venue: "
                 f"{venue_by_id[oid]['status'] if oid in venue_by_id else 'unknown'})")
-    report.info["orders_with_several_execute_rows"] = sum(n > 1 for n in executes.values())
+    report.info["orders_sent_more_than_once"] = sum(n > 1 for n in executes.values())
 
     # 7. after settling, ordex and the venue agree on where each order stands
     for o in orders.values():
@@ -704,13 +729,13 @@ def check(report: Report, submissions: list[Submission], traders: list[Trader], 
         if seen is None:
             if status in OPEN:
                 v["open in ordex, never reached the venue"].append(
-                    f"{where}, routed_at {o['routed_at']}")
+                    f"{where}, routed_at {o['routed_at']}, cancel_sent_at {o['cancel_sent_at']}")
             continue
         if status in OPEN and seen["status"] != "open":
             v["open in ordex, finished at the venue"].append(f"{where}, venue {seen['status']}")
         elif status == "pending_cancel":
             v["cancel never reached the venue"].append(
-                f"{where} since {o['cancel_sent_at']}, venue {seen['status']}")
+                f"{where}, cancel_sent_at {o['cancel_sent_at']}, venue {seen['status']}")
         elif status not in OPEN and seen["status"] == "open":
             v["finished in ordex, working at the venue"].append(f"{where}, venue open")
         elif status not in OPEN and VENUE_STATE.get(status, seen["status"]) != seen["status"]:

@@ -222,6 +222,11 @@ class ExecutionEngine:
     async def _send(self, order: Order) -> None:
         order_type, time_in_force, limit_price = venue_terms(order)
         try:
+            if order.send_attempts > 1:  # a re-attempt: only if the venue does not have it
+                found = await self.venue.query(str(order.id))
+                if found is not None:
+                    await self.recovery.adopt(order, found, self.clock.now())
+                    return
             await self.venue.submit(NewOrder(
                 client_order_id=str(order.id), symbol=order.symbol, side=order.side,
                 type=order_type, quantity=order.quantity, time_in_force=time_in_force,
@@ -317,6 +322,9 @@ class ExecutionEngine:
         for report in reports:
             if report.duplicate:
                 self.recovery.venue_has(report.client_order_id)
+                self.metrics.emit(metrics.EXECUTED, now, order_id=report.client_order_id,
+                                  venue=report.venue, error="duplicate",
+                                  detail="the venue refused a second copy: it has the order")
 
     async def _quote_loop(self) -> None:
         async for quote in self.venue.quotes():
