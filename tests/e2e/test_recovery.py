@@ -111,13 +111,13 @@ async def test_not_found_is_not_proof_a_resend_refused_as_duplicate_recovers_the
     """The venue hides the order for a while (visibility lag) and its ack is lost: ordex sends
     again with the same id, the venue refuses the copy, and ordex adopts the original."""
     ordex = await desk.trader()
-    desk.venue.faults.update(lose_acks=1, visibility_lag=1.0)
+    desk.venue.faults.update(lose_acks=1, visibility_lag=3.0)  # longer than a re-attempt takes
     order = await ordex.submit("KO", "buy", "10", type="limit",
                                limit_price=desk.resting_limit("KO"), time_in_force="gtc")
 
     async def at_venue() -> bool:
         return (await ordex.get(order["id"]))["routing"] == "at_venue"
-    assert await eventually(at_venue, within=6)
+    assert await eventually(at_venue, within=8)
     assert desk.copies_at_venue(order["id"]) == 1
     assert desk.venue.exchange.duplicates_refused >= 1
     assert (await ordex.get(order["id"]))["status"] == "accepted"
