@@ -73,6 +73,17 @@ def row(page: Page, order_id: str) -> Any:
     return page.locator(f'#blotter tr.order[data-order-id="{order_id}"]')
 
 
+async def place_limit(page: Page, symbol: str, quantity: str, price: Decimal) -> None:
+    """A GTC limit order through the ticket, up to its acceptance."""
+    await page.get_by_label("Symbol", exact=True).fill(symbol)
+    await page.get_by_label("Quantity (shares)").fill(quantity)
+    await page.get_by_label("Order type").select_option("limit")
+    await page.get_by_label("Limit price ($)").fill(str(price))
+    await page.get_by_label("Time in force").select_option("gtc")
+    await page.get_by_role("button", name="Place order").click()
+    await expect(page.locator("#t-result")).to_contain_text("Order accepted")
+
+
 async def order_ids_on_page(page: Page) -> list[str]:
     return await page.locator("#blotter tr.order").evaluate_all(
         "rows => rows.map(r => r.dataset.orderId)")
@@ -170,14 +181,8 @@ async def test_a_working_limit_order_is_cancelled_from_its_row(desk: Desk) -> No
     key, client = await desk.trader("alice")
     page = await desk.page(key)
     quote = await client.quote("MSFT")
-    price = (Decimal(quote["bid"]) * Decimal("0.97")).quantize(Decimal("0.01"))
-    await page.get_by_label("Symbol", exact=True).fill("MSFT")
-    await page.get_by_label("Quantity (shares)").fill("10")
-    await page.get_by_label("Order type").select_option("limit")
-    await page.get_by_label("Limit price ($)").fill(str(price))
-    await page.get_by_label("Time in force").select_option("gtc")
-    await page.get_by_role("button", name="Place order").click()
-    await expect(page.locator("#t-result")).to_contain_text("Order accepted")
+    await place_limit(page, "MSFT", "10",
+                      (Decimal(quote["bid"]) * Decimal("0.97")).quantize(Decimal("0.01")))
     [order] = await client.list()
     line = row(page, order["id"])
     await expect(line.locator(".status")).to_have_text("○ Accepted")
@@ -195,13 +200,7 @@ async def test_a_partial_fill_updates_the_row_live(desk: Desk) -> None:
     key, client = await desk.trader("alice")
     page = await desk.page(key)
     ask = Decimal((await client.quote("NVDA"))["ask"])
-    await page.get_by_label("Symbol", exact=True).fill("NVDA")
-    await page.get_by_label("Quantity (shares)").fill("100")
-    await page.get_by_label("Order type").select_option("limit")
-    await page.get_by_label("Limit price ($)").fill(str(ask))
-    await page.get_by_label("Time in force").select_option("gtc")
-    await page.get_by_role("button", name="Place order").click()
-    await expect(page.locator("#t-result")).to_contain_text("Order accepted")
+    await place_limit(page, "NVDA", "100", ask)
     [order] = await client.list()
     line = row(page, order["id"])
     await expect(line.locator(".status")).to_have_text("◐ Partially filled", timeout=WAIT_MS)

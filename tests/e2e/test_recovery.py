@@ -89,15 +89,25 @@ async def eventually(check: Any, within: float = 5.0) -> Any:
         await asyncio.sleep(0.05)
 
 
+async def at_venue(ordex: AsyncClient, order_id: str, within: float = 5.0) -> bool:
+    async def check() -> bool:
+        return (await ordex.get(order_id))["routing"] == "at_venue"
+    return bool(await eventually(check, within))
+
+
+async def resting(desk: Desk, ordex: AsyncClient) -> tuple[dict[str, Any], Decimal]:
+    """A GTC buy of 10 KO below the market, once the venue has acknowledged it."""
+    limit = desk.resting_limit("KO")
+    order = await ordex.submit("KO", "buy", "10", type="limit", limit_price=limit,
+                               time_in_force="gtc")
+    assert await at_venue(ordex, order["id"])
+    return order, limit
+
+
 async def test_a_lost_ack_is_recovered_by_asking_the_venue(desk: Desk) -> None:
     ordex = await desk.trader()
     desk.venue.faults.update(lose_acks=1)
-    order = await ordex.submit("KO", "buy", "10", type="limit",
-                               limit_price=desk.resting_limit("KO"), time_in_force="gtc")
-
-    async def at_venue() -> bool:
-        return (await ordex.get(order["id"]))["routing"] == "at_venue"
-    assert await eventually(at_venue)
+    order, _ = await resting(desk, ordex)
     found = await ordex.get(order["id"])
     assert found["status"] == "accepted" and found["send_attempts"] == 1
     assert desk.copies_at_venue(order["id"]) == 1
@@ -114,10 +124,7 @@ async def test_not_found_is_not_proof_a_resend_refused_as_duplicate_recovers_the
     desk.venue.faults.update(lose_acks=1, visibility_lag=3.0)  # longer than a re-attempt takes
     order = await ordex.submit("KO", "buy", "10", type="limit",
                                limit_price=desk.resting_limit("KO"), time_in_force="gtc")
-
-    async def at_venue() -> bool:
-        return (await ordex.get(order["id"]))["routing"] == "at_venue"
-    assert await eventually(at_venue, within=8)
+    assert await at_venue(ordex, order["id"], within=8)
     assert desk.copies_at_venue(order["id"]) == 1
     assert desk.venue.exchange.duplicates_refused >= 1
     assert (await ordex.get(order["id"]))["status"] == "accepted"
@@ -205,14 +212,7 @@ async def test_acknowledging_a_failed_order_closes_it(desk: Desk) -> None:
 
 async def test_fills_while_disconnected_are_fetched_on_reconnect(desk: Desk) -> None:
     ordex = await desk.trader()
-    limit = desk.resting_limit("KO")
-    order = await ordex.submit("KO", "buy", "10", type="limit", limit_price=limit,
-                               time_in_force="gtc")
-    await ordex.wait_for(order["id"], {"accepted"})
-
-    async def acked() -> bool:
-        return (await ordex.get(order["id"]))["routing"] == "at_venue"
-    assert await eventually(acked)
+    order, limit = await resting(desk, ordex)
     desk.venue.faults.update(down=True)
     desk.venue.move_market("KO", limit - Decimal("0.50"))  # fills while nobody listens
     assert desk.venue.lost_reports > 0
@@ -230,13 +230,7 @@ async def test_fills_while_disconnected_are_fetched_on_reconnect(desk: Desk) -> 
 
 async def test_a_silently_stalled_report_stream_is_detected_and_recovered(desk: Desk) -> None:
     ordex = await desk.trader()
-    limit = desk.resting_limit("KO")
-    order = await ordex.submit("KO", "buy", "10", type="limit", limit_price=limit,
-                               time_in_force="gtc")
-
-    async def acked() -> bool:
-        return (await ordex.get(order["id"]))["routing"] == "at_venue"
-    assert await eventually(acked)
+    order, limit = await resting(desk, ordex)
     desk.venue.faults.update(stall_reports=True)  # the session looks fine; reports vanish
     desk.venue.move_market("KO", limit - Decimal("0.50"))
     done = await ordex.wait_for(order["id"], FINAL, within=5)
@@ -299,9 +293,7 @@ async def test_a_restart_never_sends_again_an_order_that_reached_the_venue(
                                         Decimal(10), TimeInForce.GTC, limit))
     async with live_service(settings.model_copy(update=FAST), venue) as second, \
             AsyncClient(second.url, issued.api_key) as ordex:
-        async def at_venue() -> bool:
-            return (await ordex.get(order["id"]))["routing"] == "at_venue"
-        assert await eventually(at_venue)
+        assert await at_venue(ordex, order["id"])
         assert [o.client_order_id for o in venue.exchange.orders()].count(order["id"]) == 1
         assert (await ordex.get(order["id"]))["send_attempts"] == (1 if reached_venue else 2)
 
