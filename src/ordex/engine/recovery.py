@@ -162,7 +162,7 @@ class Recovery:
             reports.append(_synthetic(found, ReportKind.ACK, now, "ack"))
         if found.filled_quantity > order.filled_quantity:
             if fills is None:
-                since = (order.routed_at or order.created_at) - FILLS_MARGIN
+                since = order.created_at - FILLS_MARGIN  # an earlier attempt may have filled
                 fills = await engine.venue.fills_since(since)
             reports.extend(f for f in fills if f.client_order_id == str(order.id))
         end = END_REPORTS.get(found.state)
@@ -206,7 +206,7 @@ class Recovery:
         async with reading(engine.db) as repo:
             mine = await repo.orders_in_flight()
         at_venue = {o.client_order_id: o for o in await venue.open_orders()}
-        since = min((o.routed_at for o in mine if o.routed_at), default=now) - FILLS_MARGIN
+        since = min((o.created_at for o in mine), default=now) - FILLS_MARGIN
         fills = await venue.fills_since(since) if mine else []
         ids = {str(o.id) for o in mine}
         async with reading(engine.db) as repo:
