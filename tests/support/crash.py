@@ -13,9 +13,11 @@ Parts, all on 127.0.0.1 in one working directory:
 * a killer: the kill points are drawn uniformly over the order count (so the kills spread over the
   run whatever its speed), each a few random milliseconds after the order that reaches it starts.
 
-After the load ordex is restarted once more and left to settle; the venue's market is then halted
-(nothing fills any more), ordex is stopped, and the store (read directly with ``sqlite3``) is
-checked against what the traders were told and against the venue (``check``).
+After the load ordex is restarted once more (cleanly) and left to settle: until it and the venue
+agree on every order's status (``disagreement``), 30 s at most. The venue's market is then halted
+(nothing fills any more), ordex is given the reports still on their way and stopped, and the store
+(read directly with ``sqlite3``) is checked against what the traders were told and against the
+venue (``check``). ``Report.details()`` shows a few examples of each broken invariant.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from uuid import UUID
 
 import httpx
 
+from ordex.domain.orders import OrderStatus
 from tests.support.postgres import free_port
 from tests.support.venue_process import VenueProcess, _die_with_parent
 
@@ -48,7 +51,7 @@ CASH = Decimal("10000000")
 LIMITS = {"rate_limit_per_minute": 100_000, "max_open_orders": 100_000,
           "max_position_shares": 1_000_000, "max_position_notional": 1_000_000_000,
           "max_order_notional": 100_000_000, "daily_loss_limit": 1_000_000_000}
-OPEN = frozenset({"pending_new", "accepted", "partially_filled", "pending_cancel"})
+OPEN = frozenset(s.value for s in OrderStatus if s.is_open)  # pending_new ... pending_cancel
 # ordex's terminal status -> the venue's state for the same order (failed: any)
 VENUE_STATE = {"filled": "filled", "cancelled": "cancelled", "rejected": "rejected",
                "expired": "expired"}
@@ -498,20 +501,22 @@ class CrashRun:
     # ---- the end ---------------------------------------------------------------------------
 
     async def _settle(self) -> bool:
-        """Wait until no order ordex has open is finished at the venue (``settle_seconds`` at
-        most). True if it got there."""
+        """Wait until ordex and the venue agree on where every order stands (``disagreement``;
+        at least: no order ordex has open is finished at the venue), ``settle_seconds`` at
+        most. True if they got there; what is left is reported by ``check``."""
         assert self.ordex is not None
         end = time.monotonic() + self.settle_seconds
         while True:
-            venue = {o["client_order_id"]: o
+            # the venue first: what it has finished, ordex may have applied by the time we read
+            venue = {o["client_order_id"]: o["status"]
                      for o in (await self.venue.admin("GET", "/orders"))["orders"]}
             rows = await asyncio.to_thread(_order_states, self.ordex.db_path)
-            waiting = [oid for oid, status, _ in rows if status in OPEN
-                       and oid in venue and venue[oid]["status"] != "open"]
+            waiting = Counter(kind for oid, status, _ in rows
+                              if (kind := disagreement(status, venue.get(oid))) is not None)
             if not waiting:
                 return True
             if time.monotonic() >= end:
-                self.report.info["unsettled_after_deadline"] = len(waiting)
+                self.report.info["unsettled_after_deadline"] = dict(waiting)
                 return False
             await asyncio.sleep(0.5)
 
@@ -724,25 +729,33 @@ def check(report: Report, submissions: list[Submission], traders: list[Trader], 
     # 7. after settling, ordex and the venue agree on where each order stands
     for o in orders.values():
         seen = venue_by_id.get(o["id"])
-        status = o["status"]
-        where = f"{o['id']} {o['symbol']} {o['type']}/{o['time_in_force']} ordex {status}"
-        if seen is None:
-            if status in OPEN:
-                v["open in ordex, never reached the venue"].append(
-                    f"{where}, routed_at {o['routed_at']}, cancel_sent_at {o['cancel_sent_at']}")
-            continue
-        if status in OPEN and seen["status"] != "open":
-            v["open in ordex, finished at the venue"].append(f"{where}, venue {seen['status']}")
-        elif status == "pending_cancel":
-            v["cancel never reached the venue"].append(
-                f"{where}, cancel_sent_at {o['cancel_sent_at']}, venue {seen['status']}")
-        elif status not in OPEN and seen["status"] == "open":
-            v["finished in ordex, working at the venue"].append(f"{where}, venue open")
-        elif status not in OPEN and VENUE_STATE.get(status, seen["status"]) != seen["status"]:
-            v["final status differs"].append(f"{where}, venue {seen['status']}")
+        kind = disagreement(o["status"], seen["status"] if seen else None)
+        if kind is not None:
+            v[kind].append(
+                f"{o['id']} {o['symbol']} {o['side']} {o['quantity']} "
+                f"{o['type']}/{o['time_in_force']}: ordex {o['status']} filled "
+                f"{o['filled_quantity']}, venue "
+                + (f"{seen['status']} filled {seen['filled_quantity']}" if seen else "unknown")
+                + f"; routed_at {o['routed_at']}, cancel_sent_at {o['cancel_sent_at']}")
     report.info["ordex_orders"] = len(orders)
     report.info["fills"] = len(store.fills)
     report.info["open_at_end"] = sum(o["status"] in OPEN for o in orders.values())
+
+
+def disagreement(status: str, venue_status: str | None) -> str | None:
+    """What is wrong between ordex's status of an order and the venue's state of it (None if
+    unknown to the venue), once nothing is in motion; None if they agree."""
+    if venue_status is None:
+        return "open in ordex, never reached the venue" if status in OPEN else None
+    if status in OPEN and venue_status != "open":
+        return "open in ordex, finished at the venue"
+    if status == "pending_cancel":
+        return "cancel never reached the venue"
+    if status not in OPEN and venue_status == "open":
+        return "finished in ordex, working at the venue"
+    if status not in OPEN and VENUE_STATE.get(status, venue_status) != venue_status:
+        return "final status differs"
+    return None
 
 
 _NOISE: list[tuple[re.Pattern[str], str]] = [
