@@ -365,3 +365,42 @@ async def test_the_cli_lists_retries_and_acknowledges_failed_orders(
         assert (await ordex.get(orders[1]["id"]))["acknowledged_at"] is not None
         assert await asyncio.to_thread(main, ["orders", "retry", new_id, *flags]) == 1
         assert "only a failed order can be retried" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("at_venue_first", [True, False])
+async def test_a_cancel_caught_by_a_crash_is_settled_after_the_restart(
+        settings: Settings, at_venue_first: bool) -> None:
+    """The process died after a cancel was recorded as sent (the order at the venue), or after a
+    cancel of an order whose own send never happened: either way the cancel ends cancelled in
+    ordex and at the venue, and the order is never sent."""
+    venue = make_venue()
+    quiet = settings.model_copy(update={**FAST, "execution_enabled": False})
+    async with live_service(quiet, venue) as first:
+        issued = await first.services.accounts.create("alice", Role.TRADER, Decimal("100000"))
+        quote = venue.exchange.quote("KO")
+        assert quote is not None and quote.bid is not None
+        limit = (quote.bid * Decimal("0.98")).quantize(Decimal("0.01"))
+        async with AsyncClient(first.url, issued.api_key) as ordex:
+            order = await ordex.submit("KO", "buy", "10", type="limit", limit_price=limit,
+                                       time_in_force="gtc")
+            async with UnitOfWork(first.services.db) as uow:
+                await uow.repo.mark_routed(_uuid(order["id"]), "SIM",
+                                           first.services.clock.now())
+                await uow.commit()
+            if at_venue_first:
+                await venue.submit(NewOrder(order["id"], "KO", Side.BUY, OrderType.LIMIT,
+                                            Decimal(10), TimeInForce.GTC, limit))
+            assert (await ordex.cancel(order["id"]))["status"] == "pending_cancel"
+        if at_venue_first:
+            async with UnitOfWork(first.services.db) as uow:
+                await uow.repo.mark_cancel_sent(_uuid(order["id"]), first.services.clock.now())
+                await uow.commit()
+    async with live_service(settings.model_copy(update=FAST), venue) as second, \
+            AsyncClient(second.url, issued.api_key) as ordex:
+        done = await ordex.wait_for(order["id"], FINAL, within=8)
+        assert done["status"] == "cancelled"
+        found = venue.exchange.query(order["id"])
+        if at_venue_first:
+            assert found is not None and found.state.value == "cancelled"
+        else:
+            assert found is None and "never reached venue SIM" in done["reason"]

@@ -104,6 +104,14 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
         await repo.update_order(acked)
         return Applied(acked, [PendingEvent(acked, "venue_ack", payload(acked))])
 
+    if (report.kind is ReportKind.CANCEL_REJECTED and order.status is OrderStatus.PENDING_CANCEL
+            and order.venue_order_id is None):
+        # The venue does not know an order it never confirmed: it may not have it yet, or never
+        # will. The cancel stands; recovery asks the venue and settles it (engine.recovery).
+        log.info("cancel of unconfirmed order %s refused by %s (%s); the cancel stands",
+                 order.id, report.venue, report.reason,
+                 extra={"order_id": order.id, "trader_id": order.trader_id})
+        return Applied(order, [])
     if report.kind is ReportKind.REJECTED and report.duplicate:
         log.warning("venue %s refused a second copy of order %s; the order stands: %s",
                     report.venue, order.id, report.reason,

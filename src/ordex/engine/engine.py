@@ -210,6 +210,19 @@ class ExecutionEngine:
         self.metrics.emit(metrics.FAILED, now, order_id=order.id, trader_id=order.trader_id,
                           reason=reason, retry_count=max(order.send_attempts - 1, 0))
 
+    async def settle_cancel(self, order_id: UUID, now: datetime) -> None:
+        """A cancelled order no venue has: cancelled in ordex, with the trader's reason."""
+        async with UnitOfWork(self.db) as uow:
+            order = await uow.repo.order(order_id, lock=True)
+            if order is None or order.status is not OrderStatus.PENDING_CANCEL:
+                return
+            reason = f"{order.reason or 'cancelled'}; it never reached venue {self.venue.name}"
+            pending = [await self._change(uow, order, Cancelled(at=now, reason=reason),
+                                          LogAction.CANCEL, {"venue": self.venue.name})]
+            events = await append_events(uow.repo, pending, self.clock)
+            await uow.commit()
+        self.publish(events)
+
     async def _change(self, uow: UnitOfWork, order: Order, event: DomainEvent, action: LogAction,
                       details: dict[str, Any]) -> PendingEvent:
         """Apply ``event`` to a locked ``order`` in ``uow``: the row, its log and its event."""

@@ -27,7 +27,7 @@ from uuid import UUID
 
 from ordex import metrics
 from ordex.domain.fills import ExecutionLogEntry, LogAction
-from ordex.domain.orders import Order
+from ordex.domain.orders import Order, OrderStatus
 from ordex.domain.sending import Routing, never_confirmed_reason, routing_of
 from ordex.ids import new_id
 from ordex.store.uow import UnitOfWork, reading
@@ -99,6 +99,7 @@ class Recovery:
                 self.last = await self.reconcile(now)
                 self.in_sync = True
             await self.check_unconfirmed(now)
+            await self.check_cancels(now)
             if self._next_sample is None or now >= self._next_sample:
                 self._next_sample = now + timedelta(seconds=self.settings.stall_check_seconds)
                 await self.sample_working(now)
@@ -128,6 +129,27 @@ class Recovery:
                 await self.adopt(order, found, now)
             elif order.id in late:
                 await self._not_at_venue(order, now)
+
+    async def check_cancels(self, now: datetime) -> None:
+        """Cancels without an answer: the venue is asked. Still open there: the cancel is sent
+        again. Finished there: ordex adopts it. Unknown there, for an order the venue never
+        confirmed: it never got there (or it will show up as a ghost and be cancelled), so the
+        order is cancelled in ordex."""
+        engine = self.engine
+        before = now - timedelta(seconds=engine.policy.ack_seconds)
+        async with reading(engine.db) as repo:
+            waiting = await repo.cancels_unanswered(before)
+        for order in waiting:
+            found = await engine.venue.query(str(order.id))
+            if found is not None and found.state.is_open:
+                async with UnitOfWork(engine.db) as uow:
+                    await uow.repo.unmark_cancel_sent(order.id)
+                    await uow.commit()
+                engine.wake()
+            elif found is not None:
+                await self.adopt(order, found, now)
+            elif order.venue_order_id is None and str(order.id) not in self._held_by_venue:
+                await engine.settle_cancel(order.id, now)
 
     async def _not_at_venue(self, order: Order, now: datetime) -> bool:
         """Send again with the same id while attempts are left, else fail. True if resent."""
@@ -226,7 +248,8 @@ class Recovery:
                 if await self.adopt(order, found, now, order_fills):
                     done.adopted += 1
                     done.fills_applied += before
-            elif order.venue_order_id is None and order.routed_at and order.routed_at <= recent:
+            elif (order.status is OrderStatus.ACCEPTED and order.venue_order_id is None
+                  and order.routed_at and order.routed_at <= recent):
                 if self.settings.unsent_policy == "resend" and await self._not_at_venue(order,
                                                                                          now):
                     done.resent += 1
@@ -239,7 +262,10 @@ class Recovery:
                           venue.name, order.id, order.venue_order_id)
         for client_order_id, found in at_venue.items():
             owner = known.get(client_order_id)
-            if owner is None or owner.status.is_terminal:
+            if owner is not None and owner.status.is_terminal:
+                # It may have ended at the venue since the open orders were read.
+                found = await venue.query(client_order_id) or found
+            if owner is None or (owner.status.is_terminal and found.state.is_open):
                 done.ghosts.append(client_order_id)
                 await self._ghost(found, owner, now)
         log.info("reconciled with venue %s: %d open orders compared, %d adopted, %d fills "

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import and_, func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -282,6 +282,16 @@ class Repository:
         rows = await self.conn.execute(select(orders).where(
             orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at <= sent_before,
             orders.c.venue_order_id.is_(None)).order_by(orders.c.routed_at).limit(limit))
+        return [order_from_row(r) for r in rows]
+
+    async def cancels_unanswered(self, sent_before: datetime, limit: int = 100) -> list[Order]:
+        """Orders waiting to cancel whose cancel went out before ``sent_before`` (or whose send
+        never confirmed), still without an answer."""
+        rows = await self.conn.execute(select(orders).where(
+            orders.c.status == OrderStatus.PENDING_CANCEL.value,
+            or_(orders.c.cancel_sent_at <= sent_before,
+                and_(orders.c.venue_order_id.is_(None), orders.c.routed_at <= sent_before)))
+            .order_by(orders.c.updated_at).limit(limit))
         return [order_from_row(r) for r in rows]
 
     async def orders_unsent(self, accepted_before: datetime, limit: int = 100) -> list[Order]:
