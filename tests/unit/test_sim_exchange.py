@@ -415,7 +415,8 @@ def test_fault_switches_update_and_reset() -> None:
     ex.faults.reset()
     assert ex.faults.as_dict() == {
         "ack_delay": 0.0, "lose_acks": 0, "reject_after_partial": False, "down": False,
-        "drop_connection_mid_execution": False, "visibility_lag": 0.0}
+        "drop_connection_mid_execution": False, "visibility_lag": 0.0, "refuse_sends": 0,
+        "stall_reports": False}
 
 
 # ---- snapshot ------------------------------------------------------------------------------------
