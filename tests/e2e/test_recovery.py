@@ -237,7 +237,10 @@ async def test_a_silently_stalled_report_stream_is_detected_and_recovered(desk: 
     assert done["status"] == "filled"
     assert desk.live is not None and desk.live.services.engine is not None
     recovery = desk.live.services.engine.recovery
-    assert recovery.last is not None and recovery.last.adopted >= 1
+
+    async def reconciled() -> bool:  # the order is filled before reconcile() returns
+        return recovery.last is not None and recovery.last.adopted >= 1
+    assert await eventually(reconciled)
     await ordex.close()
 
 
