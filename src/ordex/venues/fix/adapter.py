@@ -278,14 +278,6 @@ class FixVenue:
 
     # ---- from QuickFIX (on the loop) ----------------------------------------------------------
 
-    def post(self, fn: Callable[..., None], *args: object) -> None:
-        """Run ``fn`` on the loop (from any thread); dropped once the loop is closed."""
-        loop = self._loop
-        if loop is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(fn, *args)
-
     def on_logon(self) -> None:
         self.logons += 1
         self._logged_out.clear()

@@ -212,14 +212,6 @@ class VenueServer:
         return (f"venue {self.name} listening: fix 0.0.0.0:{self.port} "
                 f"admin http://{self.admin_host}:{self.admin_port}")
 
-    def post(self, fn: Callable[..., None], *args: object) -> None:
-        """Run ``fn`` on the loop (from any thread); dropped once the loop is closed."""
-        loop = self._loop
-        if loop is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(fn, *args)
-
     async def _start_acceptor(self) -> None:
         if self._acceptor is not None:
             return

@@ -17,6 +17,7 @@ every callback catches everything (``guarded``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -157,9 +158,8 @@ def guarded(fn: Callable[P, None]) -> Callable[P, None]:
 
 
 class LoopOwner(Protocol):
-    """Either end of a session: it runs callbacks on its own event loop."""
+    """Either end of a session: its callbacks run on the event loop that started the socket."""
 
-    def post(self, fn: Callable[..., None], *args: object) -> None: ...
     def on_logon(self) -> None: ...
     def on_logout(self) -> None: ...
     def on_admin(self, raw: str) -> None: ...
@@ -170,9 +170,16 @@ class LoopOwner(Protocol):
 class LoopApplication(fix.Application):  # type: ignore[misc]
     """QuickFIX callbacks for either end: hand everything to the owner's loop, never raise."""
 
-    def __init__(self, owner: LoopOwner) -> None:
+    def __init__(self, owner: LoopOwner, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._owner = owner
+        self._loop = loop
+
+    def _post(self, fn: Callable[..., None], *args: object) -> None:
+        """Run ``fn`` on the owner's loop (called from QuickFIX's threads); dropped once the loop
+        is closed."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(fn, *args)
 
     @guarded
     def onCreate(self, session_id: Any) -> None:
@@ -180,23 +187,23 @@ class LoopApplication(fix.Application):  # type: ignore[misc]
 
     @guarded
     def onLogon(self, session_id: Any) -> None:
-        self._owner.post(self._owner.on_logon)
+        self._post(self._owner.on_logon)
 
     @guarded
     def onLogout(self, session_id: Any) -> None:
-        self._owner.post(self._owner.on_logout)
+        self._post(self._owner.on_logout)
 
     @guarded
     def toAdmin(self, message: Any, session_id: Any) -> None:
         raw = message.toString()
         if "\x0135=3\x01" in raw:  # QuickFIX refuses a message from the other end: say so
-            self._owner.post(self._owner.on_session_reject_sent, raw)
+            self._post(self._owner.on_session_reject_sent, raw)
 
     @guarded
     def fromAdmin(self, message: Any, session_id: Any) -> None:
         raw = message.toString()
         if "\x0135=5\x01" in raw or "\x0135=3\x01" in raw:  # logout or session reject: say why
-            self._owner.post(self._owner.on_admin, raw)
+            self._post(self._owner.on_admin, raw)
 
     @guarded
     def toApp(self, message: Any, session_id: Any) -> None:
@@ -204,13 +211,13 @@ class LoopApplication(fix.Application):  # type: ignore[misc]
 
     @guarded
     def fromApp(self, message: Any, session_id: Any) -> None:
-        self._owner.post(self._owner.on_message, message.toString())
+        self._post(self._owner.on_message, message.toString())
 
 
 async def start_socket(kind: Callable[..., Any], owner: LoopOwner, config: SessionConfig,
                        settings: Any) -> Any:
     """Build and start a QuickFIX SocketInitiator or SocketAcceptor off the event loop."""
-    app = LoopApplication(owner)
+    app = LoopApplication(owner, asyncio.get_running_loop())
     logs = log_factory(config, settings)
 
     def build() -> Any:
