@@ -59,8 +59,8 @@ from bench.bench_submit import (
     ROOT,
     ServiceProcess,
     Summary,
+    admin_key,
     begin,
-    cli_create_account,
     create_database,
     create_traders,
     finish,
@@ -686,13 +686,10 @@ def bench_combo(backend: str, venue: str, opts: argparse.Namespace, tcp: TcpSupp
         server.start()
         base_url = f"http://{HOST}:{port}"
         server.wait_ready(base_url)
-        if backend == "postgres":
-            admin_key = cli_create_account("bench-admin", "admin", "0", store_args)
-        else:  # the demo is on: its admin key is in the data dir
-            admin_key = json.loads((tmp / "data" / "demo-keys.json").read_text())["admin"]
         procs = Procs(server, venue_proc)
         try:
-            run_async(measure(base_url, admin_key, opts, procs, combo, started))
+            run_async(measure(base_url, admin_key(backend, store_args, tmp / "data"), opts,
+                              procs, combo, started))
         except Exception:
             print(f"--- {backend}/{venue} service log (tail) ---\n{server.log_tail()}",
                   file=sys.stderr)

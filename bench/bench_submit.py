@@ -598,11 +598,15 @@ def start_service(backend: str, stack: contextlib.ExitStack,
     server.start()
     base_url = f"http://{HOST}:{port}"
     server.wait_ready(base_url)
+    return base_url, admin_key(backend, store_args, tmp / "data"), server
+
+
+def admin_key(backend: str, store_args: list[str], data_dir: Path) -> str:
+    """An admin key: made with ``ordex accounts create`` on PostgreSQL (no demo there), the
+    demo's on SQLite."""
     if backend == "postgres":
-        admin_key = cli_create_account("bench-admin", "admin", "0", store_args)
-    else:  # the demo is on: its admin key is in the data dir
-        admin_key = json.loads((tmp / "data" / "demo-keys.json").read_text())["admin"]
-    return base_url, admin_key, server
+        return cli_create_account("bench-admin", "admin", "0", store_args)
+    return str(json.loads((data_dir / "demo-keys.json").read_text())["admin"])
 
 
 def bench_backend(backend: str, opts: argparse.Namespace) -> BackendResult:
