@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -41,10 +41,13 @@ from ordex.engine.recovery import Recovery, RecoverySettings
 from ordex.ids import new_id
 from ordex.metrics import MetricsLog
 from ordex.store.database import Database
+from ordex.store.repository import Repository
 from ordex.store.uow import UnitOfWork, reading
 from ordex.venues.base import ExecutionReport, NewOrder, Quote, Venue, VenueUnavailable
 
 log = logging.getLogger("ordex.engine")
+
+Change = tuple[DomainEvent, LogAction, dict[str, Any]]
 
 SWEEP_SECONDS = 0.5
 REPORT_BATCH = 200
@@ -163,65 +166,58 @@ class ExecutionEngine:
     async def cancel_overdue(self, now: datetime) -> None:
         """Orders past their timeout: cancelled at once if no venue has them, else a cancel is
         requested from the venue (sent with the other cancels)."""
-        async with UnitOfWork(self.db) as uow:
-            overdue = await uow.repo.orders_past_deadline(now, ROUTE_BATCH)
-            if not overdue:
-                return
-            pending: list[PendingEvent] = []
-            for order in overdue:
-                reason = timeout_reason(order)
-                event = (CancelRequested(at=now, reason=reason) if order.routed_at is not None
-                         else Cancelled(at=now, reason=reason))
-                pending.append(await self._change(uow, order, event, LogAction.CANCEL,
-                                                  {"timeout_seconds": order.timeout_seconds}))
-            events = await append_events(uow.repo, pending, self.clock)
-            await uow.commit()
-        self.publish(events)
+        def change(order: Order) -> Change:
+            reason = timeout_reason(order)
+            event = (CancelRequested(at=now, reason=reason) if order.routed_at is not None
+                     else Cancelled(at=now, reason=reason))
+            return event, LogAction.CANCEL, {"timeout_seconds": order.timeout_seconds}
+        await self._transition(lambda repo: repo.orders_past_deadline(now, ROUTE_BATCH), change)
 
     async def expire_unsent(self, now: datetime) -> None:
         """Orders no venue could take within ORDER_TIMEOUT_SECONDS expire, never sent."""
         limit = now - timedelta(seconds=self.policy.order_timeout_seconds)
-        async with UnitOfWork(self.db) as uow:
-            waiting = await uow.repo.orders_unsent(limit, ROUTE_BATCH)
-            if not waiting:
-                return
-            reason = not_sent_in_time_reason(self.venue.name, self.policy.order_timeout_seconds)
-            pending = [await self._change(uow, order, Expired(at=now, reason=reason),
-                                          LogAction.EXPIRE, {"venue": self.venue.name})
-                       for order in waiting]
-            events = await append_events(uow.repo, pending, self.clock)
-            await uow.commit()
-        self.publish(events)
+        reason = not_sent_in_time_reason(self.venue.name, self.policy.order_timeout_seconds)
+        events = await self._transition(
+            lambda repo: repo.orders_unsent(limit, ROUTE_BATCH),
+            lambda order: (Expired(at=now, reason=reason), LogAction.EXPIRE,
+                           {"venue": self.venue.name}))
         for event in events:
             self.metrics.emit(metrics.FAILED, now, order_id=event.order_id,
                               trader_id=event.trader_id, reason=reason, status="expired")
 
     async def fail(self, order_id: UUID, reason: str, now: datetime,
                    details: dict[str, Any]) -> None:
-        async with UnitOfWork(self.db) as uow:
-            order = await uow.repo.order(order_id, lock=True)
-            if order is None or order.status is not OrderStatus.ACCEPTED:
-                return
-            pending = [await self._change(uow, order, Failed(at=now, reason=reason),
-                                          LogAction.FAIL, details)]
-            events = await append_events(uow.repo, pending, self.clock)
-            await uow.commit()
-        self.publish(events)
-        self.metrics.emit(metrics.FAILED, now, order_id=order.id, trader_id=order.trader_id,
-                          reason=reason, retry_count=max(order.send_attempts - 1, 0))
+        """An order no venue has taken, failed with ``reason`` (if it is still accepted)."""
+        failed: list[Order] = []
+
+        def change(order: Order) -> Change:
+            failed.append(order)
+            return Failed(at=now, reason=reason), LogAction.FAIL, details
+        await self._transition(_locked(order_id, OrderStatus.ACCEPTED), change)
+        for order in failed:
+            self.metrics.emit(metrics.FAILED, now, order_id=order.id, trader_id=order.trader_id,
+                              reason=reason, retry_count=max(order.send_attempts - 1, 0))
 
     async def settle_cancel(self, order_id: UUID, now: datetime) -> None:
         """A cancelled order no venue has: cancelled in ordex, with the trader's reason."""
-        async with UnitOfWork(self.db) as uow:
-            order = await uow.repo.order(order_id, lock=True)
-            if order is None or order.status is not OrderStatus.PENDING_CANCEL:
-                return
+        def change(order: Order) -> Change:
             reason = f"{order.reason or 'cancelled'}; it never reached venue {self.venue.name}"
-            pending = [await self._change(uow, order, Cancelled(at=now, reason=reason),
-                                          LogAction.CANCEL, {"venue": self.venue.name})]
+            return Cancelled(at=now, reason=reason), LogAction.CANCEL, {"venue": self.venue.name}
+        await self._transition(_locked(order_id, OrderStatus.PENDING_CANCEL), change)
+
+    async def _transition(self, pick: Callable[[Repository], Awaitable[list[Order]]],
+                          change: Callable[[Order], Change]) -> list[OrderEvent]:
+        """In one unit of work: the orders ``pick`` returns, each changed as ``change`` says
+        (row, log, status event); then published."""
+        async with UnitOfWork(self.db) as uow:
+            orders = await pick(uow.repo)
+            if not orders:
+                return []
+            pending = [await self._change(uow, order, *change(order)) for order in orders]
             events = await append_events(uow.repo, pending, self.clock)
             await uow.commit()
         self.publish(events)
+        return events
 
     async def _change(self, uow: UnitOfWork, order: Order, event: DomainEvent, action: LogAction,
                       details: dict[str, Any]) -> PendingEvent:
@@ -374,3 +370,12 @@ class ExecutionEngine:
             await uow.commit()
         self._halted[quote.symbol] = quote.halted
         self._reference_saved[quote.symbol] = quote.timestamp
+
+
+def _locked(order_id: UUID, status: OrderStatus) -> Callable[[Repository],
+                                                             Awaitable[list[Order]]]:
+    """Picks one order, locked, if it is still in ``status``."""
+    async def pick(repo: Repository) -> list[Order]:
+        order = await repo.order(order_id, lock=True)
+        return [order] if order is not None and order.status is status else []
+    return pick
