@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -26,3 +27,12 @@ class Instrument:
     @property
     def tradable(self) -> bool:
         return self.status is InstrumentStatus.ACTIVE
+
+
+LivePrice = Callable[[str], Decimal | None]
+
+
+def marked(instrument: Instrument, live_price: LivePrice | None) -> Instrument:
+    """The instrument at the live price market data gives, else at its stored reference."""
+    live = live_price(instrument.symbol) if live_price is not None else None
+    return instrument if live is None else replace(instrument, reference_price=live)

@@ -19,6 +19,7 @@ from ordex.domain.commands import CancelOrder, SubmitOrder
 from ordex.domain.controls import deadline
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.fills import ExecutionLogEntry, LogAction
+from ordex.domain.instruments import marked
 from ordex.domain.orders import (
     Accepted,
     Cancelled,
@@ -173,10 +174,8 @@ class OrderService:
                      *, start_day: bool) -> tuple[list[Violation], Decimal, AccountState]:
         """Validation and risk against the live price; the unit price reserved per share."""
         instrument = await repo.instrument(cmd.symbol)
-        if instrument is not None and self.reference_price is not None:
-            live = self.reference_price(cmd.symbol)
-            if live is not None:
-                instrument = replace(instrument, reference_price=live)
+        if instrument is not None:
+            instrument = marked(instrument, self.reference_price)
         state = await self._account_state(repo, account, now, start_day=start_day)
         violations = validate(cmd, instrument, state, self.policy)
         unit = Decimal(0)

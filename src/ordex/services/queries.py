@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -11,7 +11,7 @@ from uuid import UUID
 from ordex.clock import Clock
 from ordex.domain.accounts import Account
 from ordex.domain.fills import Fill
-from ordex.domain.instruments import Instrument
+from ordex.domain.instruments import Instrument, marked
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Order
 from ordex.domain.positions import Position, daily_pnl, equity
@@ -96,11 +96,7 @@ class Queries:
 
     def _marks(self, instruments: Iterable[Instrument]) -> dict[str, Instrument]:
         """Instruments marked at the live price where market data has one."""
-        marks: dict[str, Instrument] = {}
-        for i in instruments:
-            live = self.live_price(i.symbol) if self.live_price is not None else None
-            marks[i.symbol] = i if live is None else replace(i, reference_price=live)
-        return marks
+        return {i.symbol: marked(i, self.live_price) for i in instruments}
 
     async def instrument(self, symbol: str) -> Instrument | None:
         async with reading(self.db) as repo:
