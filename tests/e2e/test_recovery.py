@@ -333,7 +333,7 @@ async def test_metrics_events_are_json_lines_with_the_plans_fields(desk: Desk) -
                 ("order.cancelled_by_trader", resting["id"])} <= names
     assert await eventually(all_there)
     for line in metrics_lines(desk):
-        assert {"event", "timestamp", "order_id", "trader_id"} <= set(line)
+        assert {"event", "timestamp", "order_id", "trader_id", "retry_count"} <= set(line)
         assert line["timestamp"].endswith("Z")
     await ordex.close()
 

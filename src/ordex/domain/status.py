@@ -54,7 +54,7 @@ def payload(order: Order, last_fill: LastFill | None = None,
         "last_fill_venue": last_fill.venue if last_fill else None,
         "last_fill_time": iso(last_fill.timestamp) if last_fill else None,
         "reason": reason if reason is not None else order.reason,
-        "routing": routing_of(order).value,
+        "routing": routing_of(order).value, "send_attempts": order.send_attempts,
     }
 
 

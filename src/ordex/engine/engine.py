@@ -327,7 +327,8 @@ class ExecutionEngine:
         for event in events:
             if event.type == OrderStatus.FILLED.value:
                 self.metrics.emit(metrics.FILLED, now, order_id=event.order_id,
-                                  trader_id=event.trader_id, venue=self.venue.name)
+                                  trader_id=event.trader_id, venue=self.venue.name,
+                                  retry_count=max(event.payload["send_attempts"] - 1, 0))
         for report in reports:
             if report.duplicate:
                 self.recovery.venue_has(report.client_order_id)

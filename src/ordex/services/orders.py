@@ -229,7 +229,8 @@ class OrderService:
                                         "status": order.status.value})
         self.metrics.emit(metrics.CANCELLED_BY_TRADER, now, order_id=order.id,
                           trader_id=order.trader_id, status=order.status.value,
-                          filled_quantity=str(order.filled_quantity))
+                          filled_quantity=str(order.filled_quantity),
+                          retry_count=max(order.send_attempts - 1, 0))
         return order
 
     async def retry(self, trader_id: UUID, order_id: UUID) -> Submitted:
