@@ -111,8 +111,12 @@ async def test_resting_limit_fills_when_the_market_moves_through(desk: Desk) -> 
     ordex = await desk.trader("alice")
     order = await ordex.submit("KO", "buy", "10", type="limit", limit_price="62.00",
                                time_in_force="gtc")
-    await asyncio.sleep(0.3)
-    assert (await ordex.get(order["id"]))["status"] == "accepted"
+    for _ in range(100):  # resting at the venue before the market moves (a busy machine is slow)
+        now = await ordex.get(order["id"])
+        if now["routing"] == "at_venue":
+            break
+        await asyncio.sleep(0.05)
+    assert now["status"] == "accepted" and now["routing"] == "at_venue"
     await desk.control.move_market("KO", Decimal("61.50"))
     done = await ordex.wait_for(order["id"], FINAL)
     assert done["status"] == "filled" and done["average_price"] == "62"
