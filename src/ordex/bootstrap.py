@@ -39,6 +39,7 @@ class Services:
     metrics: MetricsLog
     engine: ExecutionEngine | None = None
     demo_keys: dict[str, str] = field(default_factory=dict)
+    owned_venue: Venue | None = None  # made here from the settings: closed with the service
 
     async def start(self) -> None:
         self.metrics.start()
@@ -48,6 +49,9 @@ class Services:
     async def close(self) -> None:
         if self.engine is not None:
             await self.engine.stop()
+        close = getattr(self.owned_venue, "close", None)
+        if close is not None:
+            close()
         await self.db.dispose()
         self.metrics.stop()
 
@@ -63,6 +67,7 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
     bus = MemoryBus()
     market = MarketData()
     engine: ExecutionEngine | None = None
+    owned: Venue | None = None
 
     def publish(events: list[OrderEvent]) -> None:
         for event in events:
@@ -77,7 +82,8 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
 
     metrics = MetricsLog(Path(settings.data_dir) / "logs" / "metrics" / "orders.jsonl")
     if settings.execution_enabled:
-        venue = venue or make_venue(settings, clock)
+        if venue is None:
+            venue = owned = make_venue(settings, clock)
         engine = ExecutionEngine(
             db, venue, clock, market, publish,
             lambda q: bus.publish(QUOTES, {"symbol": q.symbol}),
@@ -95,12 +101,13 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
         accounts=AccountService(db, clock),
         queries=Queries(db, clock, market.reference_price),
         limiter=SlidingWindowLimiter(settings.rate_limit_per_minute),
-        metrics=metrics, engine=engine,
+        metrics=metrics, engine=engine, owned_venue=owned,
     )
 
 
 def make_venue(settings: Settings, clock: Clock) -> Venue:
-    """The embedded simulated exchange in process, or a FIX venue over TCP (``--venue``)."""
+    """The embedded simulated exchange in process, its book kept in the data dir (a restart
+    finds the orders it left resting), or a FIX venue over TCP (``--venue``)."""
     if settings.venue:
         from ordex.venues.fix.adapter import FixVenue
 
@@ -108,12 +115,16 @@ def make_venue(settings: Settings, clock: Clock) -> Venue:
     from ordex.services.demo import demo_instruments
     from ordex.venues.simulated.exchange import SimulatedExchange
     from ordex.venues.simulated.inprocess import InProcessVenue
+    from ordex.venues.simulated.journal import open_journal
 
     universe = demo_instruments()
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
     exchange = SimulatedExchange(
         settings.venue_name,
         [(i.symbol, i.reference_price, i.tick_size, i.lot_size) for i in universe],
-        seed=settings.sim_seed, clock=clock.now)
+        seed=settings.sim_seed, clock=clock.now,
+        journal=open_journal(data_dir, settings.venue_name, clock.now()))
     for instrument in universe:
         if not instrument.tradable:
             exchange.halt(instrument.symbol, instrument.status.value)

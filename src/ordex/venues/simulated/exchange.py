@@ -3,6 +3,10 @@
 Synchronous and pure apart from the injected clock and its ``random.Random(seed)``: the same seed
 and the same calls give the same reports and quotes. Adapters (``inprocess.py``, the TCP server)
 wrap it; admin commands (``move_market``, ``halt``, ``set_liquidity``, ``faults``) drive it.
+
+With a journal (``journal.py``) every call that changed a client order, made a fill or handed out
+an id is written to disk before it returns its reports, and a new exchange on the same journal
+starts where the old one stopped: the same resting orders, fills and id counters.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ordex.venues.base import (
 )
 from ordex.venues.simulated.book import OrderBook, Resting
 from ordex.venues.simulated.faults import Faults
+from ordex.venues.simulated.journal import ExchangeJournal, FillRow, OrderRow, Saved
 from ordex.venues.simulated.market import (
     MarketConfig,
     SymbolMarket,
@@ -37,6 +42,7 @@ from ordex.venues.simulated.matching import Match, Outcome, execute, match
 MAKER = "maker"
 TAKER = "taker"
 _BP = Decimal(10_000)
+MARKET_SAVE_INTERVAL = timedelta(seconds=1)
 
 InstrumentSpec = tuple[str, Decimal | str, Decimal | str, Decimal | str]
 
@@ -119,7 +125,8 @@ class SimulatedExchange:
 
     def __init__(self, name: str, instruments: Iterable[InstrumentSpec],
                  config: MarketConfig | None = None, fees: FeeSchedule | None = None,
-                 seed: int = 0, clock: Callable[[], datetime] = _system_clock) -> None:
+                 seed: int = 0, clock: Callable[[], datetime] = _system_clock,
+                 journal: ExchangeJournal | None = None) -> None:
         self.name = name
         self.config = config or MarketConfig()
         self.fees = fees or FeeSchedule()
@@ -138,6 +145,14 @@ class SimulatedExchange:
         self._exec_seq = 0
         self._order_seq = 0
         self._synthetic_seq = 0
+        self._id_prefix = name
+        self._journal = journal
+        self._dirty: dict[str, SimOrder] = {}  # changed since the last save
+        self._unsaved_fills: list[ExecutionReport] = []
+        self._saved_counters = (0, 0)
+        self._markets_saved_at: datetime | None = None
+        # fills made while the journal was read back (resting orders the market crossed)
+        self.restored_reports: list[ExecutionReport] = []
         for symbol, reference, tick, lot in instruments:
             tick_d, lot_d, ref_d = Decimal(tick), Decimal(lot), Decimal(reference)
             if tick_d <= 0 or lot_d <= 0 or ref_d <= 0:
@@ -150,13 +165,19 @@ class SimulatedExchange:
             self._markets[symbol] = market
             self._books[symbol] = OrderBook(symbol)
         now = self._clock()
+        if journal is not None:
+            self._restore(journal.load())
         for market in self._markets.values():
-            self._refresh(market, now)
+            self.restored_reports += self._refresh(market, now)
+        self._save(markets=True)
 
     # ---- client orders ------------------------------------------------------------------------
 
     def submit(self, order: NewOrder) -> list[ExecutionReport]:
         """Receive a new order: ACK then any immediate fills, or a single REJECTED report."""
+        return self._saved(self._submit(order))
+
+    def _submit(self, order: NewOrder) -> list[ExecutionReport]:
         now = self._clock()
         existing = self._orders.get(order.client_order_id)
         if existing is not None:
@@ -168,13 +189,15 @@ class SimulatedExchange:
                 duplicate=True)]
         self._order_seq += 1
         sim = SimOrder(
-            client_order_id=order.client_order_id, venue_order_id=f"{self.name}-o{self._order_seq}",
+            client_order_id=order.client_order_id,
+            venue_order_id=f"{self._id_prefix}-o{self._order_seq}",
             symbol=order.symbol, side=order.side, type=order.type,
             time_in_force=order.time_in_force, quantity=order.quantity,
             limit_price=order.limit_price if order.type is OrderType.LIMIT else None,
             received_at=now)
         self._orders[sim.client_order_id] = sim
         self._by_venue_id[sim.venue_order_id] = sim
+        self._dirty[sim.client_order_id] = sim
         refusal = self._check(order)
         if refusal is not None:
             return [self._finish(sim, VenueOrderState.REJECTED, ReportKind.REJECTED, refusal, now)]
@@ -212,6 +235,9 @@ class SimulatedExchange:
 
     def cancel(self, client_order_id: str) -> list[ExecutionReport]:
         """Cancel a resting order: CANCELLED, or CANCEL_REJECTED if unknown or already done."""
+        return self._saved(self._cancel(client_order_id))
+
+    def _cancel(self, client_order_id: str) -> list[ExecutionReport]:
         now = self._clock()
         sim = self._orders.get(client_order_id)
         if sim is None:
@@ -235,7 +261,7 @@ class SimulatedExchange:
                 self._books[sim.symbol].remove(sim.venue_order_id)
                 reports.append(self._finish(sim, VenueOrderState.EXPIRED, ReportKind.EXPIRED,
                                             reason, now))
-        return reports
+        return self._saved(reports)
 
     # ---- what the venue knows -----------------------------------------------------------------
 
@@ -250,6 +276,15 @@ class SimulatedExchange:
             if age < timedelta(seconds=self.faults.visibility_lag):
                 return None
         return sim.view(self.name)
+
+    def terms(self, client_order_id: str) -> NewOrder | None:
+        """The order as the client sent it, or None if it never arrived."""
+        sim = self._orders.get(client_order_id)
+        if sim is None:
+            return None
+        return NewOrder(client_order_id=sim.client_order_id, symbol=sim.symbol, side=sim.side,
+                        type=sim.type, quantity=sim.quantity, time_in_force=sim.time_in_force,
+                        limit_price=sim.limit_price)
 
     def open_orders(self) -> list[VenueOrder]:
         return [sim.view(self.name) for sim in self._open.values()]
@@ -292,7 +327,9 @@ class SimulatedExchange:
             trade = synthetic_trade(market, self.config, self._rng)
             if trade is not None:
                 reports += self._synthetic_take(market, *trade, now)
-        return reports
+        due = self._markets_saved_at is None or now - self._markets_saved_at >= \
+            MARKET_SAVE_INTERVAL
+        return self._saved(reports, markets=due)
 
     def move_market(self, symbol: str, price: Decimal) -> list[ExecutionReport]:
         """Set the mid to ``price`` and refresh the synthetic liquidity around it; resting client
@@ -302,7 +339,7 @@ class SimulatedExchange:
         if not price.is_finite() or price <= 0 or not is_multiple(price, market.tick):
             raise ValueError(f"{price} is not a positive price on the tick {market.tick}")
         market.mid = price
-        return self._refresh(market, self._clock())
+        return self._saved(self._refresh(market, self._clock()), markets=True)
 
     def set_liquidity(self, symbol: str, depth_levels: int | None = None,
                       level_size: Decimal | None = None,
@@ -319,7 +356,7 @@ class SimulatedExchange:
             if not 0 < Decimal(level_size) <= high:
                 raise ValueError("0 < level_size <= level_size_max")
             market.size_min, market.size_max = Decimal(level_size), high
-        return self._refresh(market, self._clock())
+        return self._saved(self._refresh(market, self._clock()))
 
     def halt(self, symbol: str, reason: str = "trading halt") -> None:
         """Stop trading in ``symbol``: new orders are rejected, resting orders stay unfilled."""
@@ -330,7 +367,7 @@ class SimulatedExchange:
         """Reopen ``symbol``; liquidity is refreshed and may trade through resting orders."""
         market = self._market(symbol)
         market.halted, market.halt_reason = False, None
-        return self._refresh(market, self._clock())
+        return self._saved(self._refresh(market, self._clock()))
 
     def snapshot(self) -> dict[str, object]:
         """Everything, JSON-able: orders with fills, books, quotes, markets, faults."""
@@ -350,6 +387,84 @@ class SimulatedExchange:
             "config": self.config.as_dict(),
             "fees": self.fees.as_dict(),
         }
+
+    # ---- the journal --------------------------------------------------------------------------
+
+    @property
+    def persistent(self) -> bool:
+        return self._journal is not None
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def _saved(self, reports: list[ExecutionReport], markets: bool = False
+               ) -> list[ExecutionReport]:
+        self._save(markets)
+        return reports
+
+    def _save(self, markets: bool = False) -> None:
+        """Write what changed since the last save, in one transaction, before anyone is told."""
+        if self._journal is None:
+            return
+        counters = (self._exec_seq, self._order_seq)
+        if not (markets or self._dirty or self._unsaved_fills or counters != self._saved_counters):
+            return
+        self._journal.save(
+            {"exec_seq": str(self._exec_seq), "order_seq": str(self._order_seq),
+             "steps": str(self.steps), "duplicates_refused": str(self.duplicates_refused)},
+            [_order_row(sim) for sim in self._dirty.values()],
+            [_fill_row(report) for report in self._unsaved_fills],
+            [(m.symbol, m.mid, m.last) for m in self._markets.values()])
+        self._dirty.clear()
+        self._unsaved_fills.clear()
+        self._saved_counters = counters
+        self._markets_saved_at = self._clock()
+
+    def _restore(self, saved: Saved) -> None:
+        """Take back what a journal holds: counters, prices, orders, fills, the resting book."""
+        meta = saved.meta
+        self._id_prefix = meta.get("id_prefix", self.name)
+        self._exec_seq = int(meta.get("exec_seq", 0))
+        self._order_seq = int(meta.get("order_seq", 0))
+        self._saved_counters = (self._exec_seq, self._order_seq)
+        self.steps = int(meta.get("steps", 0))
+        self.duplicates_refused = int(meta.get("duplicates_refused", 0))
+        for symbol, (mid, last) in saved.markets.items():
+            market = self._markets.get(symbol)
+            if market is not None and mid > 0 and is_multiple(mid, market.tick):
+                market.mid = mid
+                market.last = last if last is not None else market.last
+        for book in self._books.values():
+            book.remove_synthetic()
+        for row in saved.orders:
+            sim = SimOrder(
+                client_order_id=row.client_order_id, venue_order_id=row.venue_order_id,
+                symbol=row.symbol, side=Side(row.side), type=OrderType(row.type),
+                time_in_force=TimeInForce(row.time_in_force), quantity=row.quantity,
+                limit_price=row.limit_price, received_at=row.received_at,
+                status=VenueOrderState(row.status), reason=row.reason, filled=row.filled,
+                notional=row.notional, ack_lost=row.ack_lost)
+            self._orders[sim.client_order_id] = sim
+            self._by_venue_id[sim.venue_order_id] = sim
+            if not sim.status.is_open:
+                continue
+            self._open[sim.client_order_id] = sim
+            book = self._books.get(sim.symbol)
+            if book is not None and sim.limit_price is not None and sim.leaves > 0:
+                book.add(Resting(sim.venue_order_id, sim.side, sim.limit_price, sim.leaves))
+        for f in saved.fills:
+            report = ExecutionReport(
+                venue=self.name, client_order_id=f.client_order_id, exec_id=f.exec_id,
+                kind=ReportKind.FILL, timestamp=f.timestamp, symbol=f.symbol, side=Side(f.side),
+                venue_order_id=f.venue_order_id, last_quantity=f.quantity, last_price=f.price,
+                fee=f.fee, cum_quantity=f.cum_quantity, leaves_quantity=f.leaves_quantity,
+                liquidity=f.liquidity)
+            self._fills.append(report)
+            owner = self._orders.get(f.client_order_id)
+            if owner is not None:
+                owner.fills.append(report)
 
     # ---- internals ----------------------------------------------------------------------------
 
@@ -435,17 +550,20 @@ class SimulatedExchange:
         if sim.filled == sim.quantity:
             sim.status = VenueOrderState.FILLED
             self._open.pop(sim.client_order_id, None)
+        self._dirty[sim.client_order_id] = sim
         report = self._order_report(
             sim, ReportKind.FILL, now, last_quantity=quantity, last_price=price,
             fee=self.fees.fee(quantity * price, liquidity), liquidity=liquidity)
         sim.fills.append(report)
         self._fills.append(report)
+        self._unsaved_fills.append(report)
         return report
 
     def _finish(self, sim: SimOrder, state: VenueOrderState, kind: ReportKind,
                 reason: str | None, now: datetime) -> ExecutionReport:
         sim.status, sim.reason = state, reason
         self._open.pop(sim.client_order_id, None)
+        self._dirty[sim.client_order_id] = sim
         return self._order_report(sim, kind, now, reason=reason)
 
     def _order_report(self, sim: SimOrder, kind: ReportKind, now: datetime,
@@ -458,7 +576,7 @@ class SimulatedExchange:
                     side: Side, **extra: object) -> ExecutionReport:
         self._exec_seq += 1
         return ExecutionReport(venue=self.name, client_order_id=client_order_id,
-                               exec_id=f"{self.name}-e{self._exec_seq}", kind=kind,
+                               exec_id=f"{self._id_prefix}-e{self._exec_seq}", kind=kind,
                                timestamp=now, symbol=symbol, side=side, **extra)  # type: ignore[arg-type]
 
     def _quote(self, market: SymbolMarket, now: datetime) -> Quote:
@@ -473,3 +591,18 @@ def _quote_dict(quote: Quote) -> dict[str, object]:
 
     return {"bid": text(quote.bid), "ask": text(quote.ask), "last": text(quote.last),
             "timestamp": quote.timestamp.isoformat(), "halted": quote.halted}
+
+
+def _order_row(sim: SimOrder) -> OrderRow:
+    return OrderRow(
+        sim.client_order_id, sim.venue_order_id, sim.symbol, sim.side.value, sim.type.value,
+        sim.time_in_force.value, sim.quantity, sim.limit_price, sim.received_at,
+        sim.status.value, sim.reason, sim.filled, sim.notional, sim.ack_lost)
+
+
+def _fill_row(report: ExecutionReport) -> FillRow:
+    assert report.venue_order_id is not None
+    return FillRow(
+        report.exec_id, report.client_order_id, report.venue_order_id, report.symbol,
+        report.side.value, report.timestamp, report.last_quantity, report.last_price, report.fee,
+        report.liquidity, report.cum_quantity, report.leaves_quantity)

@@ -84,6 +84,8 @@ class InProcessVenue:
     # ---- Venue protocol -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        restored, self.exchange.restored_reports = self.exchange.restored_reports, []
+        self._publish(restored)
         if self._ticker is None and self.tick_interval:
             self._ticker = asyncio.create_task(self._tick_loop(), name=f"{self.name}-market")
 
@@ -99,6 +101,10 @@ class InProcessVenue:
                 await task
         self._tasks.clear()
         self._held.clear()
+
+    def close(self) -> None:
+        """Close the exchange's journal (after ``stop``)."""
+        self.exchange.close()
 
     async def submit(self, order: NewOrder) -> None:
         self._check_up()
