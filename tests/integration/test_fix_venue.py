@@ -463,6 +463,10 @@ async def test_adapter_waits_for_a_late_venue_and_a_restarted_venue_resumes_sequ
         first = cid("late")
         await venue.submit(market(first, "AAPL", 10))
         first_reports = await feed.final(first)
+        rest = cid("rest")  # a GTC bid far below the market: it rests through the restart
+        await venue.submit(limit(rest, "KO", 7, "40.00"))
+        rest_ack = (await feed.wait(rest, lambda r: bool(r)))[0]
+        assert rest_ack.kind is ReportKind.ACK
         seq_before = read_seqnums(process.seqnums_file())
         assert seq_before is not None
 
@@ -473,12 +477,20 @@ async def test_adapter_waits_for_a_late_venue_and_a_restarted_venue_resumes_sequ
         session = await process.admin("GET", "/session")
         assert session["run"] == 2 and session["next_sender_seq"] > seq_before[0]
         assert session["next_target_seq"] > seq_before[1]
+        found = await venue.query(rest)  # the venue kept its book (exchange journal)
+        assert found is not None and found.state is VenueOrderState.OPEN
+        assert found.venue_order_id == rest_ack.venue_order_id
         second = cid("late")
         await venue.submit(market(second, "AAPL", 10))
         second_reports = await feed.final(second)
-        assert all(r.exec_id.startswith("SIM2-e") and r.exec_id.endswith("-r2")
-                   for r in second_reports)
-        assert not {r.exec_id for r in first_reports} & {r.exec_id for r in second_reports}
+        await venue.cancel(rest)
+        rest_reports = await feed.final(rest)
+        assert rest_reports[-1].kind is ReportKind.CANCELLED
+        assert rest_reports[-1].venue_order_id == rest_ack.venue_order_id
+        ids = [r.exec_id for r in [*first_reports, rest_ack, *second_reports, rest_reports[-1]]]
+        assert len(set(ids)) == len(ids) and all(i.startswith("SIM2-e") for i in ids)
+        orders = {r.venue_order_id for r in [*first_reports, *second_reports, rest_ack]}
+        assert len(orders) == 3
     finally:
         await feed.stop()
         await venue.stop()

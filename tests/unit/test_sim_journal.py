@@ -117,3 +117,21 @@ def test_a_journal_started_on_a_used_data_dir_mints_ids_no_older_venue_used(
                            journal=open_journal(fresh, "SIM", clock.now))
     assert ex.submit(market("m1", BUY, "1"))[0].exec_id == "SIM-e1"
     ex.close()
+
+
+# ---- ``ordex venue``: the run count behind the ids the FIX server mints itself -----------------
+
+
+def test_venue_runs_are_counted_durably_and_a_damaged_count_is_refused(tmp_path: Path) -> None:
+    """The count was written in place: a kill during the write left an empty file, read back as
+    run 1, and the server's own ids (SIM-s1-r1...) repeated. It is now replaced atomically, and
+    a count that cannot be read stops the venue instead of starting again from 1."""
+    import pytest
+
+    from ordex.venues.fix.server import _next_run
+
+    assert [_next_run(tmp_path, "SIM") for _ in range(3)] == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["venue-SIM.json"]
+    (tmp_path / "venue-SIM.json").write_text("")  # what a kill in mid-write used to leave
+    with pytest.raises(OSError, match="counts this venue's runs"):
+        _next_run(tmp_path, "SIM")

@@ -27,10 +27,13 @@ changes, all its subscribed streams are refreshed, bid, offer, then trade. Chang
 and admin commands go out at once; those of the market steps at most every ``md_interval``
 seconds (every message sent stays in the FIX store for the session day).
 
-Ids on the wire: ExecID and OrderID are the exchange's ids. The exchange numbers them from 1 in
-each process, so a venue restarted on the same data dir (same FIX session) appends ``-r<run>``
-(run 2 on) to keep ExecIDs unique for clients that de-duplicate by ExecID; the admin API shows
-the ids as sent.
+Ids on the wire: ExecID and OrderID are the exchange's ids. ``ordex venue`` keeps its exchange's
+journal in the data dir (``exchange-<name>.db``: resting orders, fills, id counters), so a venue
+restarted on the same data dir goes on where it stopped and its ids never repeat. An exchange
+without a journal numbers from 1 in each process; then ``-r<run>`` (run 2 on) is appended. Ids
+the server mints itself (status answers, refusals, security lists) always carry ``-r<run>``; the
+run count is written atomically and durably before the acceptor starts. The admin API shows the
+ids as sent.
 
 The FIX port listens on every interface (QuickFIX 1.15 has no bind address setting); only the
 configured CompIDs can log on. The admin API binds loopback only.
@@ -48,6 +51,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -77,6 +81,7 @@ from ordex.venues.fix.session import (
     start_socket,
 )
 from ordex.venues.simulated.exchange import SimulatedExchange
+from ordex.venues.simulated.journal import ExchangeJournal, open_journal
 
 log = logging.getLogger("ordex.venues.fix.server")
 
@@ -86,7 +91,8 @@ _REQUEST_ID_TAGS = (Tag.ORD_STATUS_REQ_ID, Tag.MASS_STATUS_REQ_ID, Tag.TRADE_REQ
                     Tag.SECURITY_REQ_ID, Tag.MD_REQ_ID, Tag.CL_ORD_ID)
 
 
-def demo_exchange(name: str = "SIM", seed: int = 7) -> SimulatedExchange:
+def demo_exchange(name: str = "SIM", seed: int = 7,
+                  journal: ExchangeJournal | None = None) -> SimulatedExchange:
     """The demo universe; symbols that are not active (suspended, delisted) are halted with
     their status as the reason."""
     from ordex.services.demo import demo_instruments
@@ -94,7 +100,7 @@ def demo_exchange(name: str = "SIM", seed: int = 7) -> SimulatedExchange:
     instruments = demo_instruments()
     exchange = SimulatedExchange(
         name, [(i.symbol, i.reference_price, i.tick_size, i.lot_size) for i in instruments],
-        seed=seed)
+        seed=seed, journal=journal)
     for instrument in instruments:
         if instrument.status is not InstrumentStatus.ACTIVE:
             exchange.halt(instrument.symbol, instrument.status.value)
@@ -144,6 +150,13 @@ class VenueServer:
         self._acceptor_up = False
         self._acceptor_lock = asyncio.Lock()
         self._orders: dict[str, _Wire] = {}
+        for view in exchange.orders():  # what a journaled exchange remembers
+            terms = exchange.terms(view.client_order_id)
+            assert terms is not None
+            self._orders[view.client_order_id] = _Wire(
+                terms, view.filled_quantity,
+                view.filled_quantity * (view.average_price or ZERO),
+                m.ord_status(view.state, view.filled_quantity))
         self._held: dict[str, list[_Out]] = {}
         self._cancels: set[str] = set()  # ClOrdIDs of cancel requests received
         self._outbox: list[FixMessage] = []
@@ -531,8 +544,9 @@ class VenueServer:
         return True
 
     def _id(self, exchange_id: str | None) -> str | None:
-        """The id as sent: the exchange's, with ``-r<run>`` from the second run on."""
-        if exchange_id is None or self.run == 1:
+        """The id as sent: the exchange's, with ``-r<run>`` from the second run on unless the
+        exchange keeps a journal (its ids are unique over its whole life then)."""
+        if exchange_id is None or self.run == 1 or self.exchange.persistent:
             return exchange_id
         return f"{exchange_id}-r{self.run}"
 
@@ -739,15 +753,30 @@ def _check_port_free(port: int) -> None:
 
 
 def _next_run(data_dir: Path, name: str) -> int:
-    """Count the runs on this data dir (the FIX session's store lives there)."""
+    """Count the runs on this data dir (the FIX session's store lives there). The new count is
+    on disk (written to a temporary file, fsynced, renamed) before any id of the run is made, so
+    a kill at any moment never gives two runs the same number."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / f"venue-{name}.json"
     try:
         runs = int(json.loads(path.read_text()).get("runs", 0))
-    except (OSError, ValueError, AttributeError):
+    except FileNotFoundError:
         runs = 0
+    except (OSError, ValueError, AttributeError) as exc:
+        raise OSError(f"{path} is unreadable ({exc}); it counts this venue's runs, which keep "
+                      "its ids unique: restore it or remove the data dir") from exc
     runs += 1
-    path.write_text(json.dumps({"runs": runs}))
+    temporary = path.with_suffix(".json.tmp")
+    with open(temporary, "w") as out:
+        out.write(json.dumps({"runs": runs}))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    directory = os.open(data_dir, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return runs
 
 
@@ -758,7 +787,8 @@ def main(*, port: int, admin_port: int, data_dir: Path, name: str = "SIM", seed:
     """``ordex venue``: run until SIGTERM/SIGINT; prints one line when ready."""
     import sys
 
-    server = VenueServer(demo_exchange(name, seed), port=port, admin_port=admin_port,
+    journal = open_journal(data_dir, name, datetime.now(UTC))
+    server = VenueServer(demo_exchange(name, seed, journal), port=port, admin_port=admin_port,
                          data_dir=data_dir, client_comp_id=client_comp_id,
                          heartbeat_seconds=heartbeat_seconds, tick_seconds=tick_seconds,
                          md_interval=md_interval,
@@ -768,4 +798,6 @@ def main(*, port: int, admin_port: int, data_dir: Path, name: str = "SIM", seed:
     except OSError as exc:
         print(f"error: cannot start the venue: {exc}", file=sys.stderr)
         return 2
+    finally:
+        server.exchange.close()
     return 0
