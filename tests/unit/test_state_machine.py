@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ordex.domain.errors import IllegalTransition
 from ordex.domain.orders import (
+    CLOSED,
     TERMINAL,
     TRANSITIONS,
     Accepted,
@@ -68,8 +69,43 @@ def test_every_pair_is_either_in_the_table_or_refused(status: OrderStatus,
             apply(start, event)
 
 
-def test_terminal_states_have_no_way_out() -> None:
-    assert not [pair for pair in TRANSITIONS if pair[0] in TERMINAL]
+def test_a_closed_order_moves_only_by_a_late_fill_and_a_filled_one_never() -> None:
+    ways_out = {pair: target for pair, target in TRANSITIONS.items() if pair[0] in TERMINAL}
+    assert ways_out == {
+        **{(s, EventType.PARTIAL_FILL): s for s in CLOSED},
+        **{(s, EventType.FILL): OrderStatus.FILLED for s in CLOSED}}
+    assert CLOSED == TERMINAL - {OrderStatus.FILLED}
+
+
+def test_a_late_full_fill_of_a_cancelled_order_fills_it_and_says_so() -> None:
+    """Before, the fill raised IllegalTransition and was dropped: the venue had filled 10 shares
+    that ordex never booked."""
+    o = order(status=OrderStatus.CANCELLED, quantity="10", filled="0")
+    o = replace(o, reason="Cancelled at your request")
+    after = apply(o, Filled(at=AT, quantity=Decimal(10), price=Decimal("12.00")))
+    assert (after.status, after.filled_quantity, after.average_price) == (
+        OrderStatus.FILLED, Decimal(10), Decimal("12.00"))
+    assert after.reason == ("Filled 10 after the cancel: the fill was already on its way, so "
+                            "the order is filled in full. It had been cancelled: Cancelled at "
+                            "your request")
+
+
+def test_late_partial_fills_keep_the_closed_status_and_count_what_came_after() -> None:
+    o = order(status=OrderStatus.EXPIRED, quantity="10", filled="0")
+    o = replace(o, reason="Not filled within your timeout of 30 seconds")
+    o = apply(o, Filled(at=AT, quantity=Decimal(3), price=Decimal("10")))
+    assert (o.status, o.filled_quantity) == (OrderStatus.EXPIRED, Decimal(3))
+    assert o.reason == ("3 filled after it expired (the fill was already on its way); 3 of 10 "
+                        "filled in all. It had been expired: Not filled within your timeout of "
+                        "30 seconds")
+    o = apply(o, Filled(at=AT, quantity=Decimal(2), price=Decimal("10")))
+    assert o.reason is not None and o.reason.startswith("5 filled after it expired")
+    assert o.reason.endswith("It had been expired: Not filled within your timeout of 30 seconds")
+    o = apply(o, Filled(at=AT, quantity=Decimal(5), price=Decimal("10")))
+    assert o.status is OrderStatus.FILLED and o.reason is not None
+    assert o.reason.startswith("Filled 10 after it expired")
+    with pytest.raises(IllegalTransition):
+        apply(o, Filled(at=AT, quantity=Decimal(1), price=Decimal("10")))
 
 
 def test_cancel_reject_returns_to_partially_filled_when_something_filled() -> None:
@@ -124,7 +160,9 @@ def test_random_event_runs_never_break_the_invariants(run: list[OrderEvent]) -> 
             assert o is before
             continue
         assert legal
-        assert not before.status.is_terminal, "a terminal order moved"
+        if before.status.is_terminal:  # only a late fill moves a closed order
+            assert isinstance(event, Filled) and before.status is not OrderStatus.FILLED
+            assert o.status in (before.status, OrderStatus.FILLED)
         if isinstance(event, Filled):
             notional += event.quantity * event.price
         assert Decimal(0) <= o.filled_quantity <= o.quantity

@@ -2,6 +2,12 @@
 
 The state machine is one table, ``TRANSITIONS``: ``(status, event type) -> status``. Any pair not
 in it is refused with :class:`IllegalTransition`. Orders are immutable; ``apply`` returns a new one.
+
+A closed order (cancelled, expired, rejected, failed) has one way out: a fill that was already on
+its way when ordex closed it. A fill is a fact at the venue, so it is always booked: one that
+completes the order makes it ``filled``; a partial one leaves the status as it was, with the
+filled quantity updated. Either way the reason says what happened ("Filled 10 after the cancel
+...") and keeps the reason the order had been closed with.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from uuid import UUID
 from ordex.domain.errors import IllegalTransition
 from ordex.domain.money import ZERO
 from ordex.domain.money import average as money_average
+from ordex.domain.money import qty as _qty
 
 
 class Side(StrEnum):
@@ -107,7 +114,24 @@ TRANSITIONS: dict[tuple[OrderStatus, EventType], OrderStatus | None] = {
     (_S.PENDING_CANCEL, _E.REJECT): _S.REJECTED,
     (_S.PENDING_CANCEL, _E.EXPIRE): _S.EXPIRED,
     (_S.PENDING_CANCEL, _E.FAIL): _S.FAILED,
+    # late fills: booked on a closed order (see the module's docstring)
+    (_S.CANCELLED, _E.PARTIAL_FILL): _S.CANCELLED,
+    (_S.CANCELLED, _E.FILL): _S.FILLED,
+    (_S.EXPIRED, _E.PARTIAL_FILL): _S.EXPIRED,
+    (_S.EXPIRED, _E.FILL): _S.FILLED,
+    (_S.REJECTED, _E.PARTIAL_FILL): _S.REJECTED,
+    (_S.REJECTED, _E.FILL): _S.FILLED,
+    (_S.FAILED, _E.PARTIAL_FILL): _S.FAILED,
+    (_S.FAILED, _E.FILL): _S.FILLED,
 }
+CLOSED = frozenset({_S.CANCELLED, _S.EXPIRED, _S.REJECTED, _S.FAILED})
+# how a trader reads "after the order was closed", by the status it was closed in
+_AFTER = {_S.CANCELLED: "after the cancel", _S.EXPIRED: "after it expired",
+          _S.REJECTED: "after the venue's reject", _S.FAILED: "after it was marked failed"}
+# ``extra`` keys of an order a late fill reached: the reason it had been closed with, the status
+# it was closed in, and the quantity filled since
+CLOSED_REASON, CLOSED_STATUS, FILLED_AFTER_CLOSE = ("closed_reason", "closed_status",
+                                                    "filled_after_close")
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +278,31 @@ def _fill(order: Order, event: Filled, target: OrderStatus | None) -> Order:
     previous_notional = (order.average_price or ZERO) * order.filled_quantity
     average = money_average((previous_notional + event.quantity * event.price) / filled)
     assert target is not None
-    return replace(
+    after = replace(
         order, status=target, filled_quantity=filled, average_price=average, updated_at=event.at
     )
+    if order.status in CLOSED or CLOSED_STATUS in order.extra:
+        after = _late(order, after, event.quantity)
+    return after
+
+
+def _late(before: Order, after: Order, quantity: Decimal) -> Order:
+    """``after`` a fill that reached ``before`` once it was closed: the reason tells it."""
+    extra = dict(before.extra)
+    extra.setdefault(CLOSED_STATUS, before.status.value)
+    extra.setdefault(CLOSED_REASON, before.reason or "")
+    late = Decimal(extra.get(FILLED_AFTER_CLOSE, "0")) + quantity
+    extra[FILLED_AFTER_CLOSE] = str(late)
+    closed = OrderStatus(extra[CLOSED_STATUS])
+    was = extra[CLOSED_REASON]
+    after_what = _AFTER.get(closed, "after it was closed")
+    if after.status is OrderStatus.FILLED:
+        reason = (f"Filled {_qty(late)} {after_what}: the fill was already on its way, so the "
+                  f"order is filled in full.")
+    else:
+        reason = (f"{_qty(late)} filled {after_what} (the fill was already on its way); "
+                  f"{_qty(after.filled_quantity)} of {_qty(after.quantity)} filled in all.")
+    if was:
+        reason += f" It had been {closed.value}: {was}"
+    return replace(after, reason=reason, extra=extra)
+

@@ -1,0 +1,97 @@
+"""A fill that reaches an order ordex has already closed (issue 9, part 1): the venue filled it
+while the close was on its way. It is booked (fill, position, cash, log, status event), never
+dropped, and the order says what happened."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ordex.store.uow import reading
+from ordex.venues.base import ExecutionReport, ReportKind
+from tests.e2e.test_recovery import FINAL, Desk, _uuid, desk, resting
+
+__all__ = ["desk"]
+
+
+async def closed_in_ordex(desk: Desk, order: dict[str, Any], kind: ReportKind,
+                          reason: str) -> None:
+    """ordex closes the order (here: a report saying so) while the venue still works it."""
+    assert desk.live is not None and desk.live.services.engine is not None
+    await desk.live.services.engine.apply_all([ExecutionReport(
+        venue="SIM", client_order_id=order["id"], exec_id=f"closed-{order['id']}", kind=kind,
+        timestamp=desk.live.services.clock.now(), symbol="KO", side=order_side(order),
+        reason=reason)])
+
+
+def order_side(order: dict[str, Any]) -> Any:
+    from ordex.domain.orders import Side
+
+    return Side(order["side"])
+
+
+async def settled(ordex: Any, order_id: str, filled: str, within: float = 5.0) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        now = await ordex.get(order_id)
+        if now["filled_quantity"] == filled or asyncio.get_running_loop().time() > deadline:
+            return now
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(("kind", "status", "words"), [
+    (ReportKind.CANCELLED, "cancelled", "after the cancel"),
+    (ReportKind.EXPIRED, "expired", "after it expired")])
+async def test_a_full_fill_after_the_close_is_booked_and_fills_the_order(
+        desk: Desk, kind: ReportKind, status: str, words: str) -> None:
+    """Before, the fill raised IllegalTransition and was lost: no fill, no position, no cash."""
+    ordex = await desk.trader()
+    cash_before = Decimal((await ordex.account())["cash"])
+    order, limit = await resting(desk, ordex)
+    await closed_in_ordex(desk, order, kind, "closed by ordex")
+    assert (await ordex.get(order["id"]))["status"] == status
+    desk.venue.move_market("KO", limit - Decimal("0.10"))  # the venue fills all 10 at the limit
+
+    done = await settled(ordex, order["id"], "10")
+    assert (done["status"], done["filled_quantity"]) == ("filled", "10")
+    assert done["reason"] == (f"Filled 10 {words}: the fill was already on its way, so the "
+                              f"order is filled in full. It had been {status}: closed by ordex")
+    fills = await ordex.fills(order["id"])
+    assert [(f["quantity"], f["price"]) for f in fills] == [("10", str(limit))]
+    ko = next(p for p in await ordex.positions() if p["symbol"] == "KO")
+    assert Decimal(ko["quantity"]) == 10
+    account = await ordex.account()
+    fee = sum((Decimal(f["commission"]) for f in fills), Decimal(0))
+    assert Decimal(account["cash"]) == cash_before - 10 * limit - fee
+    assert Decimal(account["reserved_cash"]) == 0
+    events = (await ordex.events(order["id"]))["events"]
+    assert events[-1]["status"] == "filled" and events[-1]["last_fill_quantity"] == "10"
+    assert desk.live is not None
+    async with reading(desk.live.services.db) as repo:
+        logs = await repo.logs(order_id=_uuid(order["id"]))
+    assert [e.status for e in logs if e.action.value == "fill"] == ["filled"]
+    await ordex.close()
+
+
+async def test_a_partial_fill_after_the_cancel_keeps_it_cancelled_with_what_filled(
+        desk: Desk) -> None:
+    ordex = await desk.trader()
+    order, limit = await resting(desk, ordex)
+    await closed_in_ordex(desk, order, ReportKind.CANCELLED, "Cancelled at your request")
+    desk.venue.set_liquidity("KO", depth_levels=1, level_size=Decimal(4),
+                             level_size_max=Decimal(4))
+    desk.venue.move_market("KO", limit - Decimal("0.10"))  # one synthetic ask of 4 crosses it
+
+    done = await settled(ordex, order["id"], "4")
+    assert (done["status"], done["filled_quantity"]) == ("cancelled", "4")
+    assert done["reason"] == ("4 filled after the cancel (the fill was already on its way); "
+                              "4 of 10 filled in all. It had been cancelled: Cancelled at your "
+                              "request")
+    assert [f["quantity"] for f in await ordex.fills(order["id"])] == ["4"]
+    ko = next(p for p in await ordex.positions() if p["symbol"] == "KO")
+    assert Decimal(ko["quantity"]) == 4
+    assert FINAL >= {done["status"]}
+    await ordex.close()
