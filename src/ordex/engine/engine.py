@@ -205,6 +205,15 @@ class ExecutionEngine:
             return Cancelled(at=now, reason=reason), LogAction.CANCEL, {"venue": self.venue.name}
         await self._transition(_locked(order_id, OrderStatus.PENDING_CANCEL), change)
 
+    async def close_working(self, order_id: UUID, event: DomainEvent, action: LogAction,
+                            details: dict[str, Any]) -> list[OrderEvent]:
+        """Close an order that is still working in ordex with ``event`` (a cancel or an end
+        ordex decided on): its row, log and status event in one unit of work."""
+        async def pick(repo: Repository) -> list[Order]:
+            order = await repo.order(order_id, lock=True)
+            return [order] if order is not None and order.status in _WORKING else []
+        return await self._transition(pick, lambda order: (event, action, details))
+
     async def _transition(self, pick: Callable[[Repository], Awaitable[list[Order]]],
                           change: Callable[[Order], Change]) -> list[OrderEvent]:
         """In one unit of work: the orders ``pick`` returns, each changed as ``change`` says
@@ -371,6 +380,10 @@ class ExecutionEngine:
             await uow.commit()
         self._halted[quote.symbol] = quote.halted
         self._reference_saved[quote.symbol] = quote.timestamp
+
+
+_WORKING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED,
+                      OrderStatus.PENDING_CANCEL})
 
 
 def _locked(order_id: UUID, status: OrderStatus) -> Callable[[Repository],

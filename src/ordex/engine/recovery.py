@@ -11,6 +11,8 @@
   fills are applied (each exec id once), ends are adopted, orders the venue never received are
   sent again (or failed, per ``unsent_policy``), and venue orders unknown to ordex (ghosts) raise
   an alert and are cancelled (per ``ghost_policy``).
+- **Missing orders.** An order the venue acknowledged but now says it does not know is asked
+  about again; unknown twice, with no fill meanwhile, it is cancelled (``engine.missing``).
 - **Stalled reports.** Working orders are sampled at the venue now and then; if the venue is
   ahead of ordex twice in a row (the report stream is silent while the session looks healthy),
   ordex reconciles.
@@ -29,6 +31,7 @@ from ordex import metrics
 from ordex.domain.fills import ExecutionLogEntry, LogAction
 from ordex.domain.orders import Order, OrderStatus
 from ordex.domain.sending import Routing, never_confirmed_reason, routing_of
+from ordex.engine.missing import MissingOrders
 from ordex.ids import new_id
 from ordex.store.uow import UnitOfWork, reading
 from ordex.venues.base import (
@@ -79,6 +82,8 @@ class Recovery:
         self._held_by_venue: set[str] = set()  # ids a venue refused a copy of: it has them
         self._suspects: dict[UUID, tuple[str, ...]] = {}
         self._next_sample: datetime | None = None
+        self.missing = MissingOrders(
+            self, timedelta(seconds=max(engine.policy.ack_seconds, settings.stall_check_seconds)))
 
     # ---- hooks from the engine ----------------------------------------------------------------
 
@@ -100,6 +105,7 @@ class Recovery:
                 self.in_sync = True
             await self.check_unconfirmed(now)
             await self.check_cancels(now)
+            await self.missing.check(now)
             if self._next_sample is None or now >= self._next_sample:
                 self._next_sample = now + timedelta(seconds=self.settings.stall_check_seconds)
                 await self.sample_working(now)
@@ -150,6 +156,8 @@ class Recovery:
                 await self.adopt(order, found, now)
             elif order.venue_order_id is None and str(order.id) not in self._held_by_venue:
                 await engine.settle_cancel(order.id, now)
+            else:
+                self.missing.noted(order, now)
 
     async def _not_at_venue(self, order: Order, now: datetime) -> bool:
         """Send again with the same id while attempts are left, else fail. True if resent."""
@@ -258,8 +266,7 @@ class Recovery:
                         venue.name, order.send_attempts), now, {"venue": venue.name})
                     done.failed += 1
             elif order.venue_order_id is not None:
-                log.error("venue %s no longer knows order %s it acknowledged as %s",
-                          venue.name, order.id, order.venue_order_id)
+                self.missing.noted(order, now)
         for client_order_id, found in at_venue.items():
             owner = known.get(client_order_id)
             if owner is not None and owner.status.is_terminal:
@@ -304,6 +311,7 @@ class Recovery:
             except VenueUnavailable:
                 return False
             if found is None:
+                self.missing.noted(order, now)
                 continue
             if found.filled_quantity > order.filled_quantity or not found.state.is_open:
                 ahead[order.id] = (found.state.value, str(found.filled_quantity))
