@@ -2,10 +2,12 @@
 
 Parts, all on 127.0.0.1 in one working directory:
 
-* the venue, ``ordex venue`` as its own process (``VenueProcess``), so that it lives through
-  ordex's deaths and remembers every order it ever received (its admin ``GET /orders``);
-* ordex, ``ordex serve --venue ...`` as a subprocess on SQLite (``OrdexProcess``), killed with
-  SIGKILL and started again on the same data dir;
+* the venue (``crash_venues``): either ``ordex venue`` as its own process, so that it lives
+  through ordex's deaths and remembers every order it ever received (its admin ``GET /orders``),
+  or the embedded default, the exchange inside ``ordex serve``, which dies with it and starts
+  again from its journal in the data dir (read directly for the venue's truth);
+* ordex, ``ordex serve`` as a subprocess on SQLite (``OrdexProcess``), killed with SIGKILL and
+  started again on the same data dir;
 * a load generator: several traders, each sending orders one after the other (market and limit,
   now and then a cancel), each order with its own ``client_order_id``. A request that gets no
   answer (the process died under it) is sent again, with the same ``client_order_id``, once ordex
@@ -14,10 +16,14 @@ Parts, all on 127.0.0.1 in one working directory:
   run whatever its speed), each a few random milliseconds after the order that reaches it starts.
 
 After the load ordex is restarted once more (cleanly) and left to settle: until it and the venue
-agree on every order's status (``disagreement``), 30 s at most. The venue's market is then halted
-(nothing fills any more), ordex is given the reports still on their way and stopped, and the store
-(read directly with ``sqlite3``) is checked against what the traders were told and against the
-venue (``check``). ``Report.details()`` shows a few examples of each broken invariant.
+agree on every order's status (``disagreement``), 30 s at most. The venue's market is then frozen
+(nothing fills any more) and ordex is given the reports still on their way. Then, with ordex up
+(``check_working``): every order is final or legitimately working (a DAY or GTC limit order the
+venue has open with the same filled quantity), and each trader's reserved cash is what the
+orders working at the venue need. Every working order is then cancelled through the API: all
+end final and no cash stays reserved. Last, ordex is stopped and the store (read directly with
+``sqlite3``) is checked against what the traders were told and against the venue (``check``).
+``Report.details()`` shows a few examples of each broken invariant.
 """
 
 from __future__ import annotations
@@ -43,10 +49,10 @@ from uuid import UUID
 import httpx
 
 from ordex.domain.orders import OrderStatus
+from tests.support.crash_venues import SYMBOLS, EmbeddedVenueSide, FixVenueSide, VenueSide
 from tests.support.postgres import free_port
-from tests.support.venue_process import VenueProcess, _die_with_parent
+from tests.support.venue_process import _die_with_parent
 
-SYMBOLS = ["AAPL", "MSFT", "KO", "INTC", "BAC", "WMT"]
 CASH = Decimal("10000000")
 LIMITS = {"rate_limit_per_minute": 100_000, "max_open_orders": 100_000,
           "max_position_shares": 1_000_000, "max_position_notional": 1_000_000_000,
@@ -65,13 +71,15 @@ T = TypeVar("T")
 
 
 class OrdexProcess:
-    """``ordex serve`` on SQLite in ``data_dir`` against the venue at ``venue_port``; output is
-    appended to ``log_path`` across restarts. ``start`` waits for ``/healthz``."""
+    """``ordex serve`` on SQLite in ``data_dir`` against the venue at ``venue_port`` (None: the
+    embedded default); output is appended to ``log_path`` across restarts. ``start`` waits for
+    ``/healthz``; ``env`` is added to the environment of each start."""
 
-    def __init__(self, data_dir: Path, venue_port: int, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, venue_port: int | None, log_path: Path) -> None:
         self.data_dir = data_dir
         self.venue_port = venue_port
         self.log_path = log_path
+        self.env: dict[str, str] = {}
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -90,12 +98,15 @@ class OrdexProcess:
         with open(self.log_path, "ab") as log:
             log.write(f"---- ordex start {self.starts} at {time.time():.3f}\n".encode())
             log.flush()
+            venue = [] if self.venue_port is None else ["--venue",
+                                                         f"127.0.0.1:{self.venue_port}"]
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ordex.cli", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--data-dir", str(self.data_dir),
-                 "--venue", f"127.0.0.1:{self.venue_port}", "--log-level", "warning"],
+                 "--port", str(self.port), "--data-dir", str(self.data_dir), *venue,
+                 "--log-level", "warning"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent)
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+                preexec_fn=_die_with_parent)
 
     def exited(self) -> bool:
         return self.proc is None or self.proc.poll() is not None
@@ -179,6 +190,7 @@ class Submission:
     order_id: str | None = None
     refusal: str | None = None  # the error codes of a 4xx
     unknown: bool = False  # never got an answer
+    start: int = 0  # the ordex start (1 = before any kill) that answered it
 
     @property
     def retried(self) -> bool:
@@ -205,6 +217,7 @@ class Report:
     load_seconds: float = 0.0
     elapsed: float = 0.0
     ordex_log: Counter[str] = field(default_factory=Counter)
+    working_at_kills: list[int] = field(default_factory=list)  # resting DAY/GTC at each kill
 
     @property
     def violation_count(self) -> int:
@@ -227,6 +240,7 @@ class Report:
             f"requests: acknowledged={self.acknowledged} refused={dict(self.refused)} "
             f"unknown={self.unknown} retried={self.retried} replayed_200={self.replayed}",
             f"cancels: {dict(self.cancels)}",
+            f"DAY/GTC limit orders working in ordex at each kill: {self.working_at_kills}",
             "info: " + ", ".join(f"{k}={v}" for k, v in self.info.items()),
         ]
         for title, examples in (("lost", self.lost), ("duplicated", self.duplicated),
@@ -247,7 +261,8 @@ class Report:
 class CrashRun:
     def __init__(self, workdir: Path, *, orders: int, kills: int, traders: int = 8,
                  seed: int = 1, tick_seconds: float = 0.05, settle_seconds: float = 30.0,
-                 cancel_probability: float = 0.08, kill_jitter: float = 0.1) -> None:
+                 cancel_probability: float = 0.08, kill_jitter: float = 0.1,
+                 venue: str = "fix") -> None:
         self.workdir = workdir
         self.orders = orders
         self.kills = kills
@@ -258,8 +273,9 @@ class CrashRun:
         self.settle_seconds = settle_seconds
         self.cancel_probability = cancel_probability
         self.kill_jitter = kill_jitter
-        self.venue = VenueProcess(workdir / "venue", tick_seconds=tick_seconds,
-                                  log_messages=False)
+        self.venue: VenueSide = (
+            EmbeddedVenueSide(workdir / "ordex", tick_seconds) if venue == "embedded"
+            else FixVenueSide(workdir, tick_seconds))
         self.ordex: OrdexProcess | None = None
         self.traders: list[Trader] = []
         self.submissions: list[Submission] = []
@@ -274,10 +290,11 @@ class CrashRun:
     async def run(self) -> Report:
         t0 = time.monotonic()
         report = self.report
-        await asyncio.to_thread(self.venue.start)
+        await self.venue.start()
         try:
             self.ordex = OrdexProcess(self.workdir / "ordex", self.venue.port,
                                       self.workdir / "ordex.log")
+            self.ordex.env = self.venue.ordex_env(final=False)
             await self.ordex.start()
             self.up.set()
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
@@ -290,14 +307,16 @@ class CrashRun:
                 await self._load(client)
                 report.load_seconds = time.monotonic() - t1
                 report.phases["load"] = report.load_seconds
-            await self._phase("final_restart", self._restart())
-            report.info["settled"] = await self._phase("settle", self._settle())
-            await self._phase("freeze", self._freeze())
+                self.ordex.env = self.venue.ordex_env(final=True)
+                await self._phase("final_restart", self._restart())
+                report.info["settled"] = await self._phase("settle", self._settle())
+                await self._phase("freeze", self._freeze())
+                await self._phase("working", self._check_working(client))
+                await self._phase("cancel_all", self._cancel_all(client))
             await self._phase("stop", self.ordex.stop())
             t3 = time.monotonic()
-            venue_orders = (await self.venue.admin("GET", "/orders"))["orders"]
-            snapshot = await self.venue.admin("GET", "/snapshot")
-            report.info["venue_duplicates_refused"] = snapshot.get("duplicates_refused")
+            venue_orders = await self.venue.orders()
+            report.info.update(await self.venue.info())
             report.info["venue_orders"] = len(venue_orders)
             store = await asyncio.to_thread(read_store, self.ordex.db_path)
             check(report, self.submissions, self.traders, store, venue_orders)
@@ -392,6 +411,8 @@ class CrashRun:
             t0 = time.monotonic()
             await self.ordex.kill()
             self.report.kills += 1
+            resting = await asyncio.to_thread(_resting_count, self.ordex.db_path)
+            self.report.working_at_kills.append(resting)
             await self.ordex.start()
             self.report.restarts.append(time.monotonic() - t0)
             self._killing = False
@@ -473,6 +494,7 @@ class CrashRun:
             if r.is_success:
                 sub.acked = True
                 sub.order_id = r.json()["id"]
+                sub.start = self.ordex.starts if self.ordex else 0
                 if sub.body.get("type") == "limit" and sub.body["time_in_force"] in ("day",
                                                                                       "gtc"):
                     sub.trader.working.append(sub.order_id)
@@ -500,6 +522,65 @@ class CrashRun:
 
     # ---- the end ---------------------------------------------------------------------------
 
+    async def _call(self, client: httpx.AsyncClient, method: str, path: str,
+                    trader: Trader) -> httpx.Response:
+        """One request after the load, sent again if a connection kept from before a restart
+        has gone stale."""
+        for attempt in range(5):
+            try:
+                return await client.request(method, path, headers=trader.headers)
+            except httpx.TransportError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.2)
+        raise AssertionError("unreachable")
+
+    async def _reserved(self, client: httpx.AsyncClient) -> dict[str, Decimal]:
+        reserved = {}
+        for trader in self.traders:
+            r = await self._call(client, "GET", "/v1/account", trader)
+            assert r.status_code == 200, r.text
+            reserved[trader.account_id] = Decimal(r.json()["reserved_cash"])
+        return reserved
+
+    async def _check_working(self, client: httpx.AsyncClient) -> None:
+        """Once nothing moves: each order is final or legitimately working, and the reserved
+        cash is what the working orders need."""
+        assert self.ordex is not None
+        venue_orders = await self.venue.orders()
+        store = await asyncio.to_thread(read_store, self.ordex.db_path)
+        reserved = await self._reserved(client)
+        check_working(self.report, self.submissions, self.traders, store, venue_orders,
+                      reserved)
+
+    async def _cancel_all(self, client: httpx.AsyncClient, deadline: float = 30.0) -> None:
+        """Cancel every order still working, through the API: all must end final, and no cash
+        may stay reserved once nothing is working."""
+        assert self.ordex is not None
+        store = await asyncio.to_thread(read_store, self.ordex.db_path)
+        traders = {t.account_id: t for t in self.traders}
+        working = [o for o in store.orders.values() if o["status"] in OPEN]
+        self.report.info["working_before_cancel_all"] = len(working)
+        for o in working:
+            trader = traders.get(o["trader_id"])
+            if trader is not None:
+                r = await self._call(client, "DELETE", f"/v1/orders/{o['id']}", trader)
+                self.report.cancels[f"final {r.status_code}"] += 1
+        end = time.monotonic() + deadline
+        while True:
+            rows = await asyncio.to_thread(_order_states, self.ordex.db_path)
+            still = [(oid, status) for oid, status, _ in rows if status in OPEN]
+            if not still or time.monotonic() >= end:
+                break
+            await asyncio.sleep(0.2)
+        v = self.report.violations
+        for oid, status in still:
+            v["still working after cancelling everything"].append(f"{oid} {status}")
+        for account_id, cash in (await self._reserved(client)).items():
+            if cash != 0:
+                v["cash reserved once nothing is working"].append(
+                    f"{traders[account_id].name}: {cash} reserved")
+
     async def _settle(self) -> bool:
         """Wait until ordex and the venue agree on where every order stands (``disagreement``;
         at least: no order ordex has open is finished at the venue), ``settle_seconds`` at
@@ -508,8 +589,7 @@ class CrashRun:
         end = time.monotonic() + self.settle_seconds
         while True:
             # the venue first: what it has finished, ordex may have applied by the time we read
-            venue = {o["client_order_id"]: o["status"]
-                     for o in (await self.venue.admin("GET", "/orders"))["orders"]}
+            venue = {o["client_order_id"]: o["status"] for o in await self.venue.orders()}
             rows = await asyncio.to_thread(_order_states, self.ordex.db_path)
             waiting = Counter(kind for oid, status, _ in rows
                               if (kind := disagreement(status, venue.get(oid))) is not None)
@@ -524,8 +604,7 @@ class CrashRun:
         """Halt every traded symbol at the venue (nothing fills any more), then give ordex the
         reports still on their way: until what it holds stops changing."""
         assert self.ordex is not None
-        for symbol in SYMBOLS:
-            await self.venue.admin("POST", f"/halt/{symbol}", {"reason": "crash run over"})
+        await self.venue.freeze()
         end = time.monotonic() + deadline
         last: object = None
         stable = 0
@@ -564,6 +643,18 @@ def _order_states(db_path: Path) -> list[tuple[str, str, str]]:
     try:
         rows = con.execute("SELECT id, status, filled_quantity FROM orders ORDER BY id")
         return [(_uuid(r["id"]), r["status"], r["filled_quantity"]) for r in rows]
+    finally:
+        con.close()
+
+
+def _resting_count(db_path: Path) -> int:
+    """Open DAY and GTC limit orders in the store (read right after a kill)."""
+    con = _connect(db_path)
+    try:
+        placeholders = ",".join("?" * len(OPEN))
+        return int(con.execute(
+            f"SELECT count(*) FROM orders WHERE type = 'limit' AND time_in_force IN "
+            f"('day', 'gtc') AND status IN ({placeholders})", sorted(OPEN)).fetchone()[0])
     finally:
         con.close()
 
@@ -740,6 +831,47 @@ def check(report: Report, submissions: list[Submission], traders: list[Trader], 
     report.info["ordex_orders"] = len(orders)
     report.info["fills"] = len(store.fills)
     report.info["open_at_end"] = sum(o["status"] in OPEN for o in orders.values())
+
+
+def check_working(report: Report, submissions: list[Submission], traders: list[Trader],
+                  store: Store, venue_orders: list[dict[str, Any]],
+                  reserved: dict[str, Decimal]) -> None:
+    """With nothing in motion: every order is final, or legitimately working (a DAY or GTC
+    limit order the venue has open, with the filled quantity ordex has); and each trader's
+    reserved cash is what their orders working at the venue still need (leaves times the price
+    ordex reserved at)."""
+    v = report.violations
+    venue = {o["client_order_id"]: o for o in venue_orders}
+    sent_under = {s.order_id: s.start for s in submissions if s.order_id}
+    need: dict[str, Decimal] = {t.account_id: Decimal(0) for t in traders}
+    working = after_restart = 0
+    for o in store.orders.values():
+        start = sent_under.get(o["id"], 0)
+        after_restart += start > 1
+        if o["status"] not in OPEN:
+            continue
+        seen = venue.get(o["id"])
+        legit = (o["type"] == "limit" and o["time_in_force"] in ("day", "gtc")
+                 and seen is not None and seen["status"] == "open"
+                 and Decimal(seen["filled_quantity"]) == o["filled_quantity"]
+                 and o["venue_order_id"] is not None)
+        if not legit:
+            v["neither final nor working at the venue"].append(
+                f"{o['id']} {o['type']}/{o['time_in_force']} {o['status']} filled "
+                f"{o['filled_quantity']} (sent under ordex start {start}); venue: "
+                + (f"{seen['status']} filled {seen['filled_quantity']}" if seen else "unknown"))
+            continue
+        working += 1
+        if o["side"] == "buy" and o["trader_id"] in need:
+            need[o["trader_id"]] += ((o["quantity"] - Decimal(seen["filled_quantity"]))
+                                     * Decimal(o["reserve_price"]))
+    for t in traders:
+        if reserved.get(t.account_id) != need[t.account_id]:
+            v["reserved cash differs from the orders working at the venue"].append(
+                f"{t.name}: reserved {reserved.get(t.account_id)}, working orders need "
+                f"{need[t.account_id]}")
+    report.info["working_at_end"] = working
+    report.info["orders_sent_after_a_restart"] = after_restart
 
 
 def disagreement(status: str, venue_status: str | None) -> str | None:
