@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import signal
@@ -121,9 +122,11 @@ class VenueServer:
                  data_dir: Path, client_comp_id: str = DEFAULT_CLIENT_COMP_ID,
                  heartbeat_seconds: int = 5, tick_seconds: float = 0.25,
                  md_interval: float = 1.0, admin_host: str = "127.0.0.1",
-                 log_messages: bool = False) -> None:
+                 log_messages: bool = False, password: str | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.exchange = exchange
         self.name = exchange.name
+        self.host = host
         self.port = port
         self.admin_port = admin_port
         self.admin_host = admin_host
@@ -138,6 +141,9 @@ class VenueServer:
         self.run = 1
         self.logged_on = False
         self.logons = 0
+        self.password = password or None
+        self.refused_logons = 0
+        self._refused: str | None = None  # set on QuickFIX's thread: the logon being refused
         self._sid = self.config.session_id()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._acceptor: Any = None
@@ -253,6 +259,9 @@ class VenueServer:
     # ---- FIX session events (on the loop) -----------------------------------------------------
 
     def on_logon(self) -> None:
+        if self._refused is not None:
+            log.warning("FIX session %s: logon refused: %s", self._sid.toString(), self._refused)
+            return
         self.logged_on = True
         self.logons += 1
         log.info("FIX session %s logged on", self._sid.toString())
@@ -260,7 +269,35 @@ class VenueServer:
     def on_logout(self) -> None:
         self.logged_on = False
         self._subscriptions.clear()
+        if self._refused is not None:
+            self._refused = None
+            session = fix.Session.lookupSession(self._sid)
+            if session is not None:
+                session.logon()  # logout() disabled the session: let the next logon try
+            return
         log.info("FIX session %s logged out", self._sid.toString())
+
+    def on_logon_sent(self) -> None:
+        pass
+
+    def logon_fields(self) -> list[tuple[int, str]]:
+        return []
+
+    def check_logon(self, raw: str) -> str | None:
+        """With a password set, a Logon must carry it as Password (554)."""
+        if self.password is None:
+            return None
+        try:
+            given = m.parse(raw).get(554)
+        except FixFormatError:
+            given = None
+        if given is not None and hmac.compare_digest(given.encode(), self.password.encode()):
+            return None
+        why = ("Logon refused: no Password (554) given" if given is None
+               else "Logon refused: wrong Password (554)")
+        self._refused = why
+        self.refused_logons += 1
+        return why
 
     def on_admin(self, raw: str) -> None:
         """A logout or session reject from ordex's end: QuickFIX has logged it already."""
@@ -277,6 +314,9 @@ class VenueServer:
             msg = m.parse(raw)
         except FixFormatError as exc:
             log.warning("unreadable FIX message: %s", exc)
+            return
+        if self._refused is not None:
+            log.warning("ignoring 35=%s from a session whose logon was refused", msg.msg_type)
             return
         handler = self._handlers.get(msg.msg_type)
         try:
@@ -754,7 +794,8 @@ def _next_run(data_dir: Path, name: str) -> int:
 def main(*, port: int, admin_port: int, data_dir: Path, name: str = "SIM", seed: int = 7,
          tick_seconds: float = 0.25, md_interval: float = 1.0,
          client_comp_id: str = DEFAULT_CLIENT_COMP_ID,
-         heartbeat_seconds: int = 5, log_messages: bool = False) -> int:
+         heartbeat_seconds: int = 5, log_messages: bool = False,
+         password: str | None = None, host: str = "127.0.0.1") -> int:
     """``ordex venue``: run until SIGTERM/SIGINT; prints one line when ready."""
     import sys
 
@@ -762,7 +803,7 @@ def main(*, port: int, admin_port: int, data_dir: Path, name: str = "SIM", seed:
                          data_dir=data_dir, client_comp_id=client_comp_id,
                          heartbeat_seconds=heartbeat_seconds, tick_seconds=tick_seconds,
                          md_interval=md_interval,
-                         log_messages=log_messages)
+                         log_messages=log_messages, password=password, host=host)
     try:
         asyncio.run(server.serve_forever(lambda line: print(line, flush=True)))
     except OSError as exc:
