@@ -1,4 +1,5 @@
-"""A FIX logon that fails says why: the venue's Text (58) and a hint, in the log and in the
+"""Setting up the FIX session. ``ordex venue`` listens on its ``--host`` only. A FIX logon that
+fails says why: the venue's Text (58) and a hint, in the log and in the
 venue's session status (``/readyz``, ``GET /v1/venues``). Each test has its own CompIDs (QuickFIX
 keeps one registry of sessions per process)."""
 
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,49 @@ async def test_no_venue_at_the_address_is_explained(tmp_path: Path) -> None:
         assert "start the venue" in hint
     finally:
         await venue.stop()
+
+
+def _own_address() -> str | None:
+    """An address of this machine that is not loopback, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: it only picks a route
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+async def test_the_venue_listens_on_its_host_only(tmp_path: Path) -> None:
+    own = _own_address()
+    if own is None:
+        pytest.skip("this machine has no address but loopback")
+    loopback = VenueProcess(tmp_path / "lo", name="SIMHOST", client_comp_id="ORDEXHOST")
+    loopback.start()
+    try:
+        assert f"fix 127.0.0.1:{loopback.port}" in loopback.ready_line
+        assert _reachable("127.0.0.1", loopback.port)
+        assert not _reachable(own, loopback.port)
+        venue = make(loopback.port, tmp_path / "ordex", "ORDEXHOST", "SIMHOST")
+        await venue.start()
+        try:
+            assert venue.logged_on  # QuickFIX accepts through the socket bound to loopback
+        finally:
+            await venue.stop()
+    finally:
+        loopback.stop()
+    everywhere = VenueProcess(tmp_path / "all", name="SIMALL", client_comp_id="ORDEXALL",
+                              host="0.0.0.0")
+    everywhere.start()
+    try:
+        assert _reachable(own, everywhere.port)
+    finally:
+        everywhere.stop()

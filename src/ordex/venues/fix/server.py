@@ -32,8 +32,11 @@ each process, so a venue restarted on the same data dir (same FIX session) appen
 (run 2 on) to keep ExecIDs unique for clients that de-duplicate by ExecID; the admin API shows
 the ids as sent.
 
-The FIX port listens on every interface (QuickFIX 1.15 has no bind address setting); only the
-configured CompIDs can log on. The admin API binds loopback only.
+The FIX port listens on ``host`` only (default 127.0.0.1; ``0.0.0.0`` for every interface).
+QuickFIX 1.15 has no bind address setting and listens on every interface, so for any other host
+the acceptor is started on a spare port and its listening socket is then swapped, under the same
+descriptor, for one bound to ``host:port`` (``_rebind``). Only the configured CompIDs (and, with a
+password, the right Password) can log on. The admin API binds loopback only.
 
 Admin API (JSON): GET /orders, /book/{symbol}, /quotes, /faults, /snapshot,
 /session; POST /faults (fault fields), /faults/reset, /market/{symbol} {"price": "190.00"},
@@ -46,9 +49,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hmac
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -175,7 +180,7 @@ class VenueServer:
         """Bind the admin port, start the acceptor (unless the venue is down) and the ticker.
         Raises OSError if a port is taken."""
         self._loop = asyncio.get_running_loop()
-        _check_port_free(self.port)
+        _check_port_free(self.port, self.host)
         self.run = _next_run(self.data_dir, self.name)
         self._http = _AdminHTTPServer((self.admin_host, self.admin_port), self)
         self.admin_port = int(self._http.server_address[1])
@@ -215,7 +220,7 @@ class VenueServer:
             await self.stop()
 
     def ready_line(self) -> str:
-        return (f"venue {self.name} listening: fix 0.0.0.0:{self.port} "
+        return (f"venue {self.name} listening: fix {self.host}:{self.port} "
                 f"admin http://{self.admin_host}:{self.admin_port}")
 
     async def _start_acceptor(self) -> None:
@@ -227,9 +232,13 @@ class VenueServer:
             if fix.Session.lookupSession(self._sid) is None:
                 break
             await asyncio.sleep(0.05)
-        _check_port_free(self.port)
+        _check_port_free(self.port, self.host)
+        every = self.host in ("", "0.0.0.0")
+        listen_port = self.port if every else _spare_port()
         self._acceptor = await start_socket(
-            fix.SocketAcceptor, self, self.config, acceptor_settings(self.config, self.port))
+            fix.SocketAcceptor, self, self.config, acceptor_settings(self.config, listen_port))
+        if not every:
+            _rebind(listen_port, self.host, self.port)
         self._acceptor_up = True
         log.info("FIX acceptor up on port %d (%s)", self.port, self._sid.toString())
         outbox, self._outbox = self._outbox, []
@@ -771,11 +780,51 @@ def _quote_json(quote: Quote) -> dict[str, object]:
             "halted": quote.halted}
 
 
-def _check_port_free(port: int) -> None:
+def _check_port_free(port: int, host: str = "") -> None:
     """QuickFIX aborts the process if it cannot listen, so find out first (raises OSError)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("", port))
+        probe.bind((host, port))
+
+
+def _spare_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening_fd(port: int) -> int:
+    """The descriptor of this process's socket listening on every interface at ``port``."""
+    fd_dir = Path("/proc/self/fd") if Path("/proc/self/fd").is_dir() else Path("/dev/fd")
+    for entry in fd_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fd = int(entry.name)
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                if listening and sock.family == socket.AF_INET and \
+                        sock.getsockname() == ("0.0.0.0", port):
+                    return fd
+        except OSError:
+            continue
+    raise OSError(f"the FIX acceptor's listening socket on port {port} was not found")
+
+
+def _rebind(quickfix_port: int, host: str, port: int) -> None:
+    """Put a socket listening on ``host:port`` in place of QuickFIX's listening socket (on every
+    interface at ``quickfix_port``), under the same descriptor: QuickFIX accepts from it as
+    before, and the socket on every interface is closed."""
+    target = _listening_fd(quickfix_port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(64)
+        flags = fcntl.fcntl(target, fcntl.F_GETFL)  # blocking or not, as QuickFIX set its own
+        fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, flags)
+        os.dup2(sock.fileno(), target)
 
 
 def _next_run(data_dir: Path, name: str) -> int:
