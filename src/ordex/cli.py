@@ -39,7 +39,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ordex.logs import configure
 
     settings = _settings(args, host=args.host, port=args.port, venue=args.venue,
-                         seed_demo=False if args.no_demo else None)
+                         seed_demo=False if args.no_demo else None,
+                         venue_sender_comp_id=args.venue_sender_comp_id,
+                         venue_target_comp_id=args.venue_target_comp_id,
+                         venue_reset_seq=True if args.venue_reset_seq else None,
+                         venue_heartbeat=args.venue_heartbeat,
+                         venue_username=args.venue_username)
 
     def ready(services: Services) -> None:
         where = f"http://{settings.host}:{settings.port}"
@@ -101,6 +106,8 @@ def cmd_accounts_create(args: argparse.Namespace) -> int:
 
 
 def cmd_venue(args: argparse.Namespace) -> int:
+    import os
+
     from ordex.logs import configure
     from ordex.venues.fix.server import main as venue_main
 
@@ -109,7 +116,8 @@ def cmd_venue(args: argparse.Namespace) -> int:
                       name=args.name, seed=args.seed, tick_seconds=args.tick_seconds,
                       md_interval=args.md_interval,
                       client_comp_id=args.client_comp_id, heartbeat_seconds=args.heartbeat,
-                      log_messages=args.log_messages)
+                      log_messages=args.log_messages, host=args.host,
+                      password=args.password or os.environ.get("ORDEX_VENUE_PASSWORD"))
 
 
 def _redact(url: str) -> str:
@@ -135,6 +143,21 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--venue", metavar="HOST:PORT", default=None,
                        help="trade on an `ordex venue` (FIX 4.4) at HOST:PORT instead of the "
                        "embedded simulated exchange")
+    serve.add_argument("--venue-sender-comp-id", metavar="ID", default=None,
+                       help="ordex's SenderCompID (49) on the FIX session (default ORDEX; "
+                       "ORDEX_VENUE_SENDER_COMP_ID)")
+    serve.add_argument("--venue-target-comp-id", metavar="ID", default=None,
+                       help="the venue's CompID, TargetCompID (56) (default: the venue name, SIM; "
+                       "ORDEX_VENUE_TARGET_COMP_ID)")
+    serve.add_argument("--venue-reset-seq", action="store_true",
+                       help="start a new FIX session: send ResetSeqNumFlag=Y (141) on the first "
+                       "logon so both ends start again at sequence number 1 "
+                       "(ORDEX_VENUE_RESET_SEQ)")
+    serve.add_argument("--venue-heartbeat", metavar="SECONDS", type=int, default=None,
+                       help="FIX HeartBtInt (108) in seconds (default 5; ORDEX_VENUE_HEARTBEAT)")
+    serve.add_argument("--venue-username", metavar="NAME", default=None,
+                       help="Username (553) on the logon (ORDEX_VENUE_USERNAME); the Password "
+                       "(554) is EXCHANGE_API_KEY")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
     store_flags(serve)
@@ -145,6 +168,9 @@ def parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     venue = sub.add_parser("venue", help="run the simulated exchange as a FIX 4.4 venue")
+    venue.add_argument("--host", default="127.0.0.1",
+                       help="address the FIX port listens on (default 127.0.0.1; 0.0.0.0 for "
+                       "every interface)")
     venue.add_argument("--port", type=int, required=True, help="FIX acceptor port")
     venue.add_argument("--admin-port", type=int, required=True, help="admin HTTP port (loopback)")
     venue.add_argument("--seed", type=int, default=7)
@@ -157,6 +183,9 @@ def parser() -> argparse.ArgumentParser:
     venue.add_argument("--name", default="SIM", help="venue name and FIX SenderCompID")
     venue.add_argument("--client-comp-id", default="ORDEX", help="the client's SenderCompID")
     venue.add_argument("--heartbeat", type=int, default=5, help="FIX HeartBtInt in seconds")
+    venue.add_argument("--password", default=None,
+                       help="refuse a logon whose Password (554) is not this one "
+                       "(default: ORDEX_VENUE_PASSWORD; none: no check)")
     venue.add_argument("--log-messages", action="store_true",
                        help="log every FIX message to <data-dir>/fix-log")
     venue.add_argument("--log-level", default="info",

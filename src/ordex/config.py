@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     venue_name: str = "SIM"
     sim_seed: int = 7
     sim_tick_seconds: float = Field(default=0.25, ge=0)
+    # The FIX session with a venue (``--venue``): who ordex is, who the venue is (default: the
+    # venue name), ResetSeqNumFlag=Y on the first logon, HeartBtInt, Username (553); the
+    # Password (554) is EXCHANGE_API_KEY.
+    venue_sender_comp_id: str = Field(default="ORDEX", min_length=1, pattern=r"^[!-~]+$")
+    venue_target_comp_id: str | None = Field(default=None, min_length=1, pattern=r"^[!-~]+$")
+    venue_reset_seq: bool = False
+    venue_heartbeat: int = Field(default=5, ge=1, le=300)
+    venue_username: str | None = None
+    venue_logon_timeout: float = Field(default=5.0, gt=0)  # start-up waits this long at most
+    venue_request_timeout: float = Field(default=5.0, gt=0)  # then a request has no answer
 
     # Recovery (FR-008 to FR-010): retries of a send, acks, reconciliation.
     retry_base_seconds: float = Field(default=1.0, ge=0)  # backoff: base, 2x base, 4x base...

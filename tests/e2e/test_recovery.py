@@ -263,11 +263,15 @@ async def test_readyz_follows_the_venue(desk: Desk) -> None:
     async with httpx.AsyncClient(base_url=desk.url) as http:
         ready = await http.get("/readyz")
         assert ready.status_code == 200 and ready.json()["venues"] == {"SIM": "connected"}
+        assert ready.json()["venue_details"]["SIM"]["notices"] == []
         desk.venue.faults.update(down=True)
         down = await http.get("/readyz")
         assert down.status_code == 503
-        assert down.json() == {"status": "not ready", "store": "ok",
-                               "venues": {"SIM": "disconnected"}}
+        body = down.json()
+        assert {k: body[k] for k in ("status", "store", "venues")} == {
+            "status": "not ready", "store": "ok", "venues": {"SIM": "disconnected"}}
+        assert body["venue_details"]["SIM"]["session"]["state"] == "disconnected"
+        assert "down" in body["venue_details"]["SIM"]["session"]["problem"]
         assert (await http.get("/healthz")).status_code == 200
         desk.venue.faults.update(down=False)
 

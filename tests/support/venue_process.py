@@ -31,7 +31,8 @@ class VenueProcess:
     def __init__(self, data_dir: Path, *, port: int | None = None, admin_port: int | None = None,
                  name: str = "SIM", seed: int = 7, tick_seconds: float = 0,
                  heartbeat_seconds: int = 1, client_comp_id: str = "ORDEX",
-                 log_messages: bool = True) -> None:
+                 log_messages: bool = True, password: str | None = None,
+                 host: str | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.admin_port = admin_port or free_port()
@@ -41,6 +42,8 @@ class VenueProcess:
         self.heartbeat_seconds = heartbeat_seconds
         self.client_comp_id = client_comp_id
         self.log_messages = log_messages
+        self.password = password
+        self.host = host
         self.proc: subprocess.Popen[str] | None = None
         self.ready_line = ""
 
@@ -62,9 +65,15 @@ class VenueProcess:
                 "--client-comp-id", self.client_comp_id]
         if self.log_messages:
             args.append("--log-messages")
+        if self.host:
+            args += ["--host", self.host]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("ORDEX_VENUE_PASSWORD", None)
+        if self.password:
+            env["ORDEX_VENUE_PASSWORD"] = self.password
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                         env=env,
                                          preexec_fn=_die_with_parent)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from ordex import __version__
 from ordex.api import errors
-from ordex.api.routes import account, admin, execution, orders, stream, web
+from ordex.api.routes import account, admin, execution, orders, stream, venues, web
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(execution.router)
     app.include_router(stream.router)
     app.include_router(admin.router)
+    app.include_router(venues.router)
     web.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Alive")
@@ -57,17 +58,20 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
              responses={503: {"description": "Not ready: the body says what is not"}})
     async def readyz() -> JSONResponse:
         """200 when the store answers and the venue's session is up; 503 otherwise. Orders are
-        still accepted and kept while the venue is down (they are sent when it returns)."""
+        still accepted and kept while the venue is down (they are sent when it returns).
+        ``venue_details`` says why a session is not up (the venue's words and a hint) and which
+        optional capabilities the venue lacks; a missing capability never makes it not ready."""
         try:
             await asyncio.wait_for(wired.queries.last_event_seq(), READY_CHECK_SECONDS)
             store = "ok"
         except Exception as exc:  # any failure to answer means not ready
             store = f"unreachable: {type(exc).__name__}"
-        engine = wired.engine
-        venues = {} if engine is None else {
-            engine.venue.name: "connected" if engine.venue.connected else "disconnected"}
-        ready = store == "ok" and all(v == "connected" for v in venues.values())
+        linked = venues.venues_of(wired)
+        states = {v.name: "connected" if v.connected else "disconnected" for v in linked}
+        ready = store == "ok" and all(v == "connected" for v in states.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "store": store,
-                             "venues": venues}, status_code=200 if ready else 503)
+                             "venues": states,
+                             "venue_details": {v.name: venues.venue_json(v) for v in linked}},
+                            status_code=200 if ready else 503)
 
     return app

@@ -231,10 +231,39 @@ class EstimateOut(BaseModel):
     buying_power_after: DecimalStr
 
 
+class NoticeOut(BaseModel):
+    code: str
+    message: str
+
+
 class PreviewOut(BaseModel):
     accepted: bool
     errors: list[ErrorItem]
     estimate: EstimateOut | None
+    notices: list[NoticeOut] = []
+
+
+class CapabilityOut(BaseModel):
+    supported: bool | None
+    how: str
+    learnt_at: datetime | None
+
+
+class VenueSessionOut(BaseModel):
+    state: str
+    problem: str | None
+    hint: str | None
+
+
+class VenueOut(BaseModel):
+    name: str
+    session: VenueSessionOut
+    capabilities: dict[str, CapabilityOut]
+    notices: list[str]
+
+
+class VenueList(BaseModel):
+    venues: list[VenueOut]
 
 
 class QuoteList(BaseModel):

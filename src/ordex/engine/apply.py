@@ -12,6 +12,7 @@ from ordex.clock import Clock
 from ordex.domain.controls import slippage_stop_reason
 from ordex.domain.errors import IllegalTransition
 from ordex.domain.fills import ExecutionLogEntry, Fill, LogAction
+from ordex.domain.money import ZERO
 from ordex.domain.orders import (
     Cancelled,
     CancelRejected,
@@ -96,6 +97,13 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
                     report.client_order_id)
         return Applied(None, [])
     if report.kind is ReportKind.FILL and await repo.fill_exists(report.venue, report.exec_id):
+        return Applied(order, [])
+    if report.kind is ReportKind.FILL and ZERO < report.cum_quantity <= order.filled_quantity:
+        # Its CumQty says ordex has booked it already (from an order status answer's CumQty,
+        # when the venue has no trade capture): a fill reported late is not booked twice.
+        log.info("fill %s of order %s already booked (venue CumQty %s, ordex filled %s)",
+                 report.exec_id, order.id, report.cum_quantity, order.filled_quantity,
+                 extra={"order_id": order.id, "trader_id": order.trader_id})
         return Applied(order, [])
     if report.kind is ReportKind.ACK:
         if order.venue_order_id == report.venue_order_id:

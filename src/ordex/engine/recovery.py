@@ -13,6 +13,10 @@
   an alert and are cancelled (per ``ghost_policy``).
 - **Missing orders.** An order the venue acknowledged but now says it does not know is asked
   about again; unknown twice, with no fill meanwhile, it is cancelled (``engine.missing``).
+- **Venues with only the core order flow.** Without mass status (``Capability.MASS_STATUS``)
+  each open order is asked about by itself; without trade capture the fills missed are booked
+  from the status answer's CumQty and AvgPx (``from_cumulative``), under an exec id made of the
+  order and the venue's CumQty, so a second reconciliation books nothing more.
 - **Stalled reports.** Working orders are sampled at the venue now and then; if the venue is
   ahead of ordex twice in a row (the report stream is silent while the session looks healthy),
   ordex reconciles.
@@ -24,17 +28,20 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from ordex import metrics
 from ordex.domain.fills import ExecutionLogEntry, LogAction
+from ordex.domain.money import ZERO
 from ordex.domain.orders import Order, OrderStatus
 from ordex.domain.sending import Routing, never_confirmed_reason, routing_of
 from ordex.engine.missing import MissingOrders
 from ordex.ids import new_id
 from ordex.store.uow import UnitOfWork, reading
 from ordex.venues.base import (
+    Capability,
     ExecutionReport,
     ReportKind,
     VenueOrder,
@@ -48,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ordex.recovery")
 
 SAMPLE_SIZE = 20
+PRICE_QUANTUM = Decimal("1e-10")  # the store keeps prices to 10 places
 FILLS_MARGIN = timedelta(seconds=5)
 END_REPORTS = {VenueOrderState.CANCELLED: ReportKind.CANCELLED,
                VenueOrderState.REJECTED: ReportKind.REJECTED,
@@ -191,10 +199,13 @@ class Recovery:
         if order.venue_order_id is None:
             reports.append(_synthetic(found, ReportKind.ACK, now, "ack"))
         if found.filled_quantity > order.filled_quantity:
-            if fills is None:
-                since = order.created_at - FILLS_MARGIN  # an earlier attempt may have filled
-                fills = await engine.venue.fills_since(since)
-            reports.extend(f for f in fills if f.client_order_id == str(order.id))
+            if not engine.venue.capabilities.supports(Capability.TRADE_CAPTURE):
+                reports.append(from_cumulative(order, found, now))
+            else:
+                if fills is None:
+                    since = order.created_at - FILLS_MARGIN  # an earlier attempt may have filled
+                    fills = await engine.venue.fills_since(since)
+                reports.extend(f for f in fills if f.client_order_id == str(order.id))
         end = END_REPORTS.get(found.state)
         if end is not None and not order.status.is_terminal:
             reports.append(_synthetic(found, end, now, end.value))
@@ -235,9 +246,13 @@ class Recovery:
         done = Reconciled()
         async with reading(engine.db) as repo:
             mine = await repo.orders_in_flight()
-        at_venue = {o.client_order_id: o for o in await venue.open_orders()}
+        await venue.capabilities.settled()
+        mass_status = venue.capabilities.supports(Capability.MASS_STATUS)
+        at_venue = {o.client_order_id: o for o in await venue.open_orders()} if mass_status \
+            else {}
         since = min((o.created_at for o in mine), default=now) - FILLS_MARGIN
-        fills = await venue.fills_since(since) if mine else []
+        fills = await venue.fills_since(since) if mine and venue.capabilities.supports(
+            Capability.TRADE_CAPTURE) else []
         ids = {str(o.id) for o in mine}
         async with reading(engine.db) as repo:
             known = {str(o.id): o for o in await repo.orders_by_ids(
@@ -335,6 +350,26 @@ def _synthetic(found: VenueOrder, kind: ReportKind, now: datetime, tag: str) -> 
         cum_quantity=found.filled_quantity,
         leaves_quantity=found.quantity - found.filled_quantity,
         reason=found.reason or f"{kind.value} at venue {found.venue} (recovered)")
+
+
+def from_cumulative(order: Order, found: VenueOrder, now: datetime) -> ExecutionReport:
+    """The fills a venue reports in CumQty/AvgPx that ordex has not booked, as one fill: the
+    difference in quantity, at the price that brings ordex's average to the venue's AvgPx. Its
+    exec id names the order and the venue's CumQty, so it is booked once however often it is
+    made."""
+    quantity = found.filled_quantity - order.filled_quantity
+    venue_notional = (found.average_price or ZERO) * found.filled_quantity
+    booked = (order.average_price or ZERO) * order.filled_quantity
+    price = ((venue_notional - booked) / quantity).quantize(PRICE_QUANTUM)
+    return ExecutionReport(
+        venue=found.venue, client_order_id=found.client_order_id,
+        exec_id=f"recovered-cum-{found.client_order_id}-{found.filled_quantity.normalize()}",
+        kind=ReportKind.FILL, timestamp=now, symbol=found.symbol, side=found.side,
+        venue_order_id=found.venue_order_id, last_quantity=quantity, last_price=price,
+        cum_quantity=found.filled_quantity,
+        leaves_quantity=found.quantity - found.filled_quantity if found.state.is_open else ZERO,
+        reason=f"fills recovered from venue {found.venue}'s order status: "
+               f"{found.filled_quantity} filled at an average of {found.average_price}")
 
 
 def _uuids(values: Iterable[str]) -> list[UUID]:

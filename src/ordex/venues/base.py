@@ -6,15 +6,19 @@ id sent to a venue is ordex's own order id, unique per order and the same on eve
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
 from ordex.domain.money import ZERO
 from ordex.domain.orders import OrderType, Side, TimeInForce
+
+log = logging.getLogger("ordex.venues")
 
 
 class ReportKind(StrEnum):
@@ -106,14 +110,127 @@ class VenueUnavailable(Exception):
     """The venue could not be reached (down, connection refused or reset, timed out)."""
 
 
+class Capability(StrEnum):
+    """What a venue may or may not offer beyond the core order flow (new, cancel, replace,
+    status of one order, execution reports)."""
+
+    MASS_STATUS = "mass_status"  # every open order in one request
+    TRADE_CAPTURE = "trade_capture"  # the fills since a time
+    MARKET_DATA = "market_data"  # bid, ask and last trade
+
+    @property
+    def words(self) -> str:
+        return _CAPABILITY_WORDS[self]
+
+    @property
+    def without(self) -> str:
+        """What ordex does instead when the venue lacks it."""
+        return _WITHOUT[self]
+
+
+_CAPABILITY_WORDS = {
+    Capability.MASS_STATUS: "order mass status (35=AF)",
+    Capability.TRADE_CAPTURE: "trade capture reports (35=AD)",
+    Capability.MARKET_DATA: "market data (35=x/35=V)",
+}
+_WITHOUT = {
+    Capability.MASS_STATUS: "reconciliation asks about each open order (35=H) instead, and "
+                            "cannot find orders ordex does not know",
+    Capability.TRADE_CAPTURE: "missed fills are booked from the order status answers' CumQty "
+                              "and AvgPx instead",
+    Capability.MARKET_DATA: "orders are checked against the instruments' reference prices",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityState:
+    """What is known of one capability: ``supported`` is None until it is learnt."""
+
+    supported: bool | None
+    how: str
+    learnt_at: datetime | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"supported": self.supported, "how": self.how,
+                "learnt_at": self.learnt_at.isoformat() if self.learnt_at else None}
+
+
+class Capabilities:
+    """What one venue supports and how each was learnt. The engine asks ``supports(X)``; a
+    capability not learnt yet counts as not supported, so nothing ever waits for it beyond
+    ``settled()``, which a venue bounds by its own probe timeout."""
+
+    def __init__(self, venue: str, supported: dict[Capability, str] | None = None) -> None:
+        self.venue = venue
+        now = datetime.now(UTC)
+        self._states = {c: CapabilityState(True, supported[c], now) if supported and c in
+                        supported else CapabilityState(None, "not learnt yet")
+                        for c in Capability}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def supports(self, capability: Capability) -> bool:
+        return self._states[capability].supported is True
+
+    def state(self, capability: Capability) -> CapabilityState:
+        return self._states[capability]
+
+    def unknown(self) -> list[Capability]:
+        return [c for c, s in self._states.items() if s.supported is None]
+
+    def learn(self, capability: Capability, supported: bool, how: str) -> None:
+        """Record what was learnt; said once in the log, in words, when it is new."""
+        old = self._states[capability]
+        self._states[capability] = CapabilityState(supported, how, datetime.now(UTC))
+        if old.supported == supported:
+            return
+        if supported:
+            log.info("venue %s supports %s (%s)", self.venue, capability.words, how)
+        else:
+            log.warning("venue %s does not support %s (%s); trading goes on: %s", self.venue,
+                        capability.words, how, capability.without)
+
+    def probing(self) -> None:
+        """A venue starts learning: ``settled()`` waits until ``probed()``."""
+        self._idle.clear()
+
+    def probed(self) -> None:
+        self._idle.set()
+
+    async def settled(self) -> None:
+        """Wait for a probe in progress (the venue bounds it by its timeout)."""
+        await self._idle.wait()
+
+    def as_json(self) -> dict[str, dict[str, object]]:
+        return {c.value: s.as_json() for c, s in self._states.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    """The venue link as an operator reads it: ``state`` is connected, connecting or
+    disconnected; ``problem`` says why it is not connected and ``hint`` what to do."""
+
+    state: str
+    problem: str | None = None
+    hint: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"state": self.state, "problem": self.problem, "hint": self.hint}
+
+
 class Venue(Protocol):
     """An async connection to one trading venue."""
 
     name: str
+    capabilities: Capabilities
 
     @property
     def connected(self) -> bool:
         """Whether the venue can be reached now (its session is up)."""
+        ...
+
+    def session_status(self) -> SessionStatus:
+        """The link's state, and if it is down, why and what to do."""
         ...
 
     async def start(self) -> None: ...
@@ -129,9 +246,13 @@ class Venue(Protocol):
     async def query(self, client_order_id: str) -> VenueOrder | None:
         """What the venue knows of the order now, or None if it does not know it (yet)."""
 
-    async def open_orders(self) -> list[VenueOrder]: ...
+    async def open_orders(self) -> list[VenueOrder]:
+        """Every open order (only if ``capabilities.supports(MASS_STATUS)``)."""
+        ...
 
-    async def fills_since(self, since: datetime) -> list[ExecutionReport]: ...
+    async def fills_since(self, since: datetime) -> list[ExecutionReport]:
+        """Every fill since ``since`` (only if ``capabilities.supports(TRADE_CAPTURE)``)."""
+        ...
 
     def reports(self) -> AsyncIterator[ExecutionReport]:
         """Every execution report, in the order the venue sent them."""

@@ -21,6 +21,7 @@ from ordex.api.routes.common import (
     scope_of,
     visible_order,
 )
+from ordex.api.routes.venues import market_data_notice
 from ordex.api.schemas import (
     ErrorResponse,
     OrderList,
@@ -95,6 +96,7 @@ async def preview_order(request: Request, services: ServicesDep, trader: Trader)
     if isinstance(cmd, JSONResponse):
         return cmd
     preview = await services.orders.preview(cmd)
+    notice = market_data_notice(services, cmd.symbol)
     return JSONResponse({
         "accepted": not preview.violations,
         "errors": [v.as_dict() for v in preview.violations],
@@ -103,6 +105,7 @@ async def preview_order(request: Request, services: ServicesDep, trader: Trader)
             "buying_power": dec(preview.buying_power),
             "buying_power_after": dec(preview.buying_power_after),
         },
+        "notices": [notice] if notice else [],
     })
 
 

@@ -19,6 +19,12 @@ so the loop never waits on QuickFIX's session lock or its FileStore writes.
 * ``fills_since(since)``: TradeCaptureReportRequest (35=AD) with the start time -> AQ then one
   TradeCaptureReport (35=AE) per fill, with the same ExecIDs as the fills' ExecutionReports
   (CumQty, LeavesQty and liquidity are not in a trade capture report: 0 / None there).
+* ``capabilities``: mass status, trade capture and market data are optional. After each logon
+  the ones not learnt yet are asked for once; an answer means supported, a BusinessMessageReject
+  (35=j), a session-level Reject (35=3), a MarketDataRequestReject (35=Y) or no answer within
+  ``request_timeout`` means not supported (kept for the life of the process).
+* A logon that fails is explained (``session_status()``, logged once per reason): the venue's
+  Text (58) with a hint (``logon``), or what the connection did.
 * ``stop()`` logs out (up to 2 s), then stops the initiator.
 """
 
@@ -44,12 +50,16 @@ import quickfix as fix
 
 from ordex.domain.orders import Side
 from ordex.venues.base import (
+    Capabilities,
+    Capability,
     ExecutionReport,
     NewOrder,
     Quote,
+    SessionStatus,
     VenueOrder,
     VenueUnavailable,
 )
+from ordex.venues.fix import logon
 from ordex.venues.fix import messages as m
 from ordex.venues.fix.messages import ExecType, FixFormatError, FixMessage, MsgType, Tag
 from ordex.venues.fix.session import (
@@ -71,6 +81,19 @@ _QuoteKey = tuple[Decimal | None, Decimal | None, Decimal | None, bool]
 _SEEN_EXEC_IDS = 200_000
 _KNOWN_ORDERS = 200_000
 _MD_SETTLE = 0.05  # seconds a bid/offer refresh waits for its symbol's trade refresh
+_LOGON_TIMEOUT = 10  # QuickFIX's LogonTimeout (session settings)
+_PROBED_TYPES = {MsgType.ORDER_MASS_STATUS_REQUEST: Capability.MASS_STATUS,
+                 MsgType.TRADE_CAPTURE_REPORT_REQUEST: Capability.TRADE_CAPTURE,
+                 MsgType.SECURITY_LIST_REQUEST: Capability.MARKET_DATA,
+                 MsgType.MARKET_DATA_REQUEST: Capability.MARKET_DATA}
+
+
+class VenueRefused(VenueUnavailable):
+    """The venue answered a request with a reject (35=j, 35=3, 35=Y): it will not serve it."""
+
+
+class NoAnswer(VenueUnavailable):
+    """The venue did not answer a request in time."""
 
 
 @dataclass(slots=True)
@@ -78,6 +101,7 @@ class _Pending:
     """A request waiting for its answer(s)."""
 
     future: asyncio.Future[list[FixMessage]]
+    msg_type: str = ""
     items: list[FixMessage] = field(default_factory=list)
     expected: int | None = None
 
@@ -100,7 +124,8 @@ class FixVenue:
                  target_comp_id: str | None = None, heartbeat_seconds: int = 5,
                  reconnect_seconds: int = 1, logon_timeout: float = 5.0,
                  request_timeout: float = 5.0, quote_buffer: int = 10_000,
-                 log_messages: bool = False) -> None:
+                 log_messages: bool = False, username: str | None = None,
+                 password: str | None = None, reset_seq: bool = False) -> None:
         self.name = name
         self.host = host
         self.port = port
@@ -111,7 +136,17 @@ class FixVenue:
             sender_comp_id=sender_comp_id, target_comp_id=target_comp_id or name,
             store_dir=data_dir / STORE_DIR, heartbeat_seconds=heartbeat_seconds,
             reconnect_seconds=reconnect_seconds,
-            log_dir=data_dir / "fix-log" if log_messages else None)
+            log_dir=data_dir / "fix-log" if log_messages else None, reset_on_logon=reset_seq)
+        self.capabilities = Capabilities(name)
+        self._logon_fields = [(553, username)] if username else []
+        if password:
+            self._logon_fields.append((554, password))
+        self._logon_sent_at: float | None = None
+        self._logon_attempts = 0
+        self._diagnosis: asyncio.Task[None] | None = None
+        self._refusal: str | None = None  # the venue's Text on a Logout before any logon
+        self._problem: logon.LogonProblem | None = None
+        self._said: str | None = None
         self.logons = 0
         self.duplicates_dropped = 0
         self.last_logout_reason: str | None = None
@@ -141,19 +176,22 @@ class FixVenue:
     @classmethod
     def from_address(cls, address: str, settings: Settings) -> FixVenue:
         """``HOST:PORT`` (``[v6]:PORT`` too); the venue name (also the TargetCompID) and the
-        data dir (the FIX store goes to ``<data dir>/fix-store``) from the settings. Optional
-        settings, used if ``Settings`` has them: ``fix_sender_comp_id``,
-        ``fix_heartbeat_seconds``, ``fix_logon_timeout``, ``fix_request_timeout``."""
+        data dir (the FIX store goes to ``<data dir>/fix-store``) from the settings, with the
+        session's CompIDs, heartbeat, sequence reset, Username (``venue_username``) and Password
+        (the spec's ``EXCHANGE_API_KEY``)."""
         host, sep, port_text = address.strip().rpartition(":")
         if not sep or not host or not port_text.isdigit():
             raise ValueError(f"venue address must be HOST:PORT, got {address!r}")
         return cls(host.strip("[]"), int(port_text), name=settings.venue_name,
                    data_dir=Path(settings.data_dir),
-                   sender_comp_id=str(getattr(settings, "fix_sender_comp_id",
-                                              DEFAULT_CLIENT_COMP_ID)),
-                   heartbeat_seconds=int(getattr(settings, "fix_heartbeat_seconds", 5)),
-                   logon_timeout=float(getattr(settings, "fix_logon_timeout", 5.0)),
-                   request_timeout=float(getattr(settings, "fix_request_timeout", 5.0)))
+                   sender_comp_id=settings.venue_sender_comp_id,
+                   target_comp_id=settings.venue_target_comp_id or settings.venue_name,
+                   heartbeat_seconds=settings.venue_heartbeat,
+                   logon_timeout=settings.venue_logon_timeout,
+                   request_timeout=settings.venue_request_timeout,
+                   username=settings.venue_username,
+                   password=settings.exchange_api_key or None,
+                   reset_seq=settings.venue_reset_seq)
 
     # ---- state --------------------------------------------------------------------------------
 
@@ -164,6 +202,32 @@ class FixVenue:
     @property
     def connected(self) -> bool:
         return self.logged_on
+
+    def session_status(self) -> SessionStatus:
+        if self.logged_on:
+            return SessionStatus("connected")
+        state = "disconnected" if self._initiator is None else "connecting"
+        if self._problem is not None:
+            return SessionStatus(state, self._problem.problem, self._problem.hint)
+        if self.last_logout_reason:
+            return SessionStatus(state, f"logged out: {self.last_logout_reason}",
+                                 "ordex reconnects by itself")
+        return SessionStatus(state)
+
+    def _context(self) -> logon.LogonContext:
+        return logon.LogonContext(f"{self.host}:{self.port}", self.config.sender_comp_id,
+                                  self.config.target_comp_id, str(self.config.seqnums_file()))
+
+    def _explain(self, problem: logon.LogonProblem) -> None:
+        """Keep the reason the session is not up; logged once per kind of reason. A silent drop
+        does not hide what the venue said on an earlier attempt."""
+        if (self._problem is not None and self._problem.has_venue_text
+                and not problem.has_venue_text):
+            return
+        self._problem = problem
+        if self._said != problem.kind:
+            self._said = problem.kind
+            log.error("FIX venue %s: %s; %s", self.name, problem.problem, problem.hint)
 
     async def wait_logged_on(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for the session to be logged on."""
@@ -195,6 +259,8 @@ class FixVenue:
         # A QuickFIX thread still running when the interpreter shuts down crashes it.
         atexit.register(self._stop_at_exit)
         if not await self.wait_logged_on(self.logon_timeout):
+            if self._logon_attempts == 0:
+                self._explain(logon.unreachable(self._context()))
             log.warning("FIX venue %s at %s:%d not logged on after %.1f s; retrying every %d s",
                         self.name, self.host, self.port, self.logon_timeout,
                         self.config.reconnect_seconds)
@@ -203,9 +269,10 @@ class FixVenue:
         initiator, self._initiator = self._initiator, None
         if initiator is None:
             return
-        if self._subscriber is not None:
-            self._subscriber.cancel()
-            self._subscriber = None
+        for task in (self._subscriber, self._diagnosis):
+            if task is not None:
+                task.cancel()
+        self._subscriber = self._diagnosis = None
         for timer in self._md_timers.values():
             timer.cancel()
         self._md_timers.clear()
@@ -282,15 +349,66 @@ class FixVenue:
         self.logons += 1
         self._logged_out.clear()
         self._logged_on.set()
+        self._problem = self._refusal = self._said = None
+        self.last_logout_reason = None
         log.info("FIX venue %s logged on (%s)", self.name, self._sid.toString())
+        if self.config.reset_on_logon and self._sender is not None:
+            # Reset once, at start-up: a later reconnect resends what was missed instead.
+            self._sender.submit(self._keep_sequence)
         if self._subscriber is None or self._subscriber.done():
+            self.capabilities.probing()
             self._subscriber = asyncio.get_running_loop().create_task(
-                self._subscribe_market_data(), name=f"fix-{self.name}-market-data")
+                self._learn(), name=f"fix-{self.name}-capabilities")
+
+    async def _diagnose_drop(self, waited: float) -> None:
+        """The connection closed with no word from the venue: QuickFIX reports a refused
+        connection the same way, so find out whether anything listens at the address."""
+        try:
+            async with asyncio.timeout(2.0):
+                _, writer = await asyncio.open_connection(self.host, self.port)
+        except (OSError, TimeoutError):
+            if not self.logged_on:
+                self._explain(logon.unreachable(self._context()))
+            return
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        if not self.logged_on:
+            self._explain(logon.dropped(waited, _LOGON_TIMEOUT, self._context()))
+
+    def _keep_sequence(self) -> None:
+        session = fix.Session.lookupSession(self._sid)
+        if session is not None:
+            session.setResetOnLogon(False)
+
+    def on_logon_sent(self) -> None:
+        self._logon_sent_at = asyncio.get_running_loop().time()
+        self._logon_attempts += 1
+        self._refusal = None
+
+    def logon_fields(self) -> list[tuple[int, str]]:
+        return self._logon_fields
+
+    def check_logon(self, raw: str) -> str | None:
+        return None  # the venue's logon answer: nothing to check at this end
 
     def on_logout(self) -> None:
         if self.logged_on and self._initiator is not None:
             log.warning("FIX venue %s logged out%s", self.name,
                         f": {self.last_logout_reason}" if self.last_logout_reason else "")
+            if self.last_logout_reason:
+                # Some venues accept the logon, then log out at once to refuse it.
+                problem = logon.refused(self.last_logout_reason, self._context())
+                if problem.kind != "refused":
+                    self._explain(problem)
+        elif self._initiator is not None and self._logon_sent_at is not None:
+            if self._refusal:
+                self._explain(logon.refused(self._refusal, self._context()))
+            elif self._diagnosis is None or self._diagnosis.done():
+                waited = asyncio.get_running_loop().time() - self._logon_sent_at
+                self._diagnosis = asyncio.get_running_loop().create_task(
+                    self._diagnose_drop(waited), name=f"fix-{self.name}-logon-diagnosis")
+        self._logon_sent_at = None
         self._set_logged_out("the FIX session logged out")
 
     def on_admin(self, raw: str) -> None:
@@ -301,9 +419,14 @@ class FixVenue:
         text = msg.get(Tag.TEXT)
         if msg.msg_type == "5":
             self.last_logout_reason = text
+            if not self.logged_on:
+                self._refusal = text
         elif msg.msg_type == "3":
-            log.warning("FIX venue %s rejected message %s: %s", self.name,
-                        msg.get(Tag.REF_SEQ_NUM), text)
+            ref_type = msg.get(Tag.REF_MSG_TYPE)
+            log.warning("FIX venue %s rejected message %s (35=%s): %s", self.name,
+                        msg.get(Tag.REF_SEQ_NUM), ref_type, text)
+            if ref_type:
+                self._fail_type(ref_type, f"35=3 session-level Reject: {text or 'no reason'}")
 
     def on_session_reject_sent(self, raw: str) -> None:
         with contextlib.suppress(FixFormatError):
@@ -360,15 +483,18 @@ class FixVenue:
                              msg.get(Tag.LAST_RPT_REQUESTED) == "Y")
             case MsgType.BUSINESS_MESSAGE_REJECT:
                 ref = msg.get(Tag.BUSINESS_REJECT_REF_ID)
-                text = msg.get(Tag.TEXT) or "business message reject"
+                ref_type = msg.get(Tag.REF_MSG_TYPE) or ""
+                text = f"35=j BusinessMessageReject: {msg.get(Tag.TEXT) or 'no reason given'}"
                 if ref in self._pending:
                     self._fail(ref, text)
-                else:
-                    log.warning("FIX venue %s rejected a 35=%s: %s", self.name,
-                                msg.get(Tag.REF_MSG_TYPE), text)
+                elif not self._fail_type(ref_type, text):
+                    log.warning("FIX venue %s rejected a 35=%s: %s", self.name, ref_type, text)
+                if ref_type == MsgType.MARKET_DATA_REQUEST:
+                    self.capabilities.learn(Capability.MARKET_DATA, False, text)
             case MsgType.MARKET_DATA_REQUEST_REJECT:
-                log.warning("FIX venue %s refused market data: %s", self.name,
-                            msg.get(Tag.TEXT))
+                text = msg.get(Tag.TEXT) or f"MDReqRejReason {msg.get(Tag.MD_REQ_REJ_REASON)}"
+                self.capabilities.learn(Capability.MARKET_DATA, False,
+                                        f"35=Y MarketDataRequestReject: {text}")
             case _:
                 log.debug("FIX venue %s: ignoring 35=%s", self.name, msg.msg_type)
 
@@ -445,7 +571,14 @@ class FixVenue:
     def _fail(self, request_id: str | None, reason: str) -> None:
         pending = self._pending.get(request_id or "")
         if pending is not None and not pending.future.done():
-            pending.future.set_exception(VenueUnavailable(f"{self.name}: {reason}"))
+            pending.future.set_exception(VenueRefused(reason))
+
+    def _fail_type(self, msg_type: str, reason: str) -> bool:
+        """A reject that names only the message type: every request of that type waiting."""
+        waiting = [rid for rid, p in self._pending.items() if p.msg_type == msg_type]
+        for request_id in waiting:
+            self._fail(request_id, reason)
+        return bool(waiting)
 
     def _set_logged_out(self, reason: str) -> None:
         self._logged_on.clear()
@@ -479,25 +612,60 @@ class FixVenue:
     async def _request(self, request_id: str, msg: FixMessage) -> list[FixMessage]:
         """Send a request and wait for its answers (VenueUnavailable on timeout)."""
         loop = asyncio.get_running_loop()
-        pending = _Pending(loop.create_future())
+        pending = _Pending(loop.create_future(), msg.msg_type)
         self._pending[request_id] = pending
         try:
             await self._send(msg)
             return await asyncio.wait_for(pending.future, self.request_timeout)
         except TimeoutError:
-            raise VenueUnavailable(
-                f"{self.name} did not answer 35={msg.msg_type} within "
-                f"{self.request_timeout:g} s") from None
+            raise NoAnswer(
+                f"no answer to 35={msg.msg_type} within {self.request_timeout:g} s") from None
         finally:
             self._pending.pop(request_id, None)
+            if pending.future.done() and not pending.future.cancelled():
+                pending.future.exception()  # retrieved: failed while the send was refused
+
+    async def _learn(self) -> None:
+        """After a logon: ask for each optional capability not learnt yet, and subscribe to
+        market data if the venue has it."""
+        try:
+            await asyncio.gather(
+                self._probe(Capability.MASS_STATUS, self.open_orders),
+                self._probe(Capability.TRADE_CAPTURE,
+                            lambda: self.fills_since(datetime.now(UTC))),
+                self._subscribe_market_data())
+        finally:
+            self.capabilities.probed()
+
+    async def _probe(self, capability: Capability, ask: Callable[[], Any]) -> None:
+        if self.capabilities.state(capability).supported is not None:
+            return
+        try:
+            await ask()
+        except (VenueRefused, NoAnswer) as exc:
+            self.capabilities.learn(capability, False, str(exc))
+        except VenueUnavailable:
+            return  # the session dropped: asked again after the next logon
+        except FixFormatError as exc:
+            self.capabilities.learn(capability, False, f"unreadable answer: {exc}")
+        else:
+            self.capabilities.learn(capability, True, "answered")
 
     async def _subscribe_market_data(self) -> None:
-        """After a logon: the security list, then one market data stream per symbol and entry
-        type (bid, offer, trade)."""
+        """The security list, then one market data stream per symbol and entry type (bid,
+        offer, trade)."""
+        if self.capabilities.state(Capability.MARKET_DATA).supported is False:
+            return
         try:
             request_id = self._new_id()
-            answers = await self._request(request_id, m.security_list_request(request_id))
+            try:
+                answers = await self._request(request_id, m.security_list_request(request_id))
+            except (VenueRefused, NoAnswer) as exc:
+                self.capabilities.learn(Capability.MARKET_DATA, False, str(exc))
+                return
             symbols = [s for answer in answers for s in m.parse_symbols(answer)]
+            self.capabilities.learn(Capability.MARKET_DATA, True,
+                                    f"answered the security list ({len(symbols)} symbols)")
             self._md_streams.clear()
             requests: list[FixMessage] = []
             for symbol in symbols:

@@ -750,6 +750,7 @@ def parse_cancel_reject(msg: FixMessage, venue: str, symbol: str, side: Side) ->
 def is_unknown_order(msg: FixMessage) -> bool:
     """Whether a status answer says the venue does not know the order."""
     return msg.get(Tag.ORD_STATUS) == "8" and (msg.get(Tag.ORDER_ID) in (None, NONE_ID)
+                                              or msg.get(Tag.ORD_REJ_REASON) == "5"
                                               or (msg.get(Tag.TEXT) or "") == UNKNOWN_ORDER)
 
 

@@ -35,8 +35,11 @@ the server mints itself (status answers, refusals, security lists) always carry 
 run count is written atomically and durably before the acceptor starts. The admin API shows the
 ids as sent.
 
-The FIX port listens on every interface (QuickFIX 1.15 has no bind address setting); only the
-configured CompIDs can log on. The admin API binds loopback only.
+The FIX port listens on ``host`` only (default 127.0.0.1; ``0.0.0.0`` for every interface).
+QuickFIX 1.15 has no bind address setting and listens on every interface, so for any other host
+the acceptor is started on a spare port and its listening socket is then swapped, under the same
+descriptor, for one bound to ``host:port`` (``_rebind``). Only the configured CompIDs (and, with a
+password, the right Password) can log on. The admin API binds loopback only.
 
 Admin API (JSON): GET /orders, /book/{symbol}, /quotes, /faults, /snapshot,
 /session; POST /faults (fault fields), /faults/reset, /market/{symbol} {"price": "190.00"},
@@ -49,6 +52,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hmac
 import json
 import logging
 import os
@@ -127,9 +132,11 @@ class VenueServer:
                  data_dir: Path, client_comp_id: str = DEFAULT_CLIENT_COMP_ID,
                  heartbeat_seconds: int = 5, tick_seconds: float = 0.25,
                  md_interval: float = 1.0, admin_host: str = "127.0.0.1",
-                 log_messages: bool = False) -> None:
+                 log_messages: bool = False, password: str | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.exchange = exchange
         self.name = exchange.name
+        self.host = host
         self.port = port
         self.admin_port = admin_port
         self.admin_host = admin_host
@@ -144,6 +151,9 @@ class VenueServer:
         self.run = 1
         self.logged_on = False
         self.logons = 0
+        self.password = password or None
+        self.refused_logons = 0
+        self._refused: str | None = None  # set on QuickFIX's thread: the logon being refused
         self._sid = self.config.session_id()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._acceptor: Any = None
@@ -182,7 +192,7 @@ class VenueServer:
         """Bind the admin port, start the acceptor (unless the venue is down) and the ticker.
         Raises OSError if a port is taken."""
         self._loop = asyncio.get_running_loop()
-        _check_port_free(self.port)
+        _check_port_free(self.port, self.host)
         self.run = _next_run(self.data_dir, self.name)
         self._http = _AdminHTTPServer((self.admin_host, self.admin_port), self)
         self.admin_port = int(self._http.server_address[1])
@@ -222,7 +232,7 @@ class VenueServer:
             await self.stop()
 
     def ready_line(self) -> str:
-        return (f"venue {self.name} listening: fix 0.0.0.0:{self.port} "
+        return (f"venue {self.name} listening: fix {self.host}:{self.port} "
                 f"admin http://{self.admin_host}:{self.admin_port}")
 
     async def _start_acceptor(self) -> None:
@@ -234,9 +244,13 @@ class VenueServer:
             if fix.Session.lookupSession(self._sid) is None:
                 break
             await asyncio.sleep(0.05)
-        _check_port_free(self.port)
+        _check_port_free(self.port, self.host)
+        every = self.host in ("", "0.0.0.0")
+        listen_port = self.port if every else _spare_port()
         self._acceptor = await start_socket(
-            fix.SocketAcceptor, self, self.config, acceptor_settings(self.config, self.port))
+            fix.SocketAcceptor, self, self.config, acceptor_settings(self.config, listen_port))
+        if not every:
+            _rebind(listen_port, self.host, self.port)
         self._acceptor_up = True
         log.info("FIX acceptor up on port %d (%s)", self.port, self._sid.toString())
         outbox, self._outbox = self._outbox, []
@@ -266,6 +280,9 @@ class VenueServer:
     # ---- FIX session events (on the loop) -----------------------------------------------------
 
     def on_logon(self) -> None:
+        if self._refused is not None:
+            log.warning("FIX session %s: logon refused: %s", self._sid.toString(), self._refused)
+            return
         self.logged_on = True
         self.logons += 1
         log.info("FIX session %s logged on", self._sid.toString())
@@ -273,7 +290,35 @@ class VenueServer:
     def on_logout(self) -> None:
         self.logged_on = False
         self._subscriptions.clear()
+        if self._refused is not None:
+            self._refused = None
+            session = fix.Session.lookupSession(self._sid)
+            if session is not None:
+                session.logon()  # logout() disabled the session: let the next logon try
+            return
         log.info("FIX session %s logged out", self._sid.toString())
+
+    def on_logon_sent(self) -> None:
+        pass
+
+    def logon_fields(self) -> list[tuple[int, str]]:
+        return []
+
+    def check_logon(self, raw: str) -> str | None:
+        """With a password set, a Logon must carry it as Password (554)."""
+        if self.password is None:
+            return None
+        try:
+            given = m.parse(raw).get(554)
+        except FixFormatError:
+            given = None
+        if given is not None and hmac.compare_digest(given.encode(), self.password.encode()):
+            return None
+        why = ("Logon refused: no Password (554) given" if given is None
+               else "Logon refused: wrong Password (554)")
+        self._refused = why
+        self.refused_logons += 1
+        return why
 
     def on_admin(self, raw: str) -> None:
         """A logout or session reject from ordex's end: QuickFIX has logged it already."""
@@ -290,6 +335,9 @@ class VenueServer:
             msg = m.parse(raw)
         except FixFormatError as exc:
             log.warning("unreadable FIX message: %s", exc)
+            return
+        if self._refused is not None:
+            log.warning("ignoring 35=%s from a session whose logon was refused", msg.msg_type)
             return
         handler = self._handlers.get(msg.msg_type)
         try:
@@ -745,11 +793,51 @@ def _quote_json(quote: Quote) -> dict[str, object]:
             "halted": quote.halted}
 
 
-def _check_port_free(port: int) -> None:
+def _check_port_free(port: int, host: str = "") -> None:
     """QuickFIX aborts the process if it cannot listen, so find out first (raises OSError)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("", port))
+        probe.bind((host, port))
+
+
+def _spare_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening_fd(port: int) -> int:
+    """The descriptor of this process's socket listening on every interface at ``port``."""
+    fd_dir = Path("/proc/self/fd") if Path("/proc/self/fd").is_dir() else Path("/dev/fd")
+    for entry in fd_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fd = int(entry.name)
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                if listening and sock.family == socket.AF_INET and \
+                        sock.getsockname() == ("0.0.0.0", port):
+                    return fd
+        except OSError:
+            continue
+    raise OSError(f"the FIX acceptor's listening socket on port {port} was not found")
+
+
+def _rebind(quickfix_port: int, host: str, port: int) -> None:
+    """Put a socket listening on ``host:port`` in place of QuickFIX's listening socket (on every
+    interface at ``quickfix_port``), under the same descriptor: QuickFIX accepts from it as
+    before, and the socket on every interface is closed."""
+    target = _listening_fd(quickfix_port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(64)
+        flags = fcntl.fcntl(target, fcntl.F_GETFL)  # blocking or not, as QuickFIX set its own
+        fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, flags)
+        os.dup2(sock.fileno(), target)
 
 
 def _next_run(data_dir: Path, name: str) -> int:
@@ -783,7 +871,8 @@ def _next_run(data_dir: Path, name: str) -> int:
 def main(*, port: int, admin_port: int, data_dir: Path, name: str = "SIM", seed: int = 7,
          tick_seconds: float = 0.25, md_interval: float = 1.0,
          client_comp_id: str = DEFAULT_CLIENT_COMP_ID,
-         heartbeat_seconds: int = 5, log_messages: bool = False) -> int:
+         heartbeat_seconds: int = 5, log_messages: bool = False,
+         password: str | None = None, host: str = "127.0.0.1") -> int:
     """``ordex venue``: run until SIGTERM/SIGINT; prints one line when ready."""
     import sys
 
@@ -792,7 +881,7 @@ def main(*, port: int, admin_port: int, data_dir: Path, name: str = "SIM", seed:
                          data_dir=data_dir, client_comp_id=client_comp_id,
                          heartbeat_seconds=heartbeat_seconds, tick_seconds=tick_seconds,
                          md_interval=md_interval,
-                         log_messages=log_messages)
+                         log_messages=log_messages, password=password, host=host)
     try:
         asyncio.run(server.serve_forever(lambda line: print(line, flush=True)))
     except OSError as exc:

@@ -50,6 +50,9 @@ class SessionConfig:
     heartbeat_seconds: int = 5
     reconnect_seconds: int = 1
     log_dir: Path | None = None  # QuickFIX's message log (FileLog), off when None
+    # ResetSeqNumFlag=Y on logon: both ends start again at 1 (the initiator turns it off once
+    # logged on, so that a later reconnect resends what was missed)
+    reset_on_logon: bool = False
 
     def session_id(self) -> quickfix.SessionID:
         import quickfix as fix
@@ -77,7 +80,7 @@ def _common(config: SessionConfig) -> dict[str, str]:
         "StartTime": "00:00:00",
         "EndTime": "00:00:00",
         "UseDataDictionary": "N",
-        "ResetOnLogon": "N",
+        "ResetOnLogon": "Y" if config.reset_on_logon else "N",
         "ResetOnLogout": "N",
         "ResetOnDisconnect": "N",
         "PersistMessages": "Y",
@@ -162,6 +165,14 @@ class LoopOwner(Protocol):
 
     def on_logon(self) -> None: ...
     def on_logout(self) -> None: ...
+    def on_logon_sent(self) -> None: ...
+    def logon_fields(self) -> list[tuple[int, str]]:
+        """Fields added to each Logon this end sends (Username, Password); called on
+        QuickFIX's thread, so it returns fixed values only."""
+        ...
+    def check_logon(self, raw: str) -> str | None:
+        """On QuickFIX's thread, for each Logon received: why it is refused, or None."""
+        ...
     def on_admin(self, raw: str) -> None: ...
     def on_session_reject_sent(self, raw: str) -> None: ...
     def on_message(self, raw: str) -> None: ...
@@ -196,12 +207,24 @@ class LoopApplication(fix.Application):  # type: ignore[misc]
     @guarded
     def toAdmin(self, message: Any, session_id: Any) -> None:
         raw = message.toString()
-        if "\x0135=3\x01" in raw:  # QuickFIX refuses a message from the other end: say so
+        if "\x0135=A\x01" in raw:
+            for tag, value in self._owner.logon_fields():
+                message.setField(tag, value)
+            self._post(self._owner.on_logon_sent)
+        elif "\x0135=3\x01" in raw:  # QuickFIX refuses a message from the other end: say so
             self._post(self._owner.on_session_reject_sent, raw)
 
     @guarded
     def fromAdmin(self, message: Any, session_id: Any) -> None:
         raw = message.toString()
+        if "\x0135=A\x01" in raw:
+            # A refusal cannot be raised here (RejectLogon aborts the process in this wheel):
+            # the session is logged out with the reason once the logon completes.
+            why = self._owner.check_logon(raw)
+            if why is not None:
+                session = fix.Session.lookupSession(session_id)
+                if session is not None:
+                    session.logout(why)
         if "\x0135=5\x01" in raw or "\x0135=3\x01" in raw:  # logout or session reject: say why
             self._post(self._owner.on_admin, raw)
 

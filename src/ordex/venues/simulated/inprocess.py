@@ -19,9 +19,12 @@ from decimal import Decimal
 from typing import Generic, TypeVar
 
 from ordex.venues.base import (
+    Capabilities,
+    Capability,
     ExecutionReport,
     NewOrder,
     Quote,
+    SessionStatus,
     VenueOrder,
     VenueUnavailable,
 )
@@ -65,6 +68,8 @@ class InProcessVenue:
         self.name = exchange.name
         self.tick_interval = tick_interval
         self.lost_reports = 0  # reports made while down, never delivered
+        self.capabilities = Capabilities(
+            self.name, dict.fromkeys(Capability, "built in: the embedded exchange"))
         self._quote_buffer = quote_buffer
         self._reports: asyncio.Queue[ExecutionReport] = asyncio.Queue()
         self._quote_streams: weakref.WeakSet[Stream[Quote]] = weakref.WeakSet()
@@ -80,6 +85,12 @@ class InProcessVenue:
     @property
     def connected(self) -> bool:
         return not self.faults.down
+
+    def session_status(self) -> SessionStatus:
+        if self.connected:
+            return SessionStatus("connected")
+        return SessionStatus("disconnected", "the embedded exchange is down (fault switch)",
+                             "switch the outage fault off")
 
     # ---- Venue protocol -----------------------------------------------------------------------
 
