@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     )
 
     rate_limit_per_minute: int = Field(default=100, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)  # API request bodies
     price_band: Decimal = Decimal("0.10")
     market_order_buffer: Decimal = Decimal("0.01")
     default_cash: Decimal = Decimal("100000")

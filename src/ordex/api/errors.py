@@ -28,6 +28,7 @@ STATUS: dict[Code, int] = {
     Code.INVALID_JSON: 400,
     Code.INVALID_BODY: 400,
     Code.UNSUPPORTED_MEDIA_TYPE: 415,
+    Code.BODY_TOO_LARGE: 413,
 }
 
 
@@ -102,6 +103,9 @@ def install(app: FastAPI) -> None:
             v = Violation(Code.METHOD_NOT_ALLOWED, None,
                           "This endpoint does not accept that method.",
                           "See /docs for the methods each endpoint takes.")
+        elif exc.status_code == 413:
+            v = Violation(Code.BODY_TOO_LARGE, None, str(exc.detail),
+                          "Send one order or one change per request, without padding.")
         elif exc.status_code == 400:
             # FastAPI's answer to a body it cannot decode (not UTF-8); its endpoints answer a
             # body that is not JSON with 422, and document only that.

@@ -75,8 +75,8 @@ def decode_json(body: bytes) -> tuple[Any, Violation | None]:
     """Parse JSON keeping decimals exact; NaN, Infinity and invalid text are refused."""
     if len(body) > MAX_BODY_BYTES:
         return None, Violation(
-            Code.INVALID_BODY, None,
-            f"The request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}.",
+            Code.BODY_TOO_LARGE, None,
+            f"The request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,} bytes.",
             "Send one order per request, without padding.")
     if not body.strip():
         return None, Violation(Code.INVALID_JSON, None, "The request body is empty.",

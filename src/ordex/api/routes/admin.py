@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ordex.api.deps import Admin, ServicesDep
-from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid
+from ordex.api.routes.common import AUTH_ERRORS, BODY_ERRORS, NOT_FOUND, parse_uuid
 from ordex.api.schemas import (
     AccountSummary,
     AccountSummaryList,
@@ -32,7 +32,7 @@ async def list_accounts(services: ServicesDep, _: Admin) -> JSONResponse:
 
 
 @router.post("/accounts", status_code=201, summary="Create an account and issue its API key",
-             responses={201: {"model": NewAccountOut}, **AUTH_ERRORS})
+             responses={201: {"model": NewAccountOut}, **AUTH_ERRORS, **BODY_ERRORS})
 async def create_account(body: NewAccountRequest, services: ServicesDep,
                          _: Admin) -> JSONResponse:
     issued = await services.accounts.create(body.name, Role(body.role), body.cash,
@@ -43,6 +43,7 @@ async def create_account(body: NewAccountRequest, services: ServicesDep,
 
 @router.patch("/accounts/{account_id}", summary="Set a trader's risk limits and rate limit",
               responses={200: {"model": AccountSummary}, **NOT_FOUND, **AUTH_ERRORS,
+                         **BODY_ERRORS,
                          409: {"model": ErrorResponse}})
 async def update_account(account_id: str, body: LimitsUpdate, services: ServicesDep,
                          _: Admin) -> JSONResponse:

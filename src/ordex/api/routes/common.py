@@ -20,6 +20,9 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {**_ERR, "description": "The account's role may not do this"},
     422: {**_ERR, "description": "A parameter is not valid"},
 }
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {**_ERR, "description": "The body is larger than the limit (64 KiB by default)"},
+}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {**_ERR, "description": "Not found"}}
 
 

@@ -15,6 +15,7 @@ from ordex.api.errors import ApiError, error_response
 from ordex.api.parsing import check_content_type, decode_json, parse_order
 from ordex.api.routes.common import (
     AUTH_ERRORS,
+    BODY_ERRORS,
     NOT_FOUND,
     as_utc,
     parse_uuid,
@@ -46,7 +47,7 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {**_ERR, "description": "client_order_id already used for a different order"},
     415: {**_ERR, "description": "The body is not sent as application/json"},
     429: {**_ERR, "description": "Too many orders this minute; see Retry-After"},
-    **AUTH_ERRORS,
+    **AUTH_ERRORS, **BODY_ERRORS,
 }
 
 
