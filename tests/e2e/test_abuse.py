@@ -128,3 +128,92 @@ async def test_body_within_the_limit_still_works(api: Api) -> None:
              "client_order_id": "pad-" + "x" * 50}
     r = await api.client.post("/v1/orders", json=order, headers=auth(headers))
     assert r.status_code == 201, r.text
+
+
+# --- values out of range in query strings ----------------------------------------------------
+
+# As sent on the wire (percent-encoded where needed).
+BAD_TIMES = ["0001-01-01T00:00:00%2B00:01", "9999-12-31T23:59:59-00:01", "0000-01-01T00:00:00Z",
+             "10000-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-02-30", "1e999999", "NaN",
+             "99999999999999999999999", "2026-01-01T25:00:00Z", "%00"]
+BAD_INTS = ["1e999999", "NaN", "inf", "99999999999999999999999", "-1", "1.5", "0x10", "",
+            str(2**63), "-" + str(2**63)]
+BAD_WAITS = ["NaN", "inf", "-inf", "1e999999", "-1", "31", "99999999999999999999999"]
+BAD_TEXT = ["%00", "A" * 5000, "%ED%A0%80", "%FF"]
+
+
+def query_cases(order_id: str) -> list[tuple[str, str, str]]:
+    cases: list[tuple[str, str, str]] = []
+    for path in ("/v1/orders", "/v1/fills"):
+        for name in ("from", "to"):
+            cases += [(path, name, v) for v in BAD_TIMES]
+        cases += [(path, "limit", v) for v in BAD_INTS]
+        cases += [(path, "cursor", v) for v in [*BAD_TEXT, "1e999999", "-1"]]
+        cases += [(path, "symbol", v) for v in BAD_TEXT]
+    cases += [("/v1/orders", "status", v) for v in BAD_TEXT]
+    cases += [("/v1/quotes/AAPL/history", "from", v) for v in BAD_TIMES]
+    events = f"/v1/orders/{order_id}/events"
+    cases += [(events, "after", v) for v in BAD_INTS if v not in ("",)]
+    cases += [(events, "wait", v) for v in BAD_WAITS]
+    return cases
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_every_query_value_out_of_range_is_a_422_in_words(api: Api) -> None:
+    headers = auth(await api.account("ranges"))
+    r = await api.client.post("/v1/orders", headers=headers, json={
+        "symbol": "AAPL", "side": "buy", "quantity": "1", "type": "limit",
+        "limit_price": "180.00"})
+    assert r.status_code == 201, r.text
+    failures = []
+    for path, name, value in query_cases(r.json()["id"]):
+        got = await api.client.get(f"{path}?{name}={value}", headers=headers)
+        body = got.json() if got.headers["content-type"].startswith("application/json") else {}
+        errors = body.get("errors") or [{}]
+        if got.status_code != 422 or not errors[0].get("message") or not errors[0].get("hint"):
+            failures.append((path, name, value, got.status_code, got.text[:200]))
+    assert not failures, "\n".join(map(str, failures))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_times_at_the_edges_of_the_calendar_are_accepted(api: Api) -> None:
+    headers = auth(await api.account("edges"))
+    for value in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z",
+                  "0001-01-01T00:00:00-00:01", "2026-01-31T14:30:00"):
+        for path in ("/v1/orders", "/v1/fills", "/v1/quotes/AAPL/history"):
+            got = await api.client.get(path, params={"from": value}, headers=headers)
+            assert got.status_code == 200, (path, value, got.text)
+
+
+ADMIN_BAD_BODIES = [
+    b'{"name": "n1", "cash": 1e999999}', b'{"name": "n1", "cash": "1e999999"}',
+    b'{"name": "n1", "cash": NaN}', b'{"name": "n1", "cash": "NaN"}',
+    b'{"name": "n1", "cash": Infinity}', b'{"name": "n1", "cash": -1e-999999}',
+    b'{"name": "n1", "cash": "1e-999999"}', b'{"name": "n1", "cash": "0.00000000000000000001"}',
+    b'{"name": "n1", "cash": 99999999999999999999999999999999999999999}',
+    b'{"name": "' + b"n" * 10_000 + b'"}', b'{"name": "n1", "role": ["admin"]}',
+]
+LIMITS_BAD_BODIES = [
+    b'{"max_open_orders": 1e999999}', b'{"max_open_orders": 99999999999999999999999999}',
+    b'{"max_open_orders": NaN}', b'{"rate_limit_per_minute": -99999999999999999999}',
+    b'{"max_order_notional": "1e999999"}', b'{"max_order_notional": 1e-999999}',
+    b'{"daily_loss_limit": "0.000000000000000000001"}', b'{"cash": "1e12345678901234"}',
+    b'{"max_position_shares": 1.0000000000000000000000000000001}',
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_admin_numbers_out_of_range_are_a_422_in_words(api: Api) -> None:
+    admin = auth(await api.account("range-admin", Role.ADMIN))
+    target = await api.account("range-target")
+    failures = []
+    for method, path, bodies in (
+            ("POST", "/v1/admin/accounts", ADMIN_BAD_BODIES),
+            ("PATCH", f"/v1/admin/accounts/{target['id']}", LIMITS_BAD_BODIES)):
+        for body in bodies:
+            got = await api.client.request(method, path, content=body, headers={
+                **admin, "Content-Type": "application/json"})
+            errors = got.json().get("errors") or [{}]
+            if got.status_code != 422 or not errors[0].get("hint"):
+                failures.append((path, body[:80], got.status_code, got.text[:300]))
+    assert not failures, "\n".join(map(str, failures))

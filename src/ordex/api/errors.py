@@ -44,9 +44,11 @@ def error_response(violations: list[Violation], status: int | None = None,
 class ApiError(Exception):
     """A refusal raised by the interface layer itself (auth, rate limit), with HTTP headers."""
 
-    def __init__(self, violation: Violation, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, violation: Violation, headers: dict[str, str] | None = None,
+                 status: int | None = None) -> None:
         self.violation = violation
         self.headers = headers
+        self.status = status
         super().__init__(violation.message)
 
 
@@ -86,7 +88,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def on_api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response([exc.violation], headers=exc.headers)
+        return error_response([exc.violation], status=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -57,7 +57,7 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
-def check_content_type(header: str | None) -> Violation | None:
+def check_content_type(header: str | None, what: str = "order") -> Violation | None:
     """JSON, or no content type at all; a form or text body is refused rather than guessed at."""
     if header is None:
         return None
@@ -67,8 +67,8 @@ def check_content_type(header: str | None) -> Violation | None:
         return None
     return Violation(
         Code.UNSUPPORTED_MEDIA_TYPE, None,
-        f"The order was sent as '{shown(media, 60)}'; ordex reads orders as JSON only.",
-        "Send the order as a JSON object with the header 'Content-Type: application/json'.")
+        f"The {what} was sent as '{shown(media, 60)}'; ordex reads it as JSON only.",
+        f"Send the {what} as a JSON object with the header 'Content-Type: application/json'.")
 
 
 def decode_json(body: bytes) -> tuple[Any, Violation | None]:

@@ -16,6 +16,7 @@ from ordex.api.routes.common import (
     as_utc,
     parse_uuid,
     scope_of,
+    symbol_filter,
     visible_order,
 )
 from ordex.api.schemas import (
@@ -64,8 +65,8 @@ async def list_fills(
         raise DomainError(Violation(Code.INVALID_VALUE, "cursor", "The cursor is not valid.",
                                     "Pass next_cursor from the previous page unchanged."))
     fills = await services.queries.fills(
-        trader_id=scope_of(account), symbol=symbol.strip().upper() if symbol else None,
-        since=as_utc(since), until=as_utc(until), before_id=before, limit=limit)
+        trader_id=scope_of(account), symbol=symbol_filter(symbol),
+        since=as_utc(since, "from"), until=as_utc(until, "to"), before_id=before, limit=limit)
     next_cursor = str(fills[-1].id) if len(fills) == limit else None
     return JSONResponse({"fills": [fill_json(f) for f in fills], "next_cursor": next_cursor})
 
@@ -92,7 +93,7 @@ async def quote_history(
     since: Annotated[datetime | None, Query(alias="from")] = None,
 ) -> JSONResponse:
     instrument = await _instrument(services, symbol)
-    points = services.market.history(instrument.symbol, as_utc(since))
+    points = services.market.history(instrument.symbol, as_utc(since, "from"))
     return JSONResponse({"symbol": instrument.symbol, "points": [
         {"timestamp": timestamp(p.timestamp), "price": dec(p.price)} for p in points]})
 

@@ -20,6 +20,7 @@ from ordex.api.routes.common import (
     as_utc,
     parse_uuid,
     scope_of,
+    symbol_filter,
     visible_order,
 )
 from ordex.api.schemas import (
@@ -158,8 +159,8 @@ async def list_orders(
                                         "trader_id is not a valid id.", "Use an account id."))
     query = OrderQuery(
         trader_id=scope, statuses=_statuses(status),
-        symbol=symbol.strip().upper() if symbol else None,
-        created_from=as_utc(created_from), created_to=as_utc(created_to),
+        symbol=symbol_filter(symbol),
+        created_from=as_utc(created_from, "from"), created_to=as_utc(created_to, "to"),
         before_id=before, limit=limit,
     )
     last_seq = await services.queries.last_event_seq()
