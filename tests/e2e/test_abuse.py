@@ -217,3 +217,67 @@ async def test_admin_numbers_out_of_range_are_a_422_in_words(api: Api) -> None:
             if got.status_code != 422 or not errors[0].get("hint"):
                 failures.append((path, body[:80], got.status_code, got.text[:300]))
     assert not failures, "\n".join(map(str, failures))
+
+
+# --- rate limit: only orders created count -------------------------------------------------------
+
+def rate_headers_of(r: Any) -> tuple[int, int, int]:
+    return (int(r.headers["X-RateLimit-Limit"]), int(r.headers["X-RateLimit-Remaining"]),
+            int(r.headers["X-RateLimit-Reset"]))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_replays_and_refusals_do_not_use_up_the_rate_limit(api: Api) -> None:
+    admin = auth(await api.account("rl-admin", Role.ADMIN))
+    trader = await api.account("rl-trader")
+    r = await api.client.patch(f"/v1/admin/accounts/{trader['id']}", headers=admin,
+                               json={"rate_limit_per_minute": 3})
+    assert r.status_code == 200, r.text
+    headers = auth(trader)
+    first = {"symbol": "AAPL", "side": "buy", "quantity": "1", "type": "limit",
+             "limit_price": "180.00", "client_order_id": "rl-1"}
+    r = await api.client.post("/v1/orders", json=first, headers=headers)
+    assert r.status_code == 201, r.text
+    assert rate_headers_of(r)[:2] == (3, 2)
+    for _ in range(5):
+        r = await api.client.post("/v1/orders", json=first, headers=headers)
+        assert r.status_code == 200, r.text
+        assert rate_headers_of(r)[:2] == (3, 2), "a replay used up the rate limit"
+    for bad in ({**first, "client_order_id": "rl-bad", "quantity": "-1"},
+                {**first, "client_order_id": "rl-bad", "symbol": "ZZZZ"}, {"symbol": 1}):
+        r = await api.client.post("/v1/orders", json=bad, headers=headers)
+        assert r.status_code in (400, 422), r.text
+        assert rate_headers_of(r)[:2] == (3, 2), "a refused order used up the rate limit"
+    for n in (2, 3):
+        r = await api.client.post("/v1/orders", json={**first, "client_order_id": f"rl-{n}"},
+                                  headers=headers)
+        assert r.status_code == 201, r.text
+    limit, remaining, reset = rate_headers_of(r)
+    assert (limit, remaining) == (3, 0)
+    now = api.services.clock.now().timestamp()
+    assert now <= reset <= now + 61
+    r = await api.client.post("/v1/orders", json={**first, "client_order_id": "rl-4"},
+                              headers=headers)
+    assert r.status_code == 429, r.text
+    assert r.json()["errors"][0]["code"] == "rate_limited"
+    assert rate_headers_of(r)[:2] == (3, 0) and int(r.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(("field", "first", "second"), [
+    ("timeout_seconds", 30, 60), ("timeout_seconds", None, 60),
+    ("max_slippage_pct", "0.5", "1"), ("max_slippage_pct", "0.5", None)])
+async def test_replay_with_different_execution_limits_is_a_409(
+        api: Api, field: str, first: Any, second: Any) -> None:
+    headers = auth(await api.account(f"limits-{field}-{first}-{second}"))
+    order = {"symbol": "AAPL", "side": "buy", "quantity": "1", "type": "market",
+             "client_order_id": "same-id"}
+    one = {**order, field: first} if first is not None else order
+    two = {**order, field: second} if second is not None else order
+    r = await api.client.post("/v1/orders", json=one, headers=headers)
+    assert r.status_code == 201, r.text
+    r = await api.client.post("/v1/orders", json=two, headers=headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["errors"][0]["code"] == "client_order_id_conflict"
+    r = await api.client.post("/v1/orders", json=one, headers=headers)
+    assert r.status_code == 200, r.text
