@@ -33,7 +33,8 @@ each process, so a venue restarted on the same data dir (same FIX session) appen
 the ids as sent.
 
 The FIX port listens on every interface (QuickFIX 1.15 has no bind address setting); only the
-configured CompIDs can log on. The admin API binds loopback only.
+configured CompIDs can log on. The admin API binds loopback only, answers only a loopback Host
+and takes POSTs only as application/json (see ``admin_guard``).
 
 Admin API (JSON): GET /orders, /book/{symbol}, /quotes, /faults, /snapshot,
 /session; POST /faults (fault fields), /faults/reset, /market/{symbol} {"price": "190.00"},
@@ -67,6 +68,7 @@ from ordex.domain.instruments import InstrumentStatus
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Side
 from ordex.venues.base import ExecutionReport, NewOrder, Quote, ReportKind
+from ordex.venues.fix import admin_guard
 from ordex.venues.fix import messages as m
 from ordex.venues.fix.messages import FixFormatError, FixMessage, MsgType, Tag
 from ordex.venues.fix.session import (
@@ -671,6 +673,9 @@ class _AdminHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], venue: VenueServer) -> None:
+        admin_guard.check_bind(address[0])
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         self.venue = venue
         super().__init__(address, _AdminHandler)
 
@@ -686,17 +691,24 @@ class _AdminHandler(BaseHTTPRequestHandler):
         self._handle("POST")
 
     def _handle(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        try:
-            status, payload = self.server.venue.call_admin(method, self.path, body)
-        except Exception as exc:
-            log.exception("admin %s %s failed", method, self.path)
-            status, payload = 500, {"error": str(exc) or type(exc).__name__}
+        refused = admin_guard.refusal(method, self.headers)
+        if refused is not None:
+            status, payload = refused
+            self.close_connection = True  # the body, if any, is never read
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length > 0 else b""
+            try:
+                status, payload = self.server.venue.call_admin(method, self.path, body)
+            except Exception as exc:
+                log.exception("admin %s %s failed", method, self.path)
+                status, payload = 500, {"error": str(exc) or type(exc).__name__}
         data = json.dumps(payload, default=_json_default).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if refused is not None:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
