@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ordex.api.app import create_app
+from ordex.bootstrap import build, prepare
+from ordex.config import Settings
 from ordex.domain.accounts import Role
+from ordex.domain.commands import SubmitOrder
+from ordex.domain.orders import OrderType, Side, TimeInForce
 from tests.conftest import Api, auth
 
 MiB = 1024 * 1024
@@ -281,3 +289,61 @@ async def test_replay_with_different_execution_limits_is_a_409(
     assert r.json()["errors"][0]["code"] == "client_order_id_conflict"
     r = await api.client.post("/v1/orders", json=one, headers=headers)
     assert r.status_code == 200, r.text
+
+
+# --- data files are the owner's alone ----------------------------------------------------------
+
+def modes(root: Path) -> dict[str, int]:
+    """Every folder and file under ``root`` (itself included) with its permission bits."""
+    found = {".": root.stat().st_mode & 0o777}
+    for path in root.rglob("*"):
+        found[str(path.relative_to(root))] = path.stat().st_mode & 0o777
+    return found
+
+
+def assert_owner_only(root: Path) -> dict[str, int]:
+    found = modes(root)
+    wrong = {name: oct(mode) for name, mode in found.items()
+             if mode != (0o700 if (root / name).is_dir() else 0o600)}
+    assert not wrong, f"not owner-only (want 0700 folders, 0600 files): {wrong}"
+    return found
+
+
+async def test_store_journal_metrics_and_demo_keys_are_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # a usual login umask: what ordex creates must not depend on it
+    try:
+        settings = Settings(data_dir=tmp_path / "deep" / "data", seed_demo=True,
+                            execution_enabled=False)
+        services = build(settings)
+        await prepare(services)
+        await services.start()
+        try:
+            key = services.demo_keys["alice"]
+            account = await services.accounts.authenticate(key)
+            assert account is not None
+            await services.orders.submit(SubmitOrder(
+                trader_id=account.id, symbol="AAPL", side=Side.BUY, type=OrderType.MARKET,
+                quantity=Decimal(1), time_in_force=TimeInForce.DAY))
+            await asyncio.sleep(0.1)  # the metrics line is written by its own thread
+            found = assert_owner_only(settings.data_dir)
+        finally:
+            await services.close()
+    finally:
+        os.umask(old)
+    for name in ("ordex.db", "ordex.db-wal", "ordex.db-shm", "demo-keys.json",
+                 "logs/metrics/orders.jsonl"):
+        assert name in found, sorted(found)
+    assert (tmp_path / "deep").stat().st_mode & 0o777 == 0o700
+
+
+async def test_an_existing_store_is_tightened(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    (data / "ordex.db").touch(mode=0o644)
+    os.chmod(data / "ordex.db", 0o644)
+    os.chmod(data, 0o755)
+    services = build(Settings(data_dir=data, seed_demo=False, execution_enabled=False))
+    await prepare(services)
+    await services.close()
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / "ordex.db").stat().st_mode & 0o777 == 0o600

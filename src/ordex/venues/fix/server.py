@@ -67,6 +67,7 @@ import quickfix as fix
 from ordex.domain.instruments import InstrumentStatus
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Side
+from ordex.files import private_dir, write_private
 from ordex.venues.base import ExecutionReport, NewOrder, Quote, ReportKind
 from ordex.venues.fix import admin_guard
 from ordex.venues.fix import messages as m
@@ -752,14 +753,14 @@ def _check_port_free(port: int) -> None:
 
 def _next_run(data_dir: Path, name: str) -> int:
     """Count the runs on this data dir (the FIX session's store lives there)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     path = data_dir / f"venue-{name}.json"
     try:
         runs = int(json.loads(path.read_text()).get("runs", 0))
     except (OSError, ValueError, AttributeError):
         runs = 0
     runs += 1
-    path.write_text(json.dumps({"runs": runs}))
+    write_private(path, json.dumps({"runs": runs}))
     return runs
 
 
@@ -768,8 +769,10 @@ def main(*, port: int, admin_port: int, data_dir: Path, name: str = "SIM", seed:
          client_comp_id: str = DEFAULT_CLIENT_COMP_ID,
          heartbeat_seconds: int = 5, log_messages: bool = False) -> int:
     """``ordex venue``: run until SIGTERM/SIGINT; prints one line when ready."""
+    import os
     import sys
 
+    os.umask(0o077)  # the FIX store and logs QuickFIX writes are the owner's alone
     server = VenueServer(demo_exchange(name, seed), port=port, admin_port=admin_port,
                          data_dir=data_dir, client_comp_id=client_comp_id,
                          heartbeat_seconds=heartbeat_seconds, tick_seconds=tick_seconds,
