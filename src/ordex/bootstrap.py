@@ -82,7 +82,7 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
 
     def publish(events: list[OrderEvent]) -> None:
         for event in events:
-            message = event.as_json()
+            message = {**event.as_json(), "service_seq": event.seq}
             bus.publish(ORDER_EVENTS, message)
             bus.publish(trader_topic(event.trader_id), message)
 

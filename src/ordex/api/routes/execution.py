@@ -31,6 +31,7 @@ from ordex.api.schemas import (
 )
 from ordex.bootstrap import Services
 from ordex.bus.memory import trader_topic
+from ordex.domain.accounts import Role
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.instruments import Instrument
 
@@ -134,10 +135,11 @@ async def order_events(
 ) -> JSONResponse:
     order = await visible_order(services, account, order_id)
     oid = order.id
-    events = await services.queries.events(after, order_id=oid)
+    own = account.role is Role.TRADER  # a trader's own positions; the service's for others
+    events = await services.queries.events(after, order_id=oid, per_trader=own)
     if not events and wait > 0:
         with services.bus.subscribe(trader_topic(order.trader_id)) as sub:
-            events = await services.queries.events(after, order_id=oid)
+            events = await services.queries.events(after, order_id=oid, per_trader=own)
             deadline = asyncio.get_running_loop().time() + wait
             while not events:
                 left = deadline - asyncio.get_running_loop().time()
@@ -145,6 +147,8 @@ async def order_events(
                     break
                 message = await sub.next_within(left)
                 if message is not None and message.get("order_id") == str(oid):
-                    events = await services.queries.events(after, order_id=oid)
-    last = events[-1].seq if events else after
-    return JSONResponse({"events": [e.as_json() for e in events], "last_seq": last})
+                    events = await services.queries.events(after, order_id=oid,
+                                                           per_trader=own)
+    last = events[-1].position(service_wide=not own) if events else after
+    return JSONResponse({"events": [e.as_json(service_wide=not own) for e in events],
+                         "last_seq": last})

@@ -32,6 +32,7 @@ from ordex.api.schemas import (
     dec,
     order_json,
 )
+from ordex.domain.accounts import Role
 from ordex.domain.commands import CancelOrder, SubmitOrder
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.orders import OrderStatus
@@ -179,7 +180,8 @@ async def list_orders(
         created_from=as_utc(created_from, "from"), created_to=as_utc(created_to, "to"),
         before_id=before, limit=limit,
     )
-    last_seq = await services.queries.last_event_seq()
+    last_seq = await services.queries.last_event_seq(
+        account.id if account.role is Role.TRADER else None)
     orders = await services.queries.orders(query)
     next_cursor = str(orders[-1].id) if len(orders) == limit else None
     return JSONResponse({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor,
