@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from ordex.bus.memory import ORDER_EVENTS, QUOTES, MemoryBus, trader_topic
 from ordex.clock import Clock, SystemClock
 from ordex.config import Settings
@@ -14,6 +16,7 @@ from ordex.domain.validation import PricePolicy
 from ordex.engine.engine import ExecutionEngine
 from ordex.engine.marketdata import MarketData
 from ordex.engine.recovery import RecoverySettings
+from ordex.files import private_dir, private_file
 from ordex.metrics import MetricsLog
 from ordex.services.accounts import AccountService
 from ordex.services.demo import seed_demo, seed_instruments
@@ -56,11 +59,24 @@ class Services:
         self.metrics.stop()
 
 
+def _private_sqlite(url: str) -> None:
+    """SQLite gives the -wal and -shm files the database file's own mode, so an owner-only
+    database keeps its journal owner-only too."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        private_file(Path(database))
+        for suffix in ("-wal", "-shm", "-journal"):
+            side = Path(database + suffix)
+            if side.exists():
+                private_file(side)
+
+
 def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = None) -> Services:
     """Wire the service. ``venue`` overrides the one the settings name (tests pass their own)."""
     clock = clock or SystemClock()
     if settings.is_sqlite:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(Path(settings.data_dir))
+        _private_sqlite(settings.resolved_database_url())
     db = Database(settings.resolved_database_url(), echo=settings.sql_echo)
     policy = PricePolicy(price_band=settings.price_band,
                          market_buffer=settings.market_order_buffer)
@@ -71,7 +87,7 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
 
     def publish(events: list[OrderEvent]) -> None:
         for event in events:
-            message = event.as_json()
+            message = {**event.as_json(), "service_seq": event.seq}
             bus.publish(ORDER_EVENTS, message)
             bus.publish(trader_topic(event.trader_id), message)
 

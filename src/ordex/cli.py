@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -35,6 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ordex.api.app import create_app
+    from ordex.api.http import header_timeout_protocol
     from ordex.bootstrap import Services
     from ordex.logs import configure
 
@@ -56,9 +58,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print(f"  {name:<8} {key}", flush=True)
 
     configure(args.log_level)
+    os.umask(0o077)  # the store, its journal, logs and keys are the owner's alone
     app = create_app(settings, on_ready=ready)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                access_log=False)
+                access_log=False, http=header_timeout_protocol(settings.header_timeout_seconds),
+                ws_max_size=settings.stream_max_message_bytes)
     return 0
 
 

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     )
 
     rate_limit_per_minute: int = Field(default=100, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)  # API request bodies
+    header_timeout_seconds: float = Field(default=10.0, gt=0)  # to send complete headers
+    stream_connections_per_trader: int = Field(default=20, ge=1)
+    stream_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     price_band: Decimal = Decimal("0.10")
     market_order_buffer: Decimal = Decimal("0.01")
     default_cash: Decimal = Decimal("100000")

@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from ordex.clock import iso
+from ordex.files import private_file
 
 log = logging.getLogger("ordex.metrics")
 
@@ -39,7 +40,7 @@ class MetricsLog:
     def start(self) -> None:
         if self.path is None or self._thread is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self._thread = threading.Thread(target=self._write, name="ordex-metrics", daemon=True)
         self._thread.start()
 

@@ -106,7 +106,8 @@ class VenueProcess:
     async def admin(self, method: str, path: str, body: dict[str, Any] | None = None,
                     expect: int = 200) -> Any:
         async with httpx.AsyncClient(base_url=self.admin_url, timeout=10) as client:
-            response = await client.request(method, path, json=body)
+            response = await client.request(
+                method, path, json=body if body is not None or method != "POST" else {})
         assert response.status_code == expect, response.text
         return response.json()
 

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 
 from ordex import __version__
 from ordex.api import errors
+from ordex.api.deps import account_for
+from ordex.api.guard import BodyGuard
 from ordex.api.routes import account, admin, execution, orders, stream, venues, web
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
@@ -42,6 +44,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                   lifespan=lifespan)
     app.state.services = wired
     errors.install(app)
+
+    async def authenticate(header: str | None) -> object:
+        return await account_for(wired, header)
+
+    app.add_middleware(BodyGuard, authenticate=authenticate, limit=settings.max_body_bytes)
     app.include_router(orders.router)
     app.include_router(account.router)
     app.include_router(execution.router)

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ordex.api.errors import ApiError
+from ordex.api.guard import ACCOUNT_KEY
 from ordex.bootstrap import Services
 from ordex.domain.accounts import Account, Role
 from ordex.domain.errors import Code, Violation
@@ -25,16 +26,15 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def current_account(
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Account:
+async def account_for(services: Services, authorization: str | None) -> Account:
+    """The account whose key is in an ``Authorization: Bearer KEY`` header; else ApiError."""
     challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None or not credentials.credentials:
+    scheme, _, key = (authorization or "").strip().partition(" ")
+    key = key.strip() if scheme.lower() == "bearer" else ""
+    if not key:
         raise ApiError(Violation(
             Code.UNAUTHORIZED, None, "No API key was sent.",
             "Send your API key in the header 'Authorization: Bearer YOUR_KEY'."), challenge)
-    key = credentials.credentials
     account = None
     if len(key) <= MAX_KEY_LENGTH:
         account = await services.accounts.authenticate(key)
@@ -44,6 +44,17 @@ async def current_account(
             "Check that you copied the whole key; ask an administrator for a new one if it "
             "was revoked."), challenge)
     return account
+
+
+async def current_account(
+    request: Request, services: ServicesDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],  # documents the scheme
+) -> Account:
+    """Checked once per request: by the body guard when the request has a body, else here."""
+    known = request.scope.get(ACCOUNT_KEY)
+    if isinstance(known, Account):
+        return known
+    return await account_for(services, request.headers.get("authorization"))
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]

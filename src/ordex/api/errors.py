@@ -28,6 +28,7 @@ STATUS: dict[Code, int] = {
     Code.INVALID_JSON: 400,
     Code.INVALID_BODY: 400,
     Code.UNSUPPORTED_MEDIA_TYPE: 415,
+    Code.BODY_TOO_LARGE: 413,
 }
 
 
@@ -43,9 +44,11 @@ def error_response(violations: list[Violation], status: int | None = None,
 class ApiError(Exception):
     """A refusal raised by the interface layer itself (auth, rate limit), with HTTP headers."""
 
-    def __init__(self, violation: Violation, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, violation: Violation, headers: dict[str, str] | None = None,
+                 status: int | None = None) -> None:
         self.violation = violation
         self.headers = headers
+        self.status = status
         super().__init__(violation.message)
 
 
@@ -85,7 +88,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def on_api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response([exc.violation], headers=exc.headers)
+        return error_response([exc.violation], status=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -102,6 +105,9 @@ def install(app: FastAPI) -> None:
             v = Violation(Code.METHOD_NOT_ALLOWED, None,
                           "This endpoint does not accept that method.",
                           "See /docs for the methods each endpoint takes.")
+        elif exc.status_code == 413:
+            v = Violation(Code.BODY_TOO_LARGE, None, str(exc.detail),
+                          "Send one order or one change per request, without padding.")
         elif exc.status_code == 400:
             # FastAPI's answer to a body it cannot decode (not UTF-8); its endpoints answer a
             # body that is not JSON with 422, and document only that.

@@ -57,7 +57,7 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
-def check_content_type(header: str | None) -> Violation | None:
+def check_content_type(header: str | None, what: str = "order") -> Violation | None:
     """JSON, or no content type at all; a form or text body is refused rather than guessed at."""
     if header is None:
         return None
@@ -67,16 +67,16 @@ def check_content_type(header: str | None) -> Violation | None:
         return None
     return Violation(
         Code.UNSUPPORTED_MEDIA_TYPE, None,
-        f"The order was sent as '{shown(media, 60)}'; ordex reads orders as JSON only.",
-        "Send the order as a JSON object with the header 'Content-Type: application/json'.")
+        f"The {what} was sent as '{shown(media, 60)}'; ordex reads it as JSON only.",
+        f"Send the {what} as a JSON object with the header 'Content-Type: application/json'.")
 
 
 def decode_json(body: bytes) -> tuple[Any, Violation | None]:
     """Parse JSON keeping decimals exact; NaN, Infinity and invalid text are refused."""
     if len(body) > MAX_BODY_BYTES:
         return None, Violation(
-            Code.INVALID_BODY, None,
-            f"The request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}.",
+            Code.BODY_TOO_LARGE, None,
+            f"The request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,} bytes.",
             "Send one order per request, without padding.")
     if not body.strip():
         return None, Violation(Code.INVALID_JSON, None, "The request body is empty.",

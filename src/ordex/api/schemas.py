@@ -169,7 +169,8 @@ class NewAccountRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._\-]+$")
     role: Literal["trader", "compliance", "admin"] = "trader"
-    cash: Decimal = Field(default=Decimal(0), ge=0, le=Decimal("1e12"), allow_inf_nan=False)
+    cash: Decimal = Field(default=Decimal(0), ge=0, le=Decimal("1e12"), allow_inf_nan=False,
+                  decimal_places=8)
     allow_short: bool = False
 
 
@@ -182,17 +183,22 @@ class LimitsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_position_shares: Decimal | None = Field(default=None, gt=0, le=Decimal("1e12"),
-                                                allow_inf_nan=False)
+                                                allow_inf_nan=False,
+                  decimal_places=8)
     max_position_notional: Decimal | None = Field(default=None, gt=0, le=Decimal("1e15"),
-                                                  allow_inf_nan=False)
+                                                  allow_inf_nan=False,
+                  decimal_places=8)
     max_order_notional: Decimal | None = Field(default=None, gt=0, le=Decimal("1e15"),
-                                               allow_inf_nan=False)
+                                               allow_inf_nan=False,
+                  decimal_places=8)
     daily_loss_limit: Decimal | None = Field(default=None, gt=0, le=Decimal("1e15"),
-                                             allow_inf_nan=False)
+                                             allow_inf_nan=False,
+                  decimal_places=8)
     max_open_orders: int | None = Field(default=None, gt=0, le=100_000)
     rate_limit_per_minute: int | None = Field(default=None, gt=0, le=100_000)
     allow_short: bool | None = None
-    cash: Decimal | None = Field(default=None, ge=0, le=Decimal("1e12"), allow_inf_nan=False)
+    cash: Decimal | None = Field(default=None, ge=0, le=Decimal("1e12"), allow_inf_nan=False,
+                  decimal_places=8)
 
 
 class FillOut(BaseModel):

@@ -14,6 +14,7 @@ class Code(StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_BODY = "invalid_body"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    BODY_TOO_LARGE = "body_too_large"
     MISSING_FIELD = "missing_field"
     UNKNOWN_FIELD = "unknown_field"
     INVALID_VALUE = "invalid_value"

@@ -24,6 +24,10 @@ class LastFill:
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
+    """``seq`` is the position in the whole service's event log; ``trader_seq`` the position
+    among this trader's own events (1, 2, 3, ...), which is all a trader is shown, so that
+    nothing a trader sees moves when someone else trades."""
+
     seq: int
     order_id: UUID
     trader_id: UUID
@@ -31,9 +35,16 @@ class OrderEvent:
     status: str
     timestamp: datetime
     payload: dict[str, Any]
+    trader_seq: int = 0
 
-    def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "type": self.type, "order_id": str(self.order_id),
+    def position(self, *, service_wide: bool) -> int:
+        return self.seq if service_wide else self.trader_seq
+
+    def as_json(self, *, service_wide: bool = False) -> dict[str, Any]:
+        """As shown to the trader (``seq`` = trader_seq) or, for compliance and admin, with the
+        service-wide ``seq``."""
+        return {"seq": self.position(service_wide=service_wide), "type": self.type,
+                "order_id": str(self.order_id),
                 "trader_id": str(self.trader_id), "status": self.status,
                 "timestamp": iso(self.timestamp), **self.payload}
 

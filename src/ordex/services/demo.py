@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 
 from ordex.clock import Clock
 from ordex.domain.accounts import Role
 from ordex.domain.instruments import Instrument, InstrumentStatus
+from ordex.files import write_private
 from ordex.services.accounts import AccountService
 from ordex.store.database import Database
 from ordex.store.uow import UnitOfWork
@@ -99,8 +99,4 @@ async def seed_demo(db: Database, clock: Clock, data_dir: Path) -> dict[str, str
 
 def _write_keys(path: Path, keys: dict[str, str]) -> None:
     """Written once at seeding, readable by the owner only, replaced atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(keys, indent=2))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    write_private(path, json.dumps(keys, indent=2))

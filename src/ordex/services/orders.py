@@ -322,6 +322,8 @@ def _same_or_conflict(existing: Order, cmd: SubmitOrder) -> Order:
         and existing.quantity == cmd.quantity and existing.limit_price == cmd.limit_price
         and existing.stop_loss == cmd.stop_loss and existing.take_profit == cmd.take_profit
         and existing.time_in_force is cmd.time_in_force
+        and existing.max_slippage_pct == cmd.max_slippage_pct
+        and existing.timeout_seconds == cmd.timeout_seconds
     )
     if not same:
         raise DomainError(Violation(

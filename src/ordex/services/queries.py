@@ -21,6 +21,8 @@ from ordex.store.database import Database
 from ordex.store.repository import OrderQuery
 from ordex.store.uow import reading
 
+MAX_SEQ = 2**62  # the largest sequence number a client may name
+
 
 @dataclass(frozen=True, slots=True)
 class PositionView:
@@ -107,14 +109,16 @@ class Queries:
             return await repo.fills(**filters)
 
     async def events(self, after: int, *, trader_id: UUID | None = None,
-                     order_id: UUID | None = None, limit: int = 1000) -> list[OrderEvent]:
+                     order_id: UUID | None = None, limit: int = 1000,
+                     per_trader: bool = False) -> list[OrderEvent]:
+        """See ``Repository.events_after``: ``per_trader`` positions for what a trader sees."""
         async with reading(self.db) as repo:
             return await repo.events_after(after, trader_id=trader_id, order_id=order_id,
-                                           limit=limit)
+                                           limit=limit, per_trader=per_trader)
 
-    async def last_event_seq(self) -> int:
+    async def last_event_seq(self, trader_id: UUID | None = None) -> int:
         async with reading(self.db) as repo:
-            return await repo.last_event_seq()
+            return await repo.last_event_seq(trader_id)
 
     async def accounts(self) -> list[Account]:
         async with reading(self.db) as repo:

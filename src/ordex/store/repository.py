@@ -422,26 +422,41 @@ class Repository:
         if self._postgres:
             await self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                     {"key": EVENT_SEQ_LOCK})
+        # The trader's own count goes on under the same lock (one writer on SQLite), so it too
+        # becomes visible in commit order, without gaps.
+        trader_seq = await self.last_event_seq(order.trader_id) + 1
         done = await self.conn.execute(insert(order_events).values(
             order_id=order.id, trader_id=order.trader_id, type=type, status=order.status.value,
-            timestamp=at, payload=body))
+            timestamp=at, payload=body, trader_seq=trader_seq))
         seq = int(done.inserted_primary_key[0])
-        return OrderEvent(seq, order.id, order.trader_id, type, order.status.value, at, body)
+        return OrderEvent(seq, order.id, order.trader_id, type, order.status.value, at, body,
+                          trader_seq)
 
     async def events_after(self, after: int, *, trader_id: UUID | None = None,
-                           order_id: UUID | None = None, limit: int = 1000) -> list[OrderEvent]:
-        stmt = select(order_events).where(order_events.c.seq > after)
+                           order_id: UUID | None = None, limit: int = 1000,
+                           per_trader: bool = False) -> list[OrderEvent]:
+        """Events after position ``after``: the trader's own count when ``per_trader`` (then
+        ``trader_id`` or ``order_id`` names whose), else the service-wide one."""
+        position = order_events.c.trader_seq if per_trader else order_events.c.seq
+        if per_trader and trader_id is None and order_id is None:
+            raise ValueError("a per-trader position needs a trader or an order")
+        stmt = select(order_events).where(position > after)
         if trader_id is not None:
             stmt = stmt.where(order_events.c.trader_id == trader_id)
         if order_id is not None:
             stmt = stmt.where(order_events.c.order_id == order_id)
-        stmt = stmt.order_by(order_events.c.seq).limit(limit)
+        stmt = stmt.order_by(position).limit(limit)
         return [OrderEvent(r.seq, r.order_id, r.trader_id, r.type, r.status, r.timestamp,
-                           dict(r.payload)) for r in await self.conn.execute(stmt)]
+                           dict(r.payload), r.trader_seq) for r in await self.conn.execute(stmt)]
 
-    async def last_event_seq(self) -> int:
-        return int((await self.conn.execute(
-            select(func.coalesce(func.max(order_events.c.seq), 0)))).scalar_one())
+    async def last_event_seq(self, trader_id: UUID | None = None) -> int:
+        """The last service-wide seq, or with ``trader_id`` that trader's last own seq."""
+        if trader_id is None:
+            stmt = select(func.coalesce(func.max(order_events.c.seq), 0))
+        else:
+            stmt = select(func.coalesce(func.max(order_events.c.trader_seq), 0)).where(
+                order_events.c.trader_id == trader_id)
+        return int((await self.conn.execute(stmt)).scalar_one())
 
     # execution log
     async def log(self, *entries: ExecutionLogEntry) -> None:

@@ -137,6 +137,8 @@ order_events = Table(
     Column("status", String(20), nullable=False),
     Column("timestamp", UTCDateTime, nullable=False),
     Column("payload", JSON, nullable=False),
+    Column("trader_seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    UniqueConstraint("trader_id", "trader_seq", name="uq_order_events_trader_seq"),
     Index("ix_order_events_trader_seq", "trader_id", "seq"),
     Index("ix_order_events_order_seq", "order_id", "seq"),
 )

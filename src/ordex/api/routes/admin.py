@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ordex.api.deps import Admin, ServicesDep
-from ordex.api.routes.common import AUTH_ERRORS, NOT_FOUND, parse_uuid
+from ordex.api.routes.common import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
+    NOT_FOUND,
+    body_schema,
+    json_model,
+    parse_uuid,
+)
 from ordex.api.schemas import (
     AccountSummary,
     AccountSummaryList,
@@ -32,9 +39,10 @@ async def list_accounts(services: ServicesDep, _: Admin) -> JSONResponse:
 
 
 @router.post("/accounts", status_code=201, summary="Create an account and issue its API key",
-             responses={201: {"model": NewAccountOut}, **AUTH_ERRORS})
-async def create_account(body: NewAccountRequest, services: ServicesDep,
-                         _: Admin) -> JSONResponse:
+             responses={201: {"model": NewAccountOut}, **AUTH_ERRORS, **BODY_ERRORS},
+             openapi_extra=body_schema(NewAccountRequest))
+async def create_account(request: Request, services: ServicesDep, _: Admin) -> JSONResponse:
+    body = await json_model(request, NewAccountRequest, "account")
     issued = await services.accounts.create(body.name, Role(body.role), body.cash,
                                             allow_short=body.allow_short)
     return JSONResponse({"account": account_summary_json(issued.account),
@@ -43,9 +51,12 @@ async def create_account(body: NewAccountRequest, services: ServicesDep,
 
 @router.patch("/accounts/{account_id}", summary="Set a trader's risk limits and rate limit",
               responses={200: {"model": AccountSummary}, **NOT_FOUND, **AUTH_ERRORS,
-                         409: {"model": ErrorResponse}})
-async def update_account(account_id: str, body: LimitsUpdate, services: ServicesDep,
+                         **BODY_ERRORS,
+                         409: {"model": ErrorResponse}},
+              openapi_extra=body_schema(LimitsUpdate))
+async def update_account(account_id: str, request: Request, services: ServicesDep,
                          _: Admin) -> JSONResponse:
+    body = await json_model(request, LimitsUpdate, "change")
     aid = parse_uuid(account_id)
     if aid is None:
         raise DomainError(Violation(Code.NOT_FOUND, "id", f"No account with id {account_id}.",

@@ -16,6 +16,7 @@ from ordex.api.routes.common import (
     as_utc,
     parse_uuid,
     scope_of,
+    symbol_filter,
     visible_order,
 )
 from ordex.api.schemas import (
@@ -30,6 +31,7 @@ from ordex.api.schemas import (
 )
 from ordex.bootstrap import Services
 from ordex.bus.memory import trader_topic
+from ordex.domain.accounts import Role
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.instruments import Instrument
 
@@ -64,8 +66,8 @@ async def list_fills(
         raise DomainError(Violation(Code.INVALID_VALUE, "cursor", "The cursor is not valid.",
                                     "Pass next_cursor from the previous page unchanged."))
     fills = await services.queries.fills(
-        trader_id=scope_of(account), symbol=symbol.strip().upper() if symbol else None,
-        since=as_utc(since), until=as_utc(until), before_id=before, limit=limit)
+        trader_id=scope_of(account), symbol=symbol_filter(symbol),
+        since=as_utc(since, "from"), until=as_utc(until, "to"), before_id=before, limit=limit)
     next_cursor = str(fills[-1].id) if len(fills) == limit else None
     return JSONResponse({"fills": [fill_json(f) for f in fills], "next_cursor": next_cursor})
 
@@ -92,7 +94,7 @@ async def quote_history(
     since: Annotated[datetime | None, Query(alias="from")] = None,
 ) -> JSONResponse:
     instrument = await _instrument(services, symbol)
-    points = services.market.history(instrument.symbol, as_utc(since))
+    points = services.market.history(instrument.symbol, as_utc(since, "from"))
     return JSONResponse({"symbol": instrument.symbol, "points": [
         {"timestamp": timestamp(p.timestamp), "price": dec(p.price)} for p in points]})
 
@@ -133,10 +135,11 @@ async def order_events(
 ) -> JSONResponse:
     order = await visible_order(services, account, order_id)
     oid = order.id
-    events = await services.queries.events(after, order_id=oid)
+    own = account.role is Role.TRADER  # a trader's own positions; the service's for others
+    events = await services.queries.events(after, order_id=oid, per_trader=own)
     if not events and wait > 0:
         with services.bus.subscribe(trader_topic(order.trader_id)) as sub:
-            events = await services.queries.events(after, order_id=oid)
+            events = await services.queries.events(after, order_id=oid, per_trader=own)
             deadline = asyncio.get_running_loop().time() + wait
             while not events:
                 left = deadline - asyncio.get_running_loop().time()
@@ -144,6 +147,8 @@ async def order_events(
                     break
                 message = await sub.next_within(left)
                 if message is not None and message.get("order_id") == str(oid):
-                    events = await services.queries.events(after, order_id=oid)
-    last = events[-1].seq if events else after
-    return JSONResponse({"events": [e.as_json() for e in events], "last_seq": last})
+                    events = await services.queries.events(after, order_id=oid,
+                                                           per_trader=own)
+    last = events[-1].position(service_wide=not own) if events else after
+    return JSONResponse({"events": [e.as_json(service_wide=not own) for e in events],
+                         "last_seq": last})

@@ -15,10 +15,12 @@ from ordex.api.errors import ApiError, error_response
 from ordex.api.parsing import check_content_type, decode_json, parse_order
 from ordex.api.routes.common import (
     AUTH_ERRORS,
+    BODY_ERRORS,
     NOT_FOUND,
     as_utc,
     parse_uuid,
     scope_of,
+    symbol_filter,
     visible_order,
 )
 from ordex.api.routes.venues import market_data_notice
@@ -31,11 +33,12 @@ from ordex.api.schemas import (
     dec,
     order_json,
 )
+from ordex.domain.accounts import Role
 from ordex.domain.commands import CancelOrder, SubmitOrder
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.orders import OrderStatus
 from ordex.services.orders import not_found_order
-from ordex.services.ratelimit import retry_after_header
+from ordex.services.ratelimit import rate_headers, retry_after_header
 from ordex.store.repository import OrderQuery
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -47,7 +50,7 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {**_ERR, "description": "client_order_id already used for a different order"},
     415: {**_ERR, "description": "The body is not sent as application/json"},
     429: {**_ERR, "description": "Too many orders this minute; see Retry-After"},
-    **AUTH_ERRORS,
+    **AUTH_ERRORS, **BODY_ERRORS,
 }
 
 
@@ -60,23 +63,39 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     }},
 )
 async def submit_order(request: Request, services: ServicesDep, trader: Trader) -> JSONResponse:
-    decision = services.limiter.hit(trader.id, time.monotonic(), trader.rate_limit_per_minute)
+    """Only a call that creates an order counts against the rate limit: a replay of a
+    ``client_order_id`` and a refused order give their place back."""
+    limiter = services.limiter
+    decision = limiter.hit(trader.id, time.monotonic(), trader.rate_limit_per_minute)
+    epoch = services.clock.now().timestamp()
     if not decision.allowed:
-        when = services.clock.now().timestamp() + decision.retry_after
-        at = datetime.fromtimestamp(when, UTC).strftime("%H:%M:%S UTC")
+        at = datetime.fromtimestamp(epoch + decision.retry_after, UTC).strftime("%H:%M:%S UTC")
         raise ApiError(Violation(
             Code.RATE_LIMITED, None,
             f"Rate limit reached: at most {decision.limit} orders per minute. You can send "
             f"again in {retry_after_header(decision.retry_after)} seconds (at {at}).",
             "Wait until then, or ask an administrator to raise your limit."),
-            {"Retry-After": retry_after_header(decision.retry_after)})
-    cmd = await _read_order(request, trader.id)
+            {"Retry-After": retry_after_header(decision.retry_after),
+             **rate_headers(decision, epoch)})
+    try:
+        cmd = await _read_order(request, trader.id)
+        result = None if isinstance(cmd, JSONResponse) else await services.orders.submit(cmd)
+    except DomainError as exc:
+        headers = rate_headers(limiter.refund(trader.id, decision), epoch)
+        return error_response(exc.violations, headers=headers)
+    except BaseException:
+        limiter.refund(trader.id, decision)
+        raise
+    if result is None or not result.created:
+        decision = limiter.refund(trader.id, decision)
+    headers = rate_headers(decision, epoch)
     if isinstance(cmd, JSONResponse):
+        cmd.headers.update(headers)
         return cmd
-    result = await services.orders.submit(cmd)
-    status = 201 if result.created else 200
-    headers = {"Location": f"/v1/orders/{result.order.id}"}
-    return JSONResponse(order_json(result.order), status_code=status, headers=headers)
+    assert result is not None
+    headers["Location"] = f"/v1/orders/{result.order.id}"
+    return JSONResponse(order_json(result.order), status_code=201 if result.created else 200,
+                        headers=headers)
 
 
 @router.post(
@@ -160,11 +179,12 @@ async def list_orders(
                                         "trader_id is not a valid id.", "Use an account id."))
     query = OrderQuery(
         trader_id=scope, statuses=_statuses(status),
-        symbol=symbol.strip().upper() if symbol else None,
-        created_from=as_utc(created_from), created_to=as_utc(created_to),
+        symbol=symbol_filter(symbol),
+        created_from=as_utc(created_from, "from"), created_to=as_utc(created_to, "to"),
         before_id=before, limit=limit,
     )
-    last_seq = await services.queries.last_event_seq()
+    last_seq = await services.queries.last_event_seq(
+        account.id if account.role is Role.TRADER else None)
     orders = await services.queries.orders(query)
     next_cursor = str(orders[-1].id) if len(orders) == limit else None
     return JSONResponse({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor,

@@ -39,7 +39,8 @@ The FIX port listens on ``host`` only (default 127.0.0.1; ``0.0.0.0`` for every 
 QuickFIX 1.15 has no bind address setting and listens on every interface, so for any other host
 the acceptor is started on a spare port and its listening socket is then swapped, under the same
 descriptor, for one bound to ``host:port`` (``_rebind``). Only the configured CompIDs (and, with a
-password, the right Password) can log on. The admin API binds loopback only.
+password, the right Password) can log on. The admin API binds loopback only, answers
+only a loopback Host and takes POSTs only as application/json (see ``admin_guard``).
 
 Admin API (JSON): GET /orders, /book/{symbol}, /quotes, /faults, /snapshot,
 /session; POST /faults (fault fields), /faults/reset, /market/{symbol} {"price": "190.00"},
@@ -75,7 +76,9 @@ import quickfix as fix
 from ordex.domain.instruments import InstrumentStatus
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Side
+from ordex.files import private_dir
 from ordex.venues.base import ExecutionReport, NewOrder, Quote, ReportKind
+from ordex.venues.fix import admin_guard
 from ordex.venues.fix import messages as m
 from ordex.venues.fix.messages import FixFormatError, FixMessage, MsgType, Tag
 from ordex.venues.fix.session import (
@@ -733,6 +736,9 @@ class _AdminHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], venue: VenueServer) -> None:
+        admin_guard.check_bind(address[0])
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         self.venue = venue
         super().__init__(address, _AdminHandler)
 
@@ -748,17 +754,24 @@ class _AdminHandler(BaseHTTPRequestHandler):
         self._handle("POST")
 
     def _handle(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        try:
-            status, payload = self.server.venue.call_admin(method, self.path, body)
-        except Exception as exc:
-            log.exception("admin %s %s failed", method, self.path)
-            status, payload = 500, {"error": str(exc) or type(exc).__name__}
+        refused = admin_guard.refusal(method, self.headers)
+        if refused is not None:
+            status, payload = refused
+            self.close_connection = True  # the body, if any, is never read
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length > 0 else b""
+            try:
+                status, payload = self.server.venue.call_admin(method, self.path, body)
+            except Exception as exc:
+                log.exception("admin %s %s failed", method, self.path)
+                status, payload = 500, {"error": str(exc) or type(exc).__name__}
         data = json.dumps(payload, default=_json_default).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if refused is not None:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -844,7 +857,7 @@ def _next_run(data_dir: Path, name: str) -> int:
     """Count the runs on this data dir (the FIX session's store lives there). The new count is
     on disk (written to a temporary file, fsynced, renamed) before any id of the run is made, so
     a kill at any moment never gives two runs the same number."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     path = data_dir / f"venue-{name}.json"
     try:
         runs = int(json.loads(path.read_text()).get("runs", 0))
@@ -876,6 +889,7 @@ def main(*, port: int, admin_port: int, data_dir: Path, name: str = "SIM", seed:
     """``ordex venue``: run until SIGTERM/SIGINT; prints one line when ready."""
     import sys
 
+    os.umask(0o077)  # the FIX store and logs QuickFIX writes are the owner's alone
     journal = open_journal(data_dir, name, datetime.now(UTC))
     server = VenueServer(demo_exchange(name, seed, journal), port=port, admin_port=admin_port,
                          data_dir=data_dir, client_comp_id=client_comp_id,

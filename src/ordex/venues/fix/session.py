@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
 
 import quickfix as fix
 
+from ordex.files import private_dir
 from ordex.venues.fix.messages import BEGIN_STRING
 
 if TYPE_CHECKING:
@@ -100,9 +101,9 @@ def _settings(config: SessionConfig, defaults: dict[str, str],
               session: dict[str, str]) -> quickfix.SessionSettings:
     import quickfix as fix
 
-    config.store_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(config.store_dir)
     if config.log_dir is not None:
-        config.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.log_dir)
     settings = fix.SessionSettings()
     default_dict = fix.Dictionary()
     for key, value in defaults.items():
