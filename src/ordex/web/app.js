@@ -164,7 +164,8 @@ function onEvent(ev) {
   document.body.dataset.lastSeq = String(ev.seq);
   const known = state.orders.get(ev.order_id);
   const order = Object.assign(known || { id: ev.order_id, created_at: ev.timestamp }, {
-    trader_id: ev.trader_id, client_order_id: ev.client_order_id, symbol: ev.symbol,
+    trader_id: ev.trader_id, trader_name: ev.trader_name,
+    client_order_id: ev.client_order_id, symbol: ev.symbol,
     side: ev.side, type: ev.order_type, quantity: ev.quantity,
     limit_price: ev.limit_price, time_in_force: ev.time_in_force, status: ev.status,
     filled_quantity: ev.filled_quantity, remaining_quantity: ev.remaining_quantity,
@@ -216,7 +217,8 @@ function renderRow(order, isNew) {
       onclick: () => toggleDetail(order.id),
     }, open ? "▾" : "▸")),
     h("td", { text: fmt.time(order.created_at) }),
-    h("td", { class: "trader-col", text: (order.trader_id || "").slice(0, 8) }),
+    h("td", { class: "trader-col", text: order.trader_name || (order.trader_id || "").slice(0, 8),
+              title: order.trader_id || "" }),
     h("td", { class: "symbol", text: order.symbol }),
     h("td", { class: `side ${order.side}`, text: order.side === "buy" ? "Buy" : "Sell" }),
     h("td", { text: order.type ? fmt.words(order.type) : "—" }),

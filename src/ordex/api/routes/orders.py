@@ -27,8 +27,10 @@ from ordex.api.schemas import (
     OrderOut,
     OrderRequest,
     PreviewOut,
+    cents,
     dec,
     order_json,
+    orders_json,
 )
 from ordex.domain.commands import CancelOrder, SubmitOrder
 from ordex.domain.errors import Code, DomainError, Violation
@@ -75,7 +77,8 @@ async def submit_order(request: Request, services: ServicesDep, trader: Trader) 
     result = await services.orders.submit(cmd)
     status = 201 if result.created else 200
     headers = {"Location": f"/v1/orders/{result.order.id}"}
-    return JSONResponse(order_json(result.order), status_code=status, headers=headers)
+    return JSONResponse(order_json(result.order, trader.name), status_code=status,
+                        headers=headers)
 
 
 @router.post(
@@ -99,9 +102,9 @@ async def preview_order(request: Request, services: ServicesDep, trader: Trader)
         "accepted": not preview.violations,
         "errors": [v.as_dict() for v in preview.violations],
         "estimate": {
-            "unit_price": dec(preview.unit_price), "notional": dec(preview.notional),
-            "buying_power": dec(preview.buying_power),
-            "buying_power_after": dec(preview.buying_power_after),
+            "unit_price": dec(preview.unit_price), "notional": cents(preview.notional),
+            "buying_power": cents(preview.buying_power),
+            "buying_power_after": cents(preview.buying_power_after),
         },
     })
 
@@ -127,7 +130,9 @@ async def _read_order(request: Request, trader_id: UUID, *,
             responses={200: {"model": OrderOut}, **NOT_FOUND, **AUTH_ERRORS})
 async def get_order(order_id: str, services: ServicesDep,
                     account: CurrentAccount) -> JSONResponse:
-    return JSONResponse(order_json(await visible_order(services, account, order_id)))
+    order = await visible_order(services, account, order_id)
+    names = await services.queries.trader_names([order.trader_id])
+    return JSONResponse(order_json(order, names.get(order.trader_id)))
 
 
 @router.get("", summary="List orders, newest first",
@@ -164,7 +169,8 @@ async def list_orders(
     last_seq = await services.queries.last_event_seq()
     orders = await services.queries.orders(query)
     next_cursor = str(orders[-1].id) if len(orders) == limit else None
-    return JSONResponse({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor,
+    names = await services.queries.trader_names(o.trader_id for o in orders)
+    return JSONResponse({"orders": orders_json(orders, names), "next_cursor": next_cursor,
                          "last_seq": last_seq})
 
 
@@ -177,7 +183,7 @@ async def cancel_order(order_id: str, services: ServicesDep, trader: Trader) -> 
     if oid is None:
         raise DomainError(not_found_order(order_id))
     order = await services.orders.cancel(CancelOrder(trader.id, oid))
-    return JSONResponse(order_json(order))
+    return JSONResponse(order_json(order, trader.name))
 
 
 _FAILED_ONLY = {409: {**_ERR, "description": "The order is not failed"}}
@@ -196,7 +202,8 @@ async def retry_order(order_id: str, services: ServicesDep, trader: Trader) -> J
     if oid is None:
         raise DomainError(not_found_order(order_id))
     result = await services.orders.retry(trader.id, oid)
-    return JSONResponse(order_json(result.order), status_code=201 if result.created else 200,
+    return JSONResponse(order_json(result.order, trader.name),
+                        status_code=201 if result.created else 200,
                         headers={"Location": f"/v1/orders/{result.order.id}"})
 
 
@@ -207,7 +214,8 @@ async def acknowledge_order(order_id: str, services: ServicesDep,
     oid = parse_uuid(order_id)
     if oid is None:
         raise DomainError(not_found_order(order_id))
-    return JSONResponse(order_json(await services.orders.acknowledge(trader.id, oid)))
+    return JSONResponse(order_json(await services.orders.acknowledge(trader.id, oid),
+                                   trader.name))
 
 
 def _statuses(values: list[str] | None) -> frozenset[OrderStatus] | None:
