@@ -93,6 +93,20 @@ def test_tick_hint_keeps_the_stop_loss_valid() -> None:
     assert [(v.code, v.hint) for v in found] == [(Code.PRICE_OFF_TICK, "Use $100.01.")]
 
 
+def test_an_order_priced_outside_the_band_is_costed_at_the_price_the_hint_names() -> None:
+    found = check_order(submit(quantity="100", limit_price="150.00"), instrument(),
+                        state(cash="10000"), POLICY)
+    by_code = {v.code: v for v in found}
+    assert by_code[Code.PRICE_OUT_OF_BAND].hint.startswith(
+        "Use a limit price between $90.00 and $110.00")
+    funds = by_code[Code.INSUFFICIENT_FUNDS]
+    assert funds.message == ("Insufficient funds for $11,000.00 order at $110.00, the highest "
+                             "limit price you may use; available: $10,000.00")
+    assert funds.hint == "Reduce the quantity to 90 shares or fewer, or add funds."
+    assert check_order(submit(quantity="90", limit_price="110.00"), instrument(),
+                       state(cash="10000"), POLICY) == []
+
+
 def test_selling_through_a_long_position_counts_the_shares_it_closes() -> None:
     """Long 1,000 with a 1,000-share limit: selling 2,000 ends short 1,000, within the limit."""
     st_ = state(positions={"AAPL": "1000"}, allow_short=True, max_position_shares=Decimal(1000))

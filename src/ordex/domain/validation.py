@@ -270,15 +270,20 @@ def check_brackets(cmd: SubmitOrder, order_price: Decimal) -> list[Violation]:
 def check_buying_power(
     cmd: SubmitOrder, unit_price: Decimal, lot: Decimal, state: AccountState
 ) -> Violation | None:
+    """A limit order whose price is wrong is costed at the highest price its hints name, and
+    the message says so."""
     if cmd.side is not Side.BUY:
         return None
     cost = cmd.quantity * unit_price
     available = state.buying_power()
     if cost <= available:
         return None
+    repriced = cmd.type is OrderType.LIMIT and cmd.limit_price not in (None, unit_price)
+    at = f" at {price(unit_price)}, the highest limit price you may use" if repriced else ""
     return Violation(
         Code.INSUFFICIENT_FUNDS, "quantity",
-        f"Insufficient funds for {money(cost)} order; available: {money(max(available, ZERO))}",
+        f"Insufficient funds for {money(cost)} order{at}; available: "
+        f"{money(max(available, ZERO))}",
         room(cmd.symbol, cmd.side, unit_price, lot, state).hint(", or add funds."),
     )
 
