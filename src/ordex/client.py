@@ -1,7 +1,11 @@
-"""A Python client for ordex: async (``AsyncClient``) and sync (``Client``).
+"""A Python client for ordex: async (``AsyncClient``) and sync (``Client``), with the same methods.
 
-Responses are the API's JSON as dicts (decimals as strings). A refusal raises ``OrdexError``
-carrying the API's errors, each with code, field, message and hint.
+Responses are the API's JSON as dicts (decimals as strings). Lists come a page at a time
+(``list_page``, ``fills_page``: the items and ``next_cursor``), or every page in turn
+(``iter_orders``, ``iter_fills``). A refusal raises a subclass of ``OrdexError`` chosen by the
+HTTP status (``ValidationRefused``, ``NotFound``, ``Conflict``, ``RateLimited``, ...), carrying
+the API's ``code``, ``field``, ``message`` and ``hint`` (and ``errors``, every one of them).
+A service that cannot be reached raises httpx's own transport errors.
 
     async with AsyncClient("http://127.0.0.1:8000", api_key) as ordex:
         order = await ordex.submit("AAPL", "buy", "10", type="limit", limit_price="189.00")
@@ -13,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -23,17 +29,55 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect_sync
 
+from ordex.client_errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    OrdexError,
+    RateLimited,
+    ServerError,
+    ServerUnavailable,
+    Unauthorized,
+    ValidationRefused,
+    error_for,
+)
+
+__all__ = [
+    "AsyncClient", "BadRequest", "Client", "Conflict", "Forbidden", "NotFound", "OrdexError",
+    "Page", "RateLimited", "ServerError", "ServerUnavailable", "Unauthorized",
+    "ValidationRefused",
+]
+
 Number = Decimal | int | str
+RECONNECT_SECONDS = 0.2
 
 
-class OrdexError(Exception):
-    """The API refused a request; ``errors`` are its ``{"code", "field", "message", "hint"}``."""
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list, newest first; pass ``next_cursor`` back as ``cursor`` for the next
+    (``None``: this was the last)."""
 
-    def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
-        self.status = status
-        self.errors = errors
-        self.codes = [e.get("code") for e in errors]
-        super().__init__("; ".join(f"{e.get('message')} ({e.get('hint')})" for e in errors))
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One request, the same for both clients."""
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    body: dict[str, Any] | None = None
+    timeout: float | None = None
 
 
 def _order_body(symbol: str, side: str, quantity: Number, type: str,
@@ -46,23 +90,54 @@ def _order_body(symbol: str, side: str, quantity: Number, type: str,
     return body
 
 
-def _result(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            errors = response.json().get("errors", [])
-        except ValueError:
-            errors = [{"code": "http_error", "message": response.text[:200], "hint": ""}]
-        raise OrdexError(response.status_code, errors)
-    return response.json()
+def _submit_call(path: str, symbol: str, side: str, quantity: Number, type: str,
+                 **optional: Number | str | None) -> _Call:
+    return _Call("POST", path, body=_order_body(symbol, side, quantity, type, **optional))
 
 
 def _params(filters: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in filters.items() if v is not None}
 
 
+def _list_call(filters: dict[str, Any]) -> _Call:
+    return _Call("GET", "/v1/orders", params=_params(filters))
+
+
+def _fills_call(order_id: str | None, filters: dict[str, Any]) -> _Call:
+    path = f"/v1/orders/{order_id}/fills" if order_id else "/v1/fills"
+    return _Call("GET", path, params=_params(filters))
+
+
+def _events_call(order_id: str, after: int, wait: float) -> _Call:
+    return _Call("GET", f"/v1/orders/{order_id}/events", params={"after": after, "wait": wait},
+                 timeout=wait + 10)
+
+
+def _page(body: dict[str, Any], key: str) -> Page:
+    return Page(list(body[key]), body.get("next_cursor"), body)
+
+
+def _result(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise error_for(response)
+    return response.json()
+
+
 def _ws_url(base_url: str) -> str:
     return base_url.replace("https://", "wss://").replace("http://", "ws://").rstrip("/") + \
         "/v1/stream"
+
+
+def _hello(api_key: str, after: int, everyone: bool) -> str:
+    return json.dumps({"api_key": api_key, "after": after, "all": everyone})
+
+
+def _stream_message(text: str | bytes) -> dict[str, Any] | None:
+    """An event to hand on, None for protocol messages; a refusal raises."""
+    message = json.loads(text)
+    if message.get("type") == "error":
+        raise Unauthorized(401, [message])
+    return message if "seq" in message else None
 
 
 class AsyncClient:
@@ -84,54 +159,100 @@ class AsyncClient:
     async def close(self) -> None:
         await self._http.aclose()
 
+    async def _call(self, call: _Call) -> Any:
+        extra: dict[str, Any] = {} if call.timeout is None else {"timeout": call.timeout}
+        return _result(await self._http.request(call.method, call.path, params=call.params,
+                                                json=call.body, **extra))
+
     async def submit(self, symbol: str, side: str, quantity: Number, *, type: str = "market",
                      limit_price: Number | None = None, stop_loss: Number | None = None,
                      take_profit: Number | None = None, time_in_force: str = "day",
                      client_order_id: str | None = None, max_slippage_pct: Number | None = None,
                      timeout_seconds: int | None = None) -> dict[str, Any]:
-        body = _order_body(symbol, side, quantity, type, limit_price=limit_price,
-                           stop_loss=stop_loss, take_profit=take_profit,
-                           time_in_force=time_in_force, client_order_id=client_order_id,
-                           max_slippage_pct=max_slippage_pct, timeout_seconds=timeout_seconds)
-        return dict(_result(await self._http.post("/v1/orders", json=body)))
+        return dict(await self._call(_submit_call(
+            "/v1/orders", symbol, side, quantity, type, limit_price=limit_price,
+            stop_loss=stop_loss, take_profit=take_profit, time_in_force=time_in_force,
+            client_order_id=client_order_id, max_slippage_pct=max_slippage_pct,
+            timeout_seconds=timeout_seconds)))
+
+    async def preview(self, symbol: str, side: str, quantity: Number, *, type: str = "market",
+                      limit_price: Number | None = None, stop_loss: Number | None = None,
+                      take_profit: Number | None = None, time_in_force: str = "day",
+                      max_slippage_pct: Number | None = None,
+                      timeout_seconds: int | None = None) -> dict[str, Any]:
+        """Every reason the order would be refused now, and its estimated cost; nothing sent."""
+        return dict(await self._call(_submit_call(
+            "/v1/orders/preview", symbol, side, quantity, type, limit_price=limit_price,
+            stop_loss=stop_loss, take_profit=take_profit, time_in_force=time_in_force,
+            max_slippage_pct=max_slippage_pct, timeout_seconds=timeout_seconds)))
 
     async def cancel(self, order_id: str) -> dict[str, Any]:
-        return dict(_result(await self._http.delete(f"/v1/orders/{order_id}")))
+        return dict(await self._call(_Call("DELETE", f"/v1/orders/{order_id}")))
 
     async def retry(self, order_id: str) -> dict[str, Any]:
         """Send a failed order again; returns the new order (the same one if retried before)."""
-        return dict(_result(await self._http.post(f"/v1/orders/{order_id}/retry")))
+        return dict(await self._call(_Call("POST", f"/v1/orders/{order_id}/retry")))
 
     async def acknowledge(self, order_id: str) -> dict[str, Any]:
         """Close a failed order."""
-        return dict(_result(await self._http.post(f"/v1/orders/{order_id}/acknowledge")))
+        return dict(await self._call(_Call("POST", f"/v1/orders/{order_id}/acknowledge")))
 
     async def get(self, order_id: str) -> dict[str, Any]:
-        return dict(_result(await self._http.get(f"/v1/orders/{order_id}")))
+        return dict(await self._call(_Call("GET", f"/v1/orders/{order_id}")))
 
     async def list(self, **filters: Any) -> list[dict[str, Any]]:
         """One page of orders, newest first (status, symbol, from, to, limit, cursor)."""
-        page = _result(await self._http.get("/v1/orders", params=_params(filters)))
-        return list(page["orders"])
+        return (await self.list_page(**filters)).items
+
+    async def list_page(self, **filters: Any) -> Page:
+        """One page of orders and the cursor of the next."""
+        return _page(await self._call(_list_call(filters)), "orders")
+
+    async def iter_orders(self, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every order matching the filters, newest first, page after page."""
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = await self.list_page(**filters, cursor=cursor)
+            for order in page:
+                yield order
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     async def fills(self, order_id: str | None = None, **filters: Any) -> list[dict[str, Any]]:
-        path = f"/v1/orders/{order_id}/fills" if order_id else "/v1/fills"
-        return list(_result(await self._http.get(path, params=_params(filters)))["fills"])
+        """One page of fills: one order's, or the trader's (symbol, from, to, limit, cursor)."""
+        return (await self.fills_page(order_id, **filters)).items
+
+    async def fills_page(self, order_id: str | None = None, **filters: Any) -> Page:
+        return _page(await self._call(_fills_call(order_id, filters)), "fills")
+
+    async def iter_fills(self, order_id: str | None = None,
+                         **filters: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every fill matching the filters, newest first, page after page."""
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = await self.fills_page(order_id, **filters, cursor=cursor)
+            for fill in page:
+                yield fill
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     async def positions(self) -> list[dict[str, Any]]:
-        return list(_result(await self._http.get("/v1/positions"))["positions"])
+        return list((await self._call(_Call("GET", "/v1/positions")))["positions"])
 
     async def account(self) -> dict[str, Any]:
-        return dict(_result(await self._http.get("/v1/account")))
+        return dict(await self._call(_Call("GET", "/v1/account")))
+
+    async def instruments(self) -> list[dict[str, Any]]:
+        return list((await self._call(_Call("GET", "/v1/instruments")))["instruments"])
 
     async def quote(self, symbol: str) -> dict[str, Any]:
-        return dict(_result(await self._http.get(f"/v1/quotes/{symbol}")))
+        return dict(await self._call(_Call("GET", f"/v1/quotes/{symbol}")))
 
     async def events(self, order_id: str, after: int = 0, wait: float = 0) -> dict[str, Any]:
         """Status events of one order after ``after``, waiting up to ``wait`` s (long poll)."""
-        return dict(_result(await self._http.get(
-            f"/v1/orders/{order_id}/events", params={"after": after, "wait": wait},
-            timeout=wait + 10)))
+        return dict(await self._call(_events_call(order_id, after, wait)))
 
     async def wait_for(self, order_id: str, statuses: set[str],
                        within: float = 10.0) -> dict[str, Any]:
@@ -155,23 +276,20 @@ class AsyncClient:
         while True:
             try:
                 async with ws_connect(_ws_url(self.base_url)) as ws:
-                    await ws.send(json.dumps({"api_key": self.api_key, "after": last,
-                                              "all": everyone}))
+                    await ws.send(_hello(self.api_key, last, everyone))
                     async for text in ws:
-                        message = json.loads(text)
-                        if message.get("type") == "error":
-                            raise OrdexError(401, [message])
-                        if "seq" in message:
-                            last = message["seq"]
-                            yield message
+                        event = _stream_message(text)
+                        if event is not None:
+                            last = event["seq"]
+                            yield event
             except (ConnectionClosed, OSError):
                 if not reconnect:
                     return
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(RECONNECT_SECONDS)
 
 
 class Client:
-    """The same operations, synchronous."""
+    """The same operations as ``AsyncClient``, synchronous."""
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -183,60 +301,124 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
     def close(self) -> None:
         self._http.close()
+
+    def _call(self, call: _Call) -> Any:
+        extra: dict[str, Any] = {} if call.timeout is None else {"timeout": call.timeout}
+        return _result(self._http.request(call.method, call.path, params=call.params,
+                                          json=call.body, **extra))
 
     def submit(self, symbol: str, side: str, quantity: Number, *, type: str = "market",
                limit_price: Number | None = None, stop_loss: Number | None = None,
                take_profit: Number | None = None, time_in_force: str = "day",
                client_order_id: str | None = None, max_slippage_pct: Number | None = None,
                timeout_seconds: int | None = None) -> dict[str, Any]:
-        body = _order_body(symbol, side, quantity, type, limit_price=limit_price,
-                           stop_loss=stop_loss, take_profit=take_profit,
-                           time_in_force=time_in_force, client_order_id=client_order_id,
-                           max_slippage_pct=max_slippage_pct, timeout_seconds=timeout_seconds)
-        return dict(_result(self._http.post("/v1/orders", json=body)))
+        return dict(self._call(_submit_call(
+            "/v1/orders", symbol, side, quantity, type, limit_price=limit_price,
+            stop_loss=stop_loss, take_profit=take_profit, time_in_force=time_in_force,
+            client_order_id=client_order_id, max_slippage_pct=max_slippage_pct,
+            timeout_seconds=timeout_seconds)))
+
+    def preview(self, symbol: str, side: str, quantity: Number, *, type: str = "market",
+                limit_price: Number | None = None, stop_loss: Number | None = None,
+                take_profit: Number | None = None, time_in_force: str = "day",
+                max_slippage_pct: Number | None = None,
+                timeout_seconds: int | None = None) -> dict[str, Any]:
+        return dict(self._call(_submit_call(
+            "/v1/orders/preview", symbol, side, quantity, type, limit_price=limit_price,
+            stop_loss=stop_loss, take_profit=take_profit, time_in_force=time_in_force,
+            max_slippage_pct=max_slippage_pct, timeout_seconds=timeout_seconds)))
 
     def cancel(self, order_id: str) -> dict[str, Any]:
-        return dict(_result(self._http.delete(f"/v1/orders/{order_id}")))
+        return dict(self._call(_Call("DELETE", f"/v1/orders/{order_id}")))
 
     def retry(self, order_id: str) -> dict[str, Any]:
-        return dict(_result(self._http.post(f"/v1/orders/{order_id}/retry")))
+        return dict(self._call(_Call("POST", f"/v1/orders/{order_id}/retry")))
 
     def acknowledge(self, order_id: str) -> dict[str, Any]:
-        return dict(_result(self._http.post(f"/v1/orders/{order_id}/acknowledge")))
+        return dict(self._call(_Call("POST", f"/v1/orders/{order_id}/acknowledge")))
 
     def get(self, order_id: str) -> dict[str, Any]:
-        return dict(_result(self._http.get(f"/v1/orders/{order_id}")))
+        return dict(self._call(_Call("GET", f"/v1/orders/{order_id}")))
 
     def list(self, **filters: Any) -> list[dict[str, Any]]:
-        return list(_result(self._http.get("/v1/orders", params=_params(filters)))["orders"])
+        return self.list_page(**filters).items
+
+    def list_page(self, **filters: Any) -> Page:
+        return _page(self._call(_list_call(filters)), "orders")
+
+    def iter_orders(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = self.list_page(**filters, cursor=cursor)
+            yield from page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def fills(self, order_id: str | None = None, **filters: Any) -> list[dict[str, Any]]:
-        path = f"/v1/orders/{order_id}/fills" if order_id else "/v1/fills"
-        return list(_result(self._http.get(path, params=_params(filters)))["fills"])
+        return self.fills_page(order_id, **filters).items
+
+    def fills_page(self, order_id: str | None = None, **filters: Any) -> Page:
+        return _page(self._call(_fills_call(order_id, filters)), "fills")
+
+    def iter_fills(self, order_id: str | None = None,
+                   **filters: Any) -> Iterator[dict[str, Any]]:
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = self.fills_page(order_id, **filters, cursor=cursor)
+            yield from page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def positions(self) -> list[dict[str, Any]]:
-        return list(_result(self._http.get("/v1/positions"))["positions"])
+        return list(self._call(_Call("GET", "/v1/positions"))["positions"])
 
     def account(self) -> dict[str, Any]:
-        return dict(_result(self._http.get("/v1/account")))
+        return dict(self._call(_Call("GET", "/v1/account")))
+
+    def instruments(self) -> list[dict[str, Any]]:
+        return list(self._call(_Call("GET", "/v1/instruments"))["instruments"])
+
+    def quote(self, symbol: str) -> dict[str, Any]:
+        return dict(self._call(_Call("GET", f"/v1/quotes/{symbol}")))
 
     def events(self, order_id: str, after: int = 0, wait: float = 0) -> dict[str, Any]:
-        return dict(_result(self._http.get(
-            f"/v1/orders/{order_id}/events", params={"after": after, "wait": wait},
-            timeout=wait + 10)))
+        return dict(self._call(_events_call(order_id, after, wait)))
 
-    def stream(self, after: int = 0, *, everyone: bool = False) -> Iterator[dict[str, Any]]:
-        """Status events in seq order (one connection; iterate again with the last seq)."""
-        with ws_connect_sync(_ws_url(self.base_url)) as ws:
-            ws.send(json.dumps({"api_key": self.api_key, "after": after, "all": everyone}))
-            for text in ws:
-                message = json.loads(text)
-                if message.get("type") == "error":
-                    raise OrdexError(401, [message])
-                if "seq" in message:
-                    yield message
+    def wait_for(self, order_id: str, statuses: set[str],
+                 within: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        after = 0
+        while True:
+            order = self.get(order_id)
+            if order["status"] in statuses:
+                return order
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"order {order_id} is {order['status']}, not {statuses}")
+            after = self.events(order_id, after, min(left, 25.0))["last_seq"]
+
+    def stream(self, after: int = 0, *, everyone: bool = False,
+               reconnect: bool = True) -> Iterator[dict[str, Any]]:
+        last = after
+        while True:
+            try:
+                with ws_connect_sync(_ws_url(self.base_url)) as ws:
+                    ws.send(_hello(self.api_key, last, everyone))
+                    for text in ws:
+                        event = _stream_message(text)
+                        if event is not None:
+                            last = event["seq"]
+                            yield event
+            except (ConnectionClosed, OSError):
+                if not reconnect:
+                    return
+                time.sleep(RECONNECT_SECONDS)
+

@@ -274,9 +274,9 @@ async def test_compliance_sees_every_traders_orders_live(desk: Desk) -> None:
     await expect(page.locator("#ticket")).to_be_hidden()
     a = await alice.submit("AAPL", "buy", "5")
     b = await bob.submit("MSFT", "buy", "5")
-    for order in (a, b):
+    for order, name in ((a, "alice"), (b, "bob")):
         await expect(row(page, order["id"]).locator(".trader-col")).to_have_text(
-            order["trader_id"][:8], timeout=WAIT_MS)
+            name, timeout=WAIT_MS)
     await expect(page.locator("#blotter button.cancel")).to_have_count(0)
     await shot(page, "compliance")
     await alice.close()
@@ -320,4 +320,115 @@ async def test_a_failed_order_can_be_retried_or_acknowledged_from_its_row(desk: 
     await expect(row(page, second["id"]).get_by_role("button")).to_have_count(1)
     assert (await client.get(second["id"]))["acknowledged_at"] is not None
     await shot(page, "failed-retried-acknowledged")
+    await client.close()
+
+
+# --- layout: sizes people really use -----------------------------------------------------------
+
+async def sized_page(desk: Desk, key: str, width: int, height: int) -> Page:
+    page = await desk.browser.new_page(viewport={"width": width, "height": height})
+    await page.goto(desk.live.url + "/")
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    return page
+
+
+async def box(page: Page, selector: str) -> dict[str, float]:
+    found = await page.locator(selector).first.bounding_box()
+    assert found is not None, selector
+    return found
+
+
+BIG_BOOK = {"AAPL": ("125000", "187.1234567891"), "MSFT": ("-48000", "412.9876543219"),
+            "NVDA": ("33000", "874.55"), "KO": ("250000", "61.1"), "INTC": ("-90000", "43.21")}
+
+
+async def test_the_positions_table_fits_the_account_panel_at_1400_px(desk: Desk) -> None:
+    issued = await desk.live.services.accounts.create(
+        "alice", Role.TRADER, Decimal("98765432.10"), allow_short=True,
+        positions={s: (Decimal(q), Decimal(c)) for s, (q, c) in BIG_BOOK.items()})
+    page = await sized_page(desk, issued.api_key, 1400, 900)
+    await expect(page.locator("#positions tbody tr")).to_have_count(len(BIG_BOOK),
+                                                                     timeout=WAIT_MS)
+    await shot(page, "positions-1400")
+    panel, table = await box(page, "#account-panel"), await box(page, "#positions")
+    assert table["x"] >= panel["x"]
+    assert table["x"] + table["width"] <= panel["x"] + panel["width"] + 0.5, (table, panel)
+    overflow = await page.locator("#account-panel").evaluate(
+        "el => el.scrollWidth - el.clientWidth")
+    assert overflow <= 0
+    page_overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert page_overflow <= 0
+
+
+async def test_the_blotter_is_in_view_without_scrolling_at_1920_by_1080(desk: Desk) -> None:
+    issued = await desk.live.services.accounts.create(
+        "alice", Role.TRADER, Decimal("98765432.10"), allow_short=True,
+        positions={s: (Decimal(q), Decimal(c)) for s, (q, c) in BIG_BOOK.items()})
+    client = AsyncClient(desk.live.url, issued.api_key)
+    orders = [await client.submit(s, "buy", "1", type="limit", limit_price=price,
+                                  time_in_force="gtc")
+              for s, price in (("JPM", "190.00"), ("V", "270.00"), ("WMT", "66.00"))]
+    page = await sized_page(desk, issued.api_key, 1920, 1080)
+    await expect(page.locator("#blotter tr.order")).to_have_count(len(orders), timeout=WAIT_MS)
+    await page.screenshot(path=screenshot_path("blotter-1920x1080"))  # the viewport only
+    assert await page.evaluate("window.scrollY") == 0
+    for order in orders:
+        line = await box(page, f'#blotter tr.order[data-order-id="{order["id"]}"]')
+        assert line["y"] >= 0 and line["y"] + line["height"] <= 1080, line
+    for panel in ("#ticket", "#chart-panel", "#account-panel"):
+        assert (await box(page, panel))["y"] < 1080
+    await client.close()
+
+
+async def test_a_row_opens_on_a_click_anywhere_and_on_its_button(desk: Desk) -> None:
+    key, client = await desk.trader("alice")
+    page = await desk.page(key)
+    order = await client.submit("AAPL", "buy", "2", type="limit", limit_price="180.00",
+                                time_in_force="gtc")
+    line = row(page, order["id"])
+    await expect(line).to_have_count(1, timeout=WAIT_MS)
+    detail = page.locator(f'#detail-{order["id"]}')
+    await line.locator("td.symbol").click()
+    await expect(detail).to_be_visible()
+    toggle = line.get_by_role("button", name="Details of buy 2 AAPL")
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    await line.locator("td.symbol").click()
+    await expect(detail).to_have_count(0)
+    await toggle.click()
+    await expect(detail).to_be_visible()
+    await toggle.press("Enter")
+    await expect(detail).to_have_count(0)
+    await line.get_by_role("button", name="Cancel buy 2 AAPL").click()  # not a toggle
+    await expect(line.locator(".status")).to_have_attribute("data-status", "cancelled",
+                                                            timeout=WAIT_MS)
+    await expect(detail).to_have_count(0)
+    await client.close()
+
+
+async def test_the_chart_shows_the_last_symbol_traded_while_the_ticket_is_empty(
+        desk: Desk) -> None:
+    key, client = await desk.trader("alice")
+    done = await client.submit("MSFT", "buy", "3")
+    await client.wait_for(done["id"], {"filled"})
+    page = await desk.page(key)
+    await expect(page.locator("#chart-title")).to_have_text("Price — MSFT", timeout=WAIT_MS)
+    await expect(page.locator("#chart .fill-mark.buy")).not_to_have_count(0, timeout=WAIT_MS)
+
+    ko = await client.submit("KO", "buy", "4")
+    await client.wait_for(ko["id"], {"filled"})
+    await expect(page.locator("#chart-title")).to_have_text("Price — KO", timeout=WAIT_MS)
+    await shot(page, "chart-last-traded")
+
+    await page.get_by_label("Symbol", exact=True).fill("AAPL")
+    await expect(page.locator("#chart-title")).to_have_text("Price — AAPL")
+    again = await client.submit("MSFT", "buy", "1")
+    await client.wait_for(again["id"], {"filled"})
+    await expect(row(page, again["id"]).locator(".status")).to_have_attribute(
+        "data-status", "filled", timeout=WAIT_MS)
+    await expect(page.locator("#chart-title")).to_have_text("Price — AAPL")  # the ticket's
+    await page.get_by_label("Symbol", exact=True).fill("")
+    await expect(page.locator("#chart-title")).to_have_text("Price — MSFT")
     await client.close()

@@ -47,7 +47,9 @@ def test_an_order_is_refused_exactly_when_it_costs_more_than_buying_power(
 @given(cash=money, price=prices, quantity=quantities)
 def test_the_hinted_quantity_fits_and_one_more_lot_does_not(
         cash: Decimal, price: Decimal, quantity: int) -> None:
-    st_ = state(cash=str(cash))
+    unlimited = Decimal("1e12")
+    st_ = state(cash=str(cash), max_position_shares=unlimited, max_position_notional=unlimited,
+                max_order_notional=unlimited)
     refused = check_buying_power(submit(quantity=str(quantity), limit_price=str(price)), price,
                                  Decimal(1), st_)
     assume(refused is not None)

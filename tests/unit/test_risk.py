@@ -37,8 +37,8 @@ def test_max_order_notional() -> None:
 
 
 def test_max_position_shares_counts_position_and_open_orders() -> None:
-    st_ = state(positions={"AAPL": "700"}, open_orders=[order(side="buy", quantity="200")],
-                max_position_shares=Decimal(1000))
+    st_ = state(cash="1000000", positions={"AAPL": "700"},
+                open_orders=[order(side="buy", quantity="200")], max_position_shares=Decimal(1000))
     v = one(check_risk(submit(quantity="150"), Decimal(100), ONE, st_), Code.MAX_POSITION_SHARES)
     assert v.message == ("This order could take your AAPL position to 1,050 shares; your limit "
                          "is 1,000.")
@@ -63,8 +63,9 @@ def test_max_position_notional() -> None:
 def test_position_already_at_limit_hints_to_reduce_first() -> None:
     st_ = state(positions={"AAPL": "1000"}, max_position_shares=Decimal(1000))
     v = one(check_risk(submit(quantity="1"), Decimal(100), ONE, st_), Code.MAX_POSITION_SHARES)
-    assert v.hint == ("Reduce the position or cancel open orders in this symbol before adding "
-                      "to it.")
+    assert v.hint == ("No quantity of AAPL can be accepted now: your position and open orders in "
+                      "AAPL are at your limit; reduce the position or cancel open orders in this "
+                      "symbol before adding to it.")
 
 
 def test_max_open_orders() -> None:

@@ -152,7 +152,9 @@ def test_market_buy_is_costed_at_reference_plus_collar() -> None:
 
 def test_no_funds_at_all_says_how_much_to_add() -> None:
     v = only(validate(submit(quantity="1"), instrument(), state(cash="50"), POLICY))
-    assert v.hint == "Add at least $50.00 of funds, or cancel open buy orders."
+    assert v.hint == ("No quantity of AAPL can be accepted now: your buying power of $50.00 does "
+                      "not cover one lot (1 share at $100.00); add at least $50.00 of funds or "
+                      "cancel open buy orders.")
 
 
 def test_sell_needs_the_position() -> None:

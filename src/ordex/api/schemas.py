@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +17,7 @@ from ordex.clock import iso
 from ordex.domain.accounts import Account, RiskLimits
 from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument
-from ordex.domain.money import tidy
+from ordex.domain.money import in_cents, on_tick, shown_average, tidy
 from ordex.domain.orders import Order
 from ordex.domain.sending import routing_of
 
@@ -62,6 +63,7 @@ class ErrorResponse(BaseModel):
 class OrderOut(BaseModel):
     id: str
     trader_id: str
+    trader_name: str | None
     client_order_id: str | None
     symbol: str
     side: Literal["buy", "sell"]
@@ -74,7 +76,7 @@ class OrderOut(BaseModel):
     status: str
     filled_quantity: DecimalStr
     remaining_quantity: DecimalStr
-    average_price: DecimalStr | None
+    average_price: DecimalStr | None = Field(description="to four decimals")
     reason: str | None
     max_slippage_pct: DecimalStr | None
     slippage_price: DecimalStr | None = Field(description="the worst price the order may fill "
@@ -205,6 +207,7 @@ class FillOut(BaseModel):
     id: str
     order_id: str
     trader_id: str
+    trader_name: str | None
     symbol: str
     side: Literal["buy", "sell"]
     timestamp: datetime
@@ -293,6 +296,7 @@ class EventOut(BaseModel):
     type: str
     order_id: str
     trader_id: str
+    trader_name: str | None
     status: str
     timestamp: datetime
     client_order_id: str | None
@@ -311,12 +315,13 @@ class EventList(BaseModel):
     last_seq: int
 
 
-def fill_json(fill: Fill) -> dict[str, Any]:
+def fill_json(fill: Fill, trader_name: str | None) -> dict[str, Any]:
     return {
         "id": str(fill.id), "order_id": str(fill.order_id), "trader_id": str(fill.trader_id),
-        "symbol": fill.symbol, "side": fill.side.value, "timestamp": timestamp(fill.timestamp),
-        "quantity": dec(fill.quantity), "price": dec(fill.price), "venue": fill.venue,
-        "commission": dec(fill.commission), "exec_id": fill.exec_id,
+        "trader_name": trader_name, "symbol": fill.symbol, "side": fill.side.value,
+        "timestamp": timestamp(fill.timestamp), "quantity": dec(fill.quantity),
+        "price": dec(fill.price), "venue": fill.venue, "commission": cents(fill.commission),
+        "exec_id": fill.exec_id,
     }
 
 
@@ -324,16 +329,31 @@ def dec(value: Decimal | None) -> str | None:
     return None if value is None else format(tidy(value), "f")
 
 
-def order_json(order: Order) -> dict[str, Any]:
+def cents(value: Decimal | None) -> str | None:
+    """Money as shown: rounded half to even to the cent."""
+    return None if value is None else dec(in_cents(value))
+
+
+def ticked(value: Decimal | None, tick: Decimal) -> str | None:
+    """A price as shown: the nearest multiple of the instrument's tick."""
+    return None if value is None else dec(on_tick(value, tick))
+
+
+def avg(value: Decimal | None) -> str | None:
+    """An average price or cost as shown: four decimals."""
+    return None if value is None else dec(shown_average(value))
+
+
+def order_json(order: Order, trader_name: str | None) -> dict[str, Any]:
     return {
-        "id": str(order.id), "trader_id": str(order.trader_id),
+        "id": str(order.id), "trader_id": str(order.trader_id), "trader_name": trader_name,
         "client_order_id": order.client_order_id, "symbol": order.symbol,
         "side": order.side.value, "type": order.type.value, "quantity": dec(order.quantity),
         "limit_price": dec(order.limit_price), "stop_loss": dec(order.stop_loss),
         "take_profit": dec(order.take_profit), "time_in_force": order.time_in_force.value,
         "status": order.status.value, "filled_quantity": dec(order.filled_quantity),
         "remaining_quantity": dec(order.remaining_quantity),
-        "average_price": dec(order.average_price), "reason": order.reason,
+        "average_price": avg(order.average_price), "reason": order.reason,
         "max_slippage_pct": dec(order.max_slippage_pct),
         "slippage_price": dec(order.slippage_price), "timeout_seconds": order.timeout_seconds,
         "expires_at": timestamp(order.expires_at) if order.expires_at else None,
@@ -360,7 +380,7 @@ def limits_json(limits: RiskLimits) -> dict[str, Any]:
 def account_summary_json(account: Account) -> dict[str, Any]:
     return {
         "id": str(account.id), "name": account.name, "role": account.role.value,
-        "cash": dec(account.cash), "allow_short": account.allow_short,
+        "cash": cents(account.cash), "allow_short": account.allow_short,
         "rate_limit_per_minute": account.rate_limit_per_minute,
         "limits": limits_json(account.limits),
     }
@@ -370,9 +390,10 @@ def instrument_json(instrument: Instrument) -> dict[str, Any]:
     return {
         "symbol": instrument.symbol, "name": instrument.name,
         "tick_size": dec(instrument.tick_size), "lot_size": dec(instrument.lot_size),
-        "status": instrument.status.value, "reference_price": dec(instrument.reference_price),
+        "status": instrument.status.value,
+        "reference_price": ticked(instrument.reference_price, instrument.tick_size),
     }
 
 
-def orders_json(orders: Sequence[Order]) -> list[dict[str, Any]]:
-    return [order_json(o) for o in orders]
+def orders_json(orders: Sequence[Order], names: dict[UUID, str]) -> list[dict[str, Any]]:
+    return [order_json(o, names.get(o.trader_id)) for o in orders]

@@ -61,3 +61,24 @@ def tidy(amount: Decimal) -> Decimal:
 
 def is_multiple(amount: Decimal, step: Decimal) -> bool:
     return step <= 0 or amount % step == 0
+
+
+# Presentation: what responses show. Stored values keep full precision; every rounding here is
+# half to even (banker's rounding), the same as ``money`` uses for text.
+SHOWN_AVERAGE = Decimal("0.0001")
+
+
+def in_cents(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def on_tick(amount: Decimal, tick: Decimal) -> Decimal:
+    """The nearest multiple of ``tick`` (a price as the instrument quotes it)."""
+    if tick <= 0:
+        return amount
+    return (amount / tick).to_integral_value(rounding=ROUND_HALF_EVEN) * tick
+
+
+def shown_average(amount: Decimal) -> Decimal:
+    """An average price or cost as shown: four decimals."""
+    return amount.quantize(SHOWN_AVERAGE, rounding=ROUND_HALF_EVEN)

@@ -10,9 +10,11 @@ from enum import StrEnum
 
 from ordex.domain.commands import SubmitOrder
 from ordex.domain.errors import Code, Violation
-from ordex.domain.money import ZERO, floor_to_step, money, qty
+from ordex.domain.instruments import Instrument
+from ordex.domain.money import money, qty
 from ordex.domain.orders import Side
-from ordex.domain.validation import AccountState
+from ordex.domain.room import daily_loss_breached, room
+from ordex.domain.validation import AccountState, PricePolicy, check_limit_price, validate
 
 
 class TradingState(StrEnum):
@@ -22,8 +24,7 @@ class TradingState(StrEnum):
 
 def trading_state(state: AccountState) -> TradingState:
     """Once the day's loss reaches the limit, only orders that reduce risk are taken."""
-    limit = state.account.limits.daily_loss_limit
-    return TradingState.REDUCING if state.daily_pnl <= -limit else TradingState.ACTIVE
+    return TradingState.REDUCING if daily_loss_breached(state) else TradingState.ACTIVE
 
 
 def reduces_position(cmd: SubmitOrder, state: AccountState) -> bool:
@@ -37,10 +38,12 @@ def reduces_position(cmd: SubmitOrder, state: AccountState) -> bool:
 
 def check_risk(cmd: SubmitOrder, unit_price: Decimal, lot: Decimal,
                state: AccountState) -> list[Violation]:
-    """Every FR-003 violation of ``cmd`` priced at ``unit_price``."""
+    """Every FR-003 violation of ``cmd`` priced at ``unit_price``. Each quantity hint names the
+    room every check leaves, validation's included."""
     limits = state.account.limits
     found: list[Violation] = []
     reducing = reduces_position(cmd, state)
+    fits = room(cmd.symbol, cmd.side, unit_price, lot, state)
 
     open_count = len(state.open_orders)
     if open_count >= limits.max_open_orders:
@@ -56,18 +59,18 @@ def check_risk(cmd: SubmitOrder, unit_price: Decimal, lot: Decimal,
             f"Daily loss limit reached: today's P&L is {money(state.daily_pnl)} against a limit "
             f"of {money(limits.daily_loss_limit)}. Only orders that reduce a position are "
             "accepted for the rest of the day.",
-            "Close or reduce existing positions, or ask your risk administrator to review the "
-            "limit.",
+            fits.hint(", so that the order only reduces your position.") if fits.quantity > 0
+            else "Close or reduce existing positions, or ask your risk administrator to review "
+            "the limit.",
         ))
 
     notional = cmd.quantity * unit_price
     if notional > limits.max_order_notional:
-        max_qty = floor_to_step(limits.max_order_notional / unit_price, lot)
         found.append(Violation(
             Code.MAX_ORDER_NOTIONAL, "quantity",
             f"Order value {money(notional)} exceeds your per-order limit of "
             f"{money(limits.max_order_notional)}.",
-            f"Reduce the quantity to {qty(max_qty)} shares or fewer, or split the order.",
+            fits.hint(", or split the order."),
         ))
 
     if reducing:
@@ -77,28 +80,31 @@ def check_risk(cmd: SubmitOrder, unit_price: Decimal, lot: Decimal,
     signed = cmd.side.sign * (same_side_open + cmd.quantity)
     worst = abs(position + signed)
     if worst > limits.max_position_shares:
-        room = limits.max_position_shares - abs(position + cmd.side.sign * same_side_open)
         found.append(Violation(
             Code.MAX_POSITION_SHARES, "quantity",
             f"This order could take your {cmd.symbol} position to {qty(worst)} shares; your "
             f"limit is {qty(limits.max_position_shares)}.",
-            _room_hint(room, lot),
+            fits.hint(),
         ))
     worst_notional = worst * unit_price
     if worst_notional > limits.max_position_notional:
-        cap_shares = limits.max_position_notional / unit_price
-        room = cap_shares - abs(position + cmd.side.sign * same_side_open)
         found.append(Violation(
             Code.MAX_POSITION_NOTIONAL, "quantity",
             f"This order could take your {cmd.symbol} position to {money(worst_notional)}; "
             f"your limit is {money(limits.max_position_notional)} per symbol.",
-            _room_hint(room, lot),
+            fits.hint(),
         ))
     return found
 
 
-def _room_hint(room: Decimal, lot: Decimal) -> str:
-    shares = floor_to_step(max(room, ZERO), lot)
-    if shares > 0:
-        return f"Reduce the quantity to {qty(shares)} shares or fewer."
-    return "Reduce the position or cancel open orders in this symbol before adding to it."
+def check_order(cmd: SubmitOrder, instrument: Instrument | None, state: AccountState,
+                policy: PricePolicy) -> list[Violation]:
+    """Validation and risk together: every reason ``cmd`` would be refused now. Risk runs at the
+    price validation checks quantities at, so both name the same fixes."""
+    found = validate(cmd, instrument, state, policy)
+    if instrument is None or cmd.quantity <= 0:
+        return found
+    unit = check_limit_price(cmd, instrument, policy).checked_at
+    if unit is None or unit <= 0:
+        return found
+    return found + check_risk(cmd, unit, instrument.lot_size, state)

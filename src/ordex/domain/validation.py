@@ -17,6 +17,7 @@ from ordex.domain.errors import Code, Violation
 from ordex.domain.instruments import Instrument, InstrumentStatus
 from ordex.domain.money import ZERO, ceil_to_step, floor_to_step, is_multiple, money, price, qty
 from ordex.domain.orders import OrderType, Side
+from ordex.domain.room import Room, room
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,58 +116,81 @@ def check_instrument(symbol: str, instrument: Instrument | None) -> Violation | 
     return None
 
 
-def check_quantity(cmd: SubmitOrder, instrument: Instrument) -> Violation | None:
+def check_quantity(cmd: SubmitOrder, instrument: Instrument, fits: Room) -> Violation | None:
+    """``fits`` is the room every later check leaves, so the quantities named here pass them."""
     lot = instrument.lot_size
     if cmd.quantity <= 0:
         return Violation(
             Code.QUANTITY_NOT_POSITIVE, "quantity",
             f"Quantity must be greater than zero; you entered {qty(cmd.quantity)}.",
-            f"Enter a quantity of at least {qty(lot)}.",
+            f"Enter a quantity of at least {qty(lot)}." if fits.quantity > 0 else fits.blocked,
         )
     if not is_multiple(cmd.quantity, lot):
         lower = floor_to_step(cmd.quantity, lot)
-        options = [v for v in (lower, lower + lot) if v > 0]
+        options = [v for v in (lower, lower + lot) if 0 < v <= fits.quantity]
+        if options:
+            hint = "Use " + " or ".join(qty(v) for v in options) + "."
+        elif fits.quantity > 0:
+            hint = f"Use {qty(fits.quantity)} or fewer, in multiples of {qty(lot)}."
+        else:
+            hint = fits.blocked
         return Violation(
             Code.QUANTITY_NOT_LOT_MULTIPLE, "quantity",
             f"Quantity {qty(cmd.quantity)} is not a multiple of {instrument.symbol}'s lot size "
             f"of {qty(lot)}.",
-            "Use " + " or ".join(qty(v) for v in options) + ".",
+            hint,
         )
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class PriceCheck:
+    """What is wrong with a limit price, and the price the rest of the order is checked at: the
+    price as entered when it is good, else the highest price the hints name (so that any of
+    them works with the quantity the other hints name)."""
+
+    violations: list[Violation]
+    checked_at: Decimal | None
+    brackets_at: Decimal | None
+
+
 def check_limit_price(
     cmd: SubmitOrder, instrument: Instrument, policy: PricePolicy
-) -> list[Violation]:
+) -> PriceCheck:
+    ref = instrument.reference_price
     if cmd.type is OrderType.MARKET:
+        unit = reserve_price(cmd, instrument, policy)
         if cmd.limit_price is not None:
-            return [Violation(
+            return PriceCheck([Violation(
                 Code.LIMIT_PRICE_NOT_ALLOWED, "limit_price",
                 "A market order cannot carry a limit price.",
                 "Remove limit_price, or set type to limit.",
-            )]
-        return []
+            )], unit, ref)
+        return PriceCheck([], unit, ref)
     p = cmd.limit_price
     if p is None:
-        return [Violation(
+        return PriceCheck([Violation(
             Code.LIMIT_PRICE_REQUIRED, "limit_price", "A limit order needs a limit price.",
-            f"Add limit_price (e.g. {price(instrument.reference_price)}), or send a market order.",
-        )]
+            f"Add limit_price (e.g. {price(ref)}), or send a market order.",
+        )], None, None)
     if p <= 0:
-        return [_not_positive("limit_price", "Limit price", p)]
+        return PriceCheck([_not_positive("limit_price", "Limit price", p)], None, None)
     found: list[Violation] = []
     tick = instrument.tick_size
+    low, high = fitting_range(cmd, instrument, policy)
+    named: list[Decimal] = []
     if not is_multiple(p, tick):
-        lower = floor_to_step(p, tick)
+        named = sorted({_clamp(v, low, high) for v in (floor_to_step(p, tick),
+                                                       ceil_to_step(p, tick))})
         found.append(Violation(
             Code.PRICE_OFF_TICK, "limit_price",
             f"Limit price {price(p)} is not a multiple of {instrument.symbol}'s tick size "
             f"of {price(tick)}.",
-            f"Use {price(lower)} or {price(lower + tick)}.",
+            "Use " + " or ".join(price(v) for v in named) + ".",
         ))
-    ref = instrument.reference_price
-    low, high = band(ref, tick, policy)
-    if not low <= p <= high:
+    band_low, band_high = band(ref, tick, policy)
+    if not band_low <= p <= band_high:
+        named = [low, high]
         pct = f"{(policy.price_band * 100).normalize():f}%"
         found.append(Violation(
             Code.PRICE_OUT_OF_BAND, "limit_price",
@@ -174,7 +198,31 @@ def check_limit_price(
             f"reference price of {price(ref)}.",
             f"Use a limit price between {price(low)} and {price(high)}, or check for a typo.",
         ))
-    return found
+    if not found:
+        return PriceCheck([], p, p)
+    return PriceCheck(found, max(named), _clamp(floor_to_step(p, tick), low, high))
+
+
+def fitting_range(cmd: SubmitOrder, instrument: Instrument,
+                  policy: PricePolicy) -> tuple[Decimal, Decimal]:
+    """The band, narrowed to the prices that keep the stop loss and take profit on their right
+    sides; the plain band when no price would."""
+    tick = instrument.tick_size
+    low, high = band(instrument.reference_price, tick, policy)
+    below, above = (cmd.stop_loss, cmd.take_profit) if cmd.side is Side.BUY else \
+        (cmd.take_profit, cmd.stop_loss)
+    narrow_low, narrow_high = low, high
+    if below is not None and below > 0:
+        narrow_low = max(low, floor_to_step(below, tick) + tick)
+    if above is not None and above > 0:
+        narrow_high = min(high, ceil_to_step(above, tick) - tick)
+    if tick > 0 and narrow_low <= narrow_high:
+        return narrow_low, narrow_high
+    return low, high
+
+
+def _clamp(value: Decimal, low: Decimal, high: Decimal) -> Decimal:
+    return min(max(value, low), high)
 
 
 def band(reference: Decimal, tick: Decimal, policy: PricePolicy) -> tuple[Decimal, Decimal]:
@@ -222,25 +270,26 @@ def check_brackets(cmd: SubmitOrder, order_price: Decimal) -> list[Violation]:
 def check_buying_power(
     cmd: SubmitOrder, unit_price: Decimal, lot: Decimal, state: AccountState
 ) -> Violation | None:
+    """A limit order whose price is wrong is costed at the highest price its hints name, and
+    the message says so."""
     if cmd.side is not Side.BUY:
         return None
     cost = cmd.quantity * unit_price
     available = state.buying_power()
     if cost <= available:
         return None
-    max_qty = floor_to_step(max(available, ZERO) / unit_price, lot) if unit_price > 0 else ZERO
-    if max_qty > 0:
-        hint = f"Reduce the quantity to {qty(max_qty)} shares or fewer, or add funds."
-    else:
-        hint = f"Add at least {money(cost - available)} of funds, or cancel open buy orders."
+    repriced = cmd.type is OrderType.LIMIT and cmd.limit_price not in (None, unit_price)
+    at = f" at {price(unit_price)}, the highest limit price you may use" if repriced else ""
     return Violation(
         Code.INSUFFICIENT_FUNDS, "quantity",
-        f"Insufficient funds for {money(cost)} order; available: {money(max(available, ZERO))}",
-        hint,
+        f"Insufficient funds for {money(cost)} order{at}; available: "
+        f"{money(max(available, ZERO))}",
+        room(cmd.symbol, cmd.side, unit_price, lot, state).hint(", or add funds."),
     )
 
 
-def check_position(cmd: SubmitOrder, state: AccountState, lot: Decimal) -> Violation | None:
+def check_position(cmd: SubmitOrder, state: AccountState, lot: Decimal,
+                   unit_price: Decimal) -> Violation | None:
     if cmd.side is not Side.SELL or state.account.allow_short:
         return None
     held = state.position(cmd.symbol)
@@ -249,42 +298,38 @@ def check_position(cmd: SubmitOrder, state: AccountState, lot: Decimal) -> Viola
     if cmd.quantity <= free:
         return None
     detail = f" ({qty(committed)} already committed to open sell orders)" if committed else ""
-    max_qty = floor_to_step(max(free, ZERO), lot)
-    hint = (
-        f"Reduce the quantity to {qty(max_qty)} shares or fewer."
-        if max_qty > 0
-        else "You have no shares free to sell; buy first or cancel open sell orders."
-    )
     return Violation(
         Code.INSUFFICIENT_POSITION, "quantity",
         f"Cannot sell {qty(cmd.quantity)} {cmd.symbol}: you hold {qty(held)}{detail}, and short "
         "selling is not enabled for this account.",
-        hint,
+        room(cmd.symbol, cmd.side, unit_price, lot, state).hint(),
     )
 
 
 def validate(
     cmd: SubmitOrder, instrument: Instrument | None, state: AccountState, policy: PricePolicy
 ) -> list[Violation]:
-    """Every FR-002 violation of ``cmd``."""
+    """Every FR-002 violation of ``cmd``. Quantity and funds are checked at the price the
+    price hints name when the entered price is wrong, so one refusal lists every fix."""
     bad = check_instrument(cmd.symbol, instrument)
     if instrument is None:
         return [bad] if bad else []
     found = [bad] if bad else []
     found.extend(check_controls(cmd))
-    quantity_bad = check_quantity(cmd, instrument)
+    priced = check_limit_price(cmd, instrument, policy)
+    unit = priced.checked_at
+    lot = instrument.lot_size
+    fits = room(cmd.symbol, cmd.side, unit if unit is not None else instrument.reference_price,
+                lot, state)
+    quantity_bad = check_quantity(cmd, instrument, fits)
     if quantity_bad:
         found.append(quantity_bad)
-    price_bad = check_limit_price(cmd, instrument, policy)
-    found.extend(price_bad)
-    unit = reserve_price(cmd, instrument, policy)
-    if not price_bad:
-        found.extend(check_brackets(cmd, cmd.limit_price or instrument.reference_price))
-    if quantity_bad is None and not price_bad:
-        for check in (
-            check_buying_power(cmd, unit, instrument.lot_size, state),
-            check_position(cmd, state, instrument.lot_size),
-        ):
+    found.extend(priced.violations)
+    if priced.brackets_at is not None:
+        found.extend(check_brackets(cmd, priced.brackets_at))
+    if unit is not None and cmd.quantity > 0:
+        for check in (check_buying_power(cmd, unit, lot, state),
+                      check_position(cmd, state, lot, unit)):
             if check:
                 found.append(check)
     return found

@@ -30,10 +30,10 @@ from ordex.domain.orders import (
     apply,
 )
 from ordex.domain.positions import daily_pnl, equity
-from ordex.domain.risk import check_risk
+from ordex.domain.risk import check_order
 from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.domain.status import payload
-from ordex.domain.validation import AccountState, PricePolicy, reserve_price, validate
+from ordex.domain.validation import AccountState, PricePolicy, reserve_price
 from ordex.ids import new_id
 from ordex.metrics import MetricsLog
 from ordex.store.database import Database
@@ -177,12 +177,8 @@ class OrderService:
         if instrument is not None:
             instrument = marked(instrument, self.reference_price)
         state = await self._account_state(repo, account, now, start_day=start_day)
-        violations = validate(cmd, instrument, state, self.policy)
-        unit = Decimal(0)
-        if instrument is not None:
-            unit = reserve_price(cmd, instrument, self.policy)
-            if not violations:
-                violations = check_risk(cmd, unit, instrument.lot_size, state)
+        violations = check_order(cmd, instrument, state, self.policy)
+        unit = reserve_price(cmd, instrument, self.policy) if instrument is not None else Decimal(0)
         return violations, unit, state
 
     async def _account_state(self, repo: Repository, account: Account, now: datetime, *,

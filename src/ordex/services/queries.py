@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -12,7 +12,7 @@ from ordex.clock import Clock
 from ordex.domain.accounts import Account
 from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument, marked
-from ordex.domain.money import ZERO
+from ordex.domain.money import ZERO, shown_average, tidy
 from ordex.domain.orders import Order
 from ordex.domain.positions import Position, daily_pnl, equity
 from ordex.domain.status import OrderEvent
@@ -26,8 +26,11 @@ MAX_SEQ = 2**62  # the largest sequence number a client may name
 
 @dataclass(frozen=True, slots=True)
 class PositionView:
+    """``tick`` is the instrument's, for showing the market price as it is quoted."""
+
     row: Position
     market_price: Decimal | None
+    tick: Decimal = Decimal(0)
 
     @property
     def market_value(self) -> Decimal | None:
@@ -53,6 +56,14 @@ class AccountView:
         return self.account.cash - self.reserved_cash
 
 
+def shown(event: OrderEvent, trader_name: str | None) -> OrderEvent:
+    payload = {**event.payload, "trader_name": trader_name}
+    average = payload.get("average_price")
+    if isinstance(average, str):
+        payload["average_price"] = format(tidy(shown_average(Decimal(average))), "f")
+    return replace(event, payload=payload)
+
+
 class Queries:
     """``live_price`` gives a symbol's price from market data, when there is one: positions and
     equity are marked at it rather than at the stored reference (saved every few seconds)."""
@@ -62,6 +73,15 @@ class Queries:
         self.db = db
         self.clock = clock
         self.live_price = live_price
+        self._names: dict[UUID, str] = {}
+
+    async def trader_names(self, ids: Iterable[UUID]) -> dict[UUID, str]:
+        """Account names by id, for people to read (names never change once created)."""
+        wanted = set(ids)
+        if not wanted <= self._names.keys():
+            async with reading(self.db) as repo:
+                self._names = {a.id: a.name for a in await repo.list_accounts()}
+        return {i: self._names[i] for i in wanted if i in self._names}
 
     async def order(self, order_id: UUID, trader_id: UUID | None) -> Order | None:
         async with reading(self.db) as repo:
@@ -79,8 +99,8 @@ class Queries:
         async with reading(self.db) as repo:
             rows = [p for p in await repo.positions(account_id) if p.quantity]
             marks = self._marks(await repo.instruments(p.symbol for p in rows))
-        return [PositionView(p, marks[p.symbol].reference_price if p.symbol in marks else None)
-                for p in rows]
+        return [PositionView(p, marks[p.symbol].reference_price, marks[p.symbol].tick_size)
+                if p.symbol in marks else PositionView(p, None) for p in rows]
 
     async def account(self, account_id: UUID) -> AccountView | None:
         async with reading(self.db) as repo:
@@ -111,10 +131,13 @@ class Queries:
     async def events(self, after: int, *, trader_id: UUID | None = None,
                      order_id: UUID | None = None, limit: int = 1000,
                      per_trader: bool = False) -> list[OrderEvent]:
-        """See ``Repository.events_after``: ``per_trader`` positions for what a trader sees."""
+        """Events as subscribers see them (``per_trader`` positions for what a trader sees),
+        with the trader's name, averages to four decimals."""
         async with reading(self.db) as repo:
-            return await repo.events_after(after, trader_id=trader_id, order_id=order_id,
-                                           limit=limit, per_trader=per_trader)
+            events = await repo.events_after(after, trader_id=trader_id, order_id=order_id,
+                                             limit=limit, per_trader=per_trader)
+        names = await self.trader_names(e.trader_id for e in events)
+        return [shown(e, names.get(e.trader_id)) for e in events]
 
     async def last_event_seq(self, trader_id: UUID | None = None) -> int:
         async with reading(self.db) as repo:

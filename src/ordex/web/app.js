@@ -18,7 +18,7 @@ const state = {
   orders: new Map(), lastSeq: 0, applied: 0,
   details: new Map(),            // order id -> {fills: [], events: [], seq}
   ws: null, attempt: 0, silence: null, reconnect: null, timers: [],
-  chartSymbol: null, history: [], fills: [],
+  chartSymbol: null, history: [], fills: [], lastTraded: null,
   // ms from the venue's fill time to the message and to the painted row, and from ordex's commit
   // of the event (its timestamp) to the message
   metrics: { fillToMessage: [], fillToRow: [], commitToMessage: [] },
@@ -93,7 +93,8 @@ async function start() {
   document.body.dataset.role = a.role;
   $("#ticket").hidden = a.role !== "trader";
   $("#blotter-title").textContent = state.everyone ? "All traders' orders" : "Your orders";
-  await Promise.all([loadInstruments(), loadOrders(), refreshAccount()]);
+  await Promise.all([loadInstruments(), loadOrders(), refreshAccount(), loadLastTraded()]);
+  if (!ticketSymbol() && state.lastTraded) chooseSymbol(state.lastTraded);
   connect();
   state.timers.push(setInterval(refreshQuotes, 1000), setInterval(refreshAccount, 2000));
   refreshQuotes();
@@ -164,7 +165,8 @@ function onEvent(ev) {
   document.body.dataset.lastSeq = String(ev.seq);
   const known = state.orders.get(ev.order_id);
   const order = Object.assign(known || { id: ev.order_id, created_at: ev.timestamp }, {
-    trader_id: ev.trader_id, client_order_id: ev.client_order_id, symbol: ev.symbol,
+    trader_id: ev.trader_id, trader_name: ev.trader_name,
+    client_order_id: ev.client_order_id, symbol: ev.symbol,
     side: ev.side, type: ev.order_type, quantity: ev.quantity,
     limit_price: ev.limit_price, time_in_force: ev.time_in_force, status: ev.status,
     filled_quantity: ev.filled_quantity, remaining_quantity: ev.remaining_quantity,
@@ -180,6 +182,8 @@ function onEvent(ev) {
     renderDetail(order.id);
   }
   if (fillMs !== null) {
+    state.lastTraded = ev.symbol;
+    if (!ticketSymbol() && state.details.size === 0) chooseSymbol(ev.symbol);
     // The row is updated above; the figure is taken when that update is painted.
     requestAnimationFrame(() => state.metrics.fillToRow.push(Date.now() - fillMs));
     if (ev.symbol === state.chartSymbol) {
@@ -216,7 +220,8 @@ function renderRow(order, isNew) {
       onclick: () => toggleDetail(order.id),
     }, open ? "▾" : "▸")),
     h("td", { text: fmt.time(order.created_at) }),
-    h("td", { class: "trader-col", text: (order.trader_id || "").slice(0, 8) }),
+    h("td", { class: "trader-col", text: order.trader_name || (order.trader_id || "").slice(0, 8),
+              title: order.trader_id || "" }),
     h("td", { class: "symbol", text: order.symbol }),
     h("td", { class: `side ${order.side}`, text: order.side === "buy" ? "Buy" : "Sell" }),
     h("td", { text: order.type ? fmt.words(order.type) : "—" }),
@@ -237,7 +242,7 @@ function renderRow(order, isNew) {
     h("td", {}, actionsFor(order)),
   ];
   if (!row) {
-    row = h("tr", { class: "order", "data-order-id": order.id });
+    row = h("tr", { class: "order", "data-order-id": order.id, onclick: onRowClick });
     body.prepend(row);
   }
   row.dataset.status = order.status;
@@ -301,6 +306,13 @@ function notice(text) {
 }
 
 // ---------------------------------------------------------------- order details
+
+// A click anywhere on a row opens it, like its ▸ button; buttons and selected text keep theirs.
+function onRowClick(event) {
+  if (event.target.closest("button, a, input, select")) return;
+  if (String(window.getSelection() || "")) return;
+  toggleDetail(event.currentTarget.dataset.orderId);
+}
 
 function toggleDetail(orderId) {
   if (state.details.has(orderId)) {
@@ -478,6 +490,16 @@ function showQuote() {
     : `${inst.name}: reference $${fmt.number(inst.reference_price, 2)}${status}`;
 }
 
+function ticketSymbol() {
+  return $("#t-symbol").value.trim().toUpperCase();
+}
+
+// The chart follows the ticket's symbol; with the ticket empty, the last symbol traded.
+async function loadLastTraded() {
+  const result = await api("/v1/fills?limit=1");
+  if (result.ok && result.data.fills.length) state.lastTraded = result.data.fills[0].symbol;
+}
+
 async function chooseSymbol(symbol) {
   if (!state.instruments.has(symbol) || symbol === state.chartSymbol) return;
   state.chartSymbol = symbol;
@@ -616,7 +638,7 @@ function wireTicket() {
   });
   $("#t-symbol").addEventListener("input", () => {
     showQuote();
-    chooseSymbol($("#t-symbol").value.trim().toUpperCase());
+    chooseSymbol(ticketSymbol() || state.lastTraded);
   });
 }
 

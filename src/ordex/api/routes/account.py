@@ -11,9 +11,12 @@ from ordex.api.schemas import (
     AccountOut,
     InstrumentList,
     PositionList,
+    avg,
+    cents,
     dec,
     instrument_json,
     limits_json,
+    ticked,
 )
 from ordex.domain.errors import Code, DomainError, Violation
 
@@ -29,9 +32,10 @@ async def get_account(services: ServicesDep, account: CurrentAccount) -> JSONRes
                                     "Ask an administrator for a new API key."))
     a = view.account
     return JSONResponse({
-        "id": str(a.id), "name": a.name, "role": a.role.value, "cash": dec(a.cash),
-        "reserved_cash": dec(view.reserved_cash), "buying_power": dec(view.buying_power),
-        "equity": dec(view.equity), "day_pnl": dec(view.day_pnl), "allow_short": a.allow_short,
+        "id": str(a.id), "name": a.name, "role": a.role.value, "cash": cents(a.cash),
+        "reserved_cash": cents(view.reserved_cash), "buying_power": cents(view.buying_power),
+        "equity": cents(view.equity), "day_pnl": cents(view.day_pnl),
+        "allow_short": a.allow_short,
         "open_orders": view.open_orders,
         "rate_limit_per_minute": a.rate_limit_per_minute
         or services.settings.rate_limit_per_minute,
@@ -45,9 +49,9 @@ async def get_positions(services: ServicesDep, account: CurrentAccount) -> JSONR
     views = await services.queries.positions(account.id)
     return JSONResponse({"positions": [{
         "symbol": v.row.symbol, "quantity": dec(v.row.quantity),
-        "average_cost": dec(v.row.average_cost), "market_price": dec(v.market_price),
-        "market_value": dec(v.market_value), "unrealized_pnl": dec(v.unrealized_pnl),
-        "realized_pnl": dec(v.row.realized_pnl),
+        "average_cost": avg(v.row.average_cost), "market_price": ticked(v.market_price, v.tick),
+        "market_value": cents(v.market_value), "unrealized_pnl": cents(v.unrealized_pnl),
+        "realized_pnl": cents(v.row.realized_pnl),
     } for v in views]})
 
 

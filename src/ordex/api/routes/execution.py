@@ -25,14 +25,15 @@ from ordex.api.schemas import (
     PriceHistory,
     QuoteList,
     QuoteOut,
-    dec,
     fill_json,
+    ticked,
     timestamp,
 )
 from ordex.bootstrap import Services
 from ordex.bus.memory import trader_topic
 from ordex.domain.accounts import Role
 from ordex.domain.errors import Code, DomainError, Violation
+from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument
 
 router = APIRouter(prefix="/v1", tags=["execution"])
@@ -47,7 +48,7 @@ async def order_fills(order_id: str, services: ServicesDep,
     order = await visible_order(services, account, order_id)
     oid = order.id
     fills = await services.queries.fills(order_id=oid, limit=10_000)
-    return JSONResponse({"fills": [fill_json(f) for f in fills], "next_cursor": None})
+    return JSONResponse({"fills": await _fills_json(services, fills), "next_cursor": None})
 
 
 @router.get("/fills", summary="The trader's fills across orders, newest first",
@@ -69,7 +70,13 @@ async def list_fills(
         trader_id=scope_of(account), symbol=symbol_filter(symbol),
         since=as_utc(since, "from"), until=as_utc(until, "to"), before_id=before, limit=limit)
     next_cursor = str(fills[-1].id) if len(fills) == limit else None
-    return JSONResponse({"fills": [fill_json(f) for f in fills], "next_cursor": next_cursor})
+    return JSONResponse({"fills": await _fills_json(services, fills),
+                         "next_cursor": next_cursor})
+
+
+async def _fills_json(services: Services, fills: list[Fill]) -> list[dict[str, Any]]:
+    names = await services.queries.trader_names(f.trader_id for f in fills)
+    return [fill_json(f, names.get(f.trader_id)) for f in fills]
 
 
 @router.get("/quotes", summary="Latest bid, ask and last trade of every symbol",
@@ -96,7 +103,8 @@ async def quote_history(
     instrument = await _instrument(services, symbol)
     points = services.market.history(instrument.symbol, as_utc(since, "from"))
     return JSONResponse({"symbol": instrument.symbol, "points": [
-        {"timestamp": timestamp(p.timestamp), "price": dec(p.price)} for p in points]})
+        {"timestamp": timestamp(p.timestamp), "price": ticked(p.price, instrument.tick_size)}
+        for p in points]})
 
 
 async def _instrument(services: Services, symbol: str) -> Instrument:
@@ -110,14 +118,16 @@ async def _instrument(services: Services, symbol: str) -> Instrument:
 
 
 def _quote_json(services: Services, instrument: Instrument) -> dict[str, Any]:
+    tick = instrument.tick_size
     body: dict[str, Any] = {
         "symbol": instrument.symbol, "status": instrument.status.value,
-        "reference_price": dec(instrument.reference_price),
+        "reference_price": ticked(instrument.reference_price, tick),
         "bid": None, "ask": None, "last": None, "timestamp": None,
     }
     quote = services.market.quote(instrument.symbol)
     if quote is not None:
-        body.update(bid=dec(quote.bid), ask=dec(quote.ask), last=dec(quote.last),
+        body.update(bid=ticked(quote.bid, tick), ask=ticked(quote.ask, tick),
+                    last=ticked(quote.last, tick),
                     timestamp=timestamp(quote.timestamp))
     return body
 

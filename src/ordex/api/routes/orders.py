@@ -30,8 +30,10 @@ from ordex.api.schemas import (
     OrderOut,
     OrderRequest,
     PreviewOut,
+    cents,
     dec,
     order_json,
+    orders_json,
 )
 from ordex.domain.accounts import Role
 from ordex.domain.commands import CancelOrder, SubmitOrder
@@ -94,7 +96,7 @@ async def submit_order(request: Request, services: ServicesDep, trader: Trader) 
         return cmd
     assert result is not None
     headers["Location"] = f"/v1/orders/{result.order.id}"
-    return JSONResponse(order_json(result.order), status_code=201 if result.created else 200,
+    return JSONResponse(order_json(result.order, trader.name), status_code=201 if result.created else 200,
                         headers=headers)
 
 
@@ -120,9 +122,9 @@ async def preview_order(request: Request, services: ServicesDep, trader: Trader)
         "accepted": not preview.violations,
         "errors": [v.as_dict() for v in preview.violations],
         "estimate": {
-            "unit_price": dec(preview.unit_price), "notional": dec(preview.notional),
-            "buying_power": dec(preview.buying_power),
-            "buying_power_after": dec(preview.buying_power_after),
+            "unit_price": dec(preview.unit_price), "notional": cents(preview.notional),
+            "buying_power": cents(preview.buying_power),
+            "buying_power_after": cents(preview.buying_power_after),
         },
         "notices": [notice] if notice else [],
     })
@@ -149,7 +151,9 @@ async def _read_order(request: Request, trader_id: UUID, *,
             responses={200: {"model": OrderOut}, **NOT_FOUND, **AUTH_ERRORS})
 async def get_order(order_id: str, services: ServicesDep,
                     account: CurrentAccount) -> JSONResponse:
-    return JSONResponse(order_json(await visible_order(services, account, order_id)))
+    order = await visible_order(services, account, order_id)
+    names = await services.queries.trader_names([order.trader_id])
+    return JSONResponse(order_json(order, names.get(order.trader_id)))
 
 
 @router.get("", summary="List orders, newest first",
@@ -187,7 +191,8 @@ async def list_orders(
         account.id if account.role is Role.TRADER else None)
     orders = await services.queries.orders(query)
     next_cursor = str(orders[-1].id) if len(orders) == limit else None
-    return JSONResponse({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor,
+    names = await services.queries.trader_names(o.trader_id for o in orders)
+    return JSONResponse({"orders": orders_json(orders, names), "next_cursor": next_cursor,
                          "last_seq": last_seq})
 
 
@@ -200,7 +205,7 @@ async def cancel_order(order_id: str, services: ServicesDep, trader: Trader) -> 
     if oid is None:
         raise DomainError(not_found_order(order_id))
     order = await services.orders.cancel(CancelOrder(trader.id, oid))
-    return JSONResponse(order_json(order))
+    return JSONResponse(order_json(order, trader.name))
 
 
 _FAILED_ONLY = {409: {**_ERR, "description": "The order is not failed"}}
@@ -219,7 +224,8 @@ async def retry_order(order_id: str, services: ServicesDep, trader: Trader) -> J
     if oid is None:
         raise DomainError(not_found_order(order_id))
     result = await services.orders.retry(trader.id, oid)
-    return JSONResponse(order_json(result.order), status_code=201 if result.created else 200,
+    return JSONResponse(order_json(result.order, trader.name),
+                        status_code=201 if result.created else 200,
                         headers={"Location": f"/v1/orders/{result.order.id}"})
 
 
@@ -230,7 +236,8 @@ async def acknowledge_order(order_id: str, services: ServicesDep,
     oid = parse_uuid(order_id)
     if oid is None:
         raise DomainError(not_found_order(order_id))
-    return JSONResponse(order_json(await services.orders.acknowledge(trader.id, oid)))
+    return JSONResponse(order_json(await services.orders.acknowledge(trader.id, oid),
+                                   trader.name))
 
 
 def _statuses(values: list[str] | None) -> frozenset[OrderStatus] | None:
