@@ -96,7 +96,8 @@ async def submit_order(request: Request, services: ServicesDep, trader: Trader) 
         return cmd
     assert result is not None
     headers["Location"] = f"/v1/orders/{result.order.id}"
-    return JSONResponse(order_json(result.order, trader.name), status_code=201 if result.created else 200,
+    status = 201 if result.created else 200
+    return JSONResponse(order_json(result.order, trader.name), status_code=status,
                         headers=headers)
 
 
