@@ -96,6 +96,7 @@ class CoreVenue(Application):
         for key, value in {"ConnectionType": "acceptor", "SocketAcceptHost": "127.0.0.1",
                            "SocketAcceptPort": str(port), "HeartBtInt": "1",
                            "FileStorePath": str(data_dir / "store"), "PersistMessages": "N",
+                           "FileLogPath": str(data_dir / "log"),
                            "ResetOnLogon": "N", "ResetOnLogout": "N",
                            "ResetOnDisconnect": "N", "UseDataDictionary": "N"}.items():
             settings.set_default(key, value)
