@@ -42,10 +42,12 @@ class Services:
 
     async def start(self) -> None:
         self.metrics.start()
+        self.accounts.start()
         if self.engine is not None:
             await self.engine.start()
 
     async def close(self) -> None:
+        await self.accounts.stop()
         if self.engine is not None:
             await self.engine.stop()
         await self.db.dispose()

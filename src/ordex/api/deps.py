@@ -39,11 +39,15 @@ async def current_account(
     if len(key) <= MAX_KEY_LENGTH:
         account = await services.accounts.authenticate(key)
     if account is None:
-        raise ApiError(Violation(
-            Code.UNAUTHORIZED, None, "The API key is not valid.",
-            "Check that you copied the whole key; ask an administrator for a new one if it "
-            "was revoked."), challenge)
+        raise invalid_key()
     return account
+
+
+def invalid_key() -> ApiError:
+    return ApiError(Violation(
+        Code.UNAUTHORIZED, None, "The API key is not valid.",
+        "Check that you copied the whole key; ask an administrator for a new one if it "
+        "was revoked."), {"WWW-Authenticate": "Bearer"})
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]

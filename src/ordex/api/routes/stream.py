@@ -50,7 +50,8 @@ async def stream(ws: WebSocket) -> None:
             return
         after = _int(hello.get("after"), 0)
         everyone = bool(hello.get("all")) and account.role is not Role.TRADER
-        await _serve(services, ws, account.id if not everyone else None, after)
+        with services.accounts.session(account) as key_changed:
+            await _serve(services, ws, account.id if not everyone else None, after, key_changed)
     except WebSocketDisconnect:
         return
 
@@ -81,19 +82,25 @@ async def _authenticate(services: Services, ws: WebSocket,
     return await services.accounts.authenticate(key)
 
 
-async def _serve(services: Services, ws: WebSocket, trader: UUID | None, after: int) -> None:
+async def _serve(services: Services, ws: WebSocket, trader: UUID | None, after: int,
+                 key_changed: asyncio.Event) -> None:
     """Bus messages only say that something was committed; what is sent is always read from the
-    store after the last seq sent, so events published out of order are never skipped."""
+    store after the last seq sent, so events published out of order are never skipped. When the
+    key the client connected with is rotated or revoked, the socket is closed with a reason."""
     topic = ORDER_EVENTS if trader is None else trader_topic(trader)
     with services.bus.subscribe(topic) as sub:
         last_seq = await services.queries.last_event_seq()
         await ws.send_json({"type": "subscribed", "after": after, "last_seq": last_seq})
         sent = await _send_from_store(services, ws, trader, after)
         receiver = asyncio.create_task(_drain_client(ws))
+        revoked = asyncio.create_task(key_changed.wait())
         try:
             while True:
-                message = await _next_or_gone(sub, receiver)
+                message = await _next_or_gone(sub, receiver, revoked)
                 if receiver.done():
+                    return
+                if revoked.done():
+                    await _close_revoked(ws)
                     return
                 if sub.lagged:
                     sub.reset()
@@ -104,15 +111,25 @@ async def _serve(services: Services, ws: WebSocket, trader: UUID | None, after: 
                     continue
                 sent = await _send_from_store(services, ws, trader, sent)
         finally:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-                await receiver
+            for task in (receiver, revoked):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                    await task
 
 
-async def _next_or_gone(sub: Subscription, receiver: asyncio.Task[None]) -> dict[str, Any] | None:
-    """The next bus message, or None after a heartbeat's wait or as soon as the client leaves."""
+async def _close_revoked(ws: WebSocket) -> None:
+    message = "Your API key was revoked or replaced by a new one."
+    await ws.send_json({"type": "error", "code": "unauthorized", "message": message,
+                        "hint": "Connect again with your new key; ask an administrator for one "
+                                "if you have none."})
+    await ws.close(CLOSE_UNAUTHORIZED, reason=message)
+
+
+async def _next_or_gone(sub: Subscription, *stops: asyncio.Task[Any]) -> dict[str, Any] | None:
+    """The next bus message, or None after a heartbeat's wait or as soon as one of ``stops``
+    ends (the client left, its key was revoked)."""
     getter = asyncio.create_task(sub.next_within(HEARTBEAT_SECONDS))
-    await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({getter, *stops}, return_when=asyncio.FIRST_COMPLETED)
     if not getter.done():
         getter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
