@@ -259,3 +259,18 @@ async def test_a_key_revoked_by_another_process_is_refused_within_a_second_every
                 assert ws.close_code == 4401
                 assert ws.close_reason == "Your API key was revoked or replaced by a new one."
             assert (await client.get("/v1/account")).status_code == 401
+
+
+async def test_the_api_docs_use_only_assets_ordex_serves(api: Api) -> None:
+    import re
+
+    for path in ("/docs",):
+        page = await api.client.get(path)
+        assert page.status_code == 200
+        assert "script-src 'self' 'sha256-" in page.headers["content-security-policy"]
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: *'([^']+)'""", page.text)
+        urls = [a or b for a, b in urls]
+        assert urls and all(u.startswith("/") and not u.startswith("//") for u in urls), urls
+        for url in urls:
+            assert (await api.client.get(url)).status_code == 200, url
+        assert "cdn" not in page.text

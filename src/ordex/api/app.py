@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from ordex import __version__
-from ordex.api import errors
+from ordex.api import docs, errors
 from ordex.api.routes import account, admin, execution, orders, stream, web
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         await wired.close()
 
     app = FastAPI(title="ordex", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = wired
     errors.install(app)
     app.include_router(orders.router)
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(stream.router)
     app.include_router(admin.router)
     web.install(app)
+    docs.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Alive")
     async def healthz() -> JSONResponse:
