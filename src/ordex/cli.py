@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         return int(args.func(args))
     except CliError as problem:
-        print(f"ordex: error: {problem}", file=sys.stderr)
+        for line in str(problem).splitlines():
+            print(f"ordex: error: {line}", file=sys.stderr)
         return problem.status
     except DomainError as refused:
         for v in refused.violations:

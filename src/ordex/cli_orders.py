@@ -71,17 +71,16 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def _refusal(refused: Exception) -> str:
+    """One line per problem the API named: its code, field, message and hint."""
     status = getattr(refused, "status", None)
     errors = getattr(refused, "errors", None) or [{"message": str(refused)}]
     lines = []
     for e in errors:
+        said = f"refused (HTTP {status})" if status else "refused"
         code = f" [{e['code']}]" if e.get("code") else ""
         field = f" {e['field']}:" if e.get("field") else ""
-        lines.append(f"refused{code}{field} {e.get('message', '')}".rstrip())
-        if e.get("hint"):
-            lines.append(f"  hint: {e['hint']}")
-    if status:
-        lines[0] = f"{lines[0]} (HTTP {status})"
+        hint = f" — {e['hint']}" if e.get("hint") else ""
+        lines.append(f"{said}{code}{field} {e.get('message', '')}{hint}")
     return "\n".join(lines)
 
 
