@@ -46,10 +46,12 @@ class Services:
 
     async def start(self) -> None:
         self.metrics.start()
+        self.accounts.start()
         if self.engine is not None:
             await self.engine.start()
 
     async def close(self) -> None:
+        await self.accounts.stop()
         if self.engine is not None:
             await self.engine.stop()
         close = getattr(self.owned_venue, "close", None)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import json
+from decimal import Decimal
+from uuid import uuid4
 
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from ordex.bootstrap import build
+from ordex.config import Settings
 from ordex.domain.accounts import Role
 from ordex.services.ratelimit import SlidingWindowLimiter
 from tests.conftest import Api, auth
@@ -160,3 +168,109 @@ async def test_unknown_route_and_method_use_the_error_shape(api: Api) -> None:
     assert r.status_code == 404 and r.json()["errors"][0]["code"] == "not_found"
     r = await api.client.put("/v1/orders", headers=auth(alice))
     assert r.status_code == 405 and r.json()["errors"][0]["code"] == "method_not_allowed"
+
+
+async def test_admin_revokes_and_rotates_a_key(api: Api) -> None:
+    admin = await api.account("root", Role.ADMIN, cash="0")
+    alice = await api.account("alice")
+    assert (await api.client.get("/v1/account", headers=auth(alice))).status_code == 200
+    r = await api.client.post(f"/v1/admin/accounts/{alice['id']}/revoke-key",
+                              headers=auth(admin))
+    assert r.status_code == 200, r.text
+    assert r.json()["key_status"] == "revoked" and r.json()["key_revoked_at"].endswith("Z")
+    refused = await api.client.get("/v1/account", headers=auth(alice))
+    assert refused.status_code == 401
+    assert refused.json()["errors"][0]["code"] == "unauthorized"
+    again = await api.client.post(f"/v1/admin/accounts/{alice['id']}/revoke-key",
+                                  headers=auth(admin))
+    assert again.status_code == 200 and again.json() == r.json()
+
+    rotated = await api.client.post(f"/v1/admin/accounts/{alice['id']}/rotate-key",
+                                    headers=auth(admin))
+    assert rotated.status_code == 200, rotated.text
+    new_key = rotated.json()["api_key"]
+    assert rotated.json()["account"]["key_status"] == "active"
+    me = await api.client.get("/v1/account", headers={"Authorization": f"Bearer {new_key}"})
+    assert me.status_code == 200 and me.json()["name"] == "alice"
+    assert (await api.client.get("/v1/account", headers=auth(alice))).status_code == 401
+    newer = await api.client.post(f"/v1/admin/accounts/{alice['id']}/rotate-key",
+                                  headers=auth(admin))
+    old = await api.client.get("/v1/account", headers={"Authorization": f"Bearer {new_key}"})
+    assert newer.json()["api_key"] != new_key and old.status_code == 401
+
+    listed = (await api.client.get("/v1/admin/accounts", headers=auth(admin))).json()
+    assert {a["name"]: a["key_status"] for a in listed["accounts"]} == {
+        "alice": "active", "root": "active"}
+    for path in ("revoke-key", "rotate-key"):
+        missing = await api.client.post(f"/v1/admin/accounts/{uuid4()}/{path}",
+                                        headers=auth(admin))
+        assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "not_found"
+        bad = await api.client.post(f"/v1/admin/accounts/nope/{path}", headers=auth(admin))
+        assert bad.status_code == 404
+        forbidden = await api.client.post(f"/v1/admin/accounts/{alice['id']}/{path}",
+                                          headers={"Authorization": f"Bearer {new_key}"})
+        assert forbidden.status_code in (401, 403)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_key_revoked_by_another_process_is_refused_within_a_second_everywhere(
+        settings: Settings) -> None:
+    """REST, a long poll in progress and an open stream: all end within a second of the
+    revocation, which another process (the CLI, another server) makes in the store."""
+    import time
+
+    import httpx
+    from websockets.asyncio.client import connect
+
+    from tests.support.live import live_service
+
+    async with live_service(settings) as live:
+        issued = await live.services.accounts.create("alice", Role.TRADER, Decimal(100_000))
+        headers = {"Authorization": f"Bearer {issued.api_key}"}
+        async with httpx.AsyncClient(base_url=live.url, headers=headers, timeout=10) as client:
+            order = (await client.post("/v1/orders", json=ORDER)).json()
+            assert (await client.get("/v1/account")).status_code == 200
+            ws_url = live.url.replace("http://", "ws://") + "/v1/stream"
+            async with connect(ws_url) as ws:
+                await ws.send(json.dumps({"api_key": issued.api_key}))
+                assert json.loads(await ws.recv())["type"] == "subscribed"
+                poll = asyncio.create_task(client.get(
+                    f"/v1/orders/{order['id']}/events", params={"after": 10**6, "wait": 20}))
+                await asyncio.sleep(0.3)
+
+                other = build(settings)  # another process's view of the same store
+                try:
+                    await other.accounts.revoke_key(issued.account.id)
+                finally:
+                    await other.close()
+                revoked_at = time.monotonic()
+
+                polled = await asyncio.wait_for(poll, 1.5)
+                assert polled.status_code == 401
+                assert polled.json()["errors"][0]["code"] == "unauthorized"
+                assert time.monotonic() - revoked_at < 1.0
+                error = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
+                while error["type"] != "error":  # the order's backlog, then the refusal
+                    error = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
+                assert error["code"] == "unauthorized"
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 1.0)
+                assert time.monotonic() - revoked_at < 1.0
+                assert ws.close_code == 4401
+                assert ws.close_reason == "Your API key was revoked or replaced by a new one."
+            assert (await client.get("/v1/account")).status_code == 401
+
+
+async def test_the_api_docs_use_only_assets_ordex_serves(api: Api) -> None:
+    import re
+
+    for path in ("/docs",):
+        page = await api.client.get(path)
+        assert page.status_code == 200
+        assert "script-src 'self' 'sha256-" in page.headers["content-security-policy"]
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: *'([^']+)'""", page.text)
+        urls = [a or b for a, b in urls]
+        assert urls and all(u.startswith("/") and not u.startswith("//") for u in urls), urls
+        for url in urls:
+            assert (await api.client.get(url)).status_code == 200, url
+        assert "cdn" not in page.text

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from ordex import __version__
-from ordex.api import errors
+from ordex.api import docs, errors
 from ordex.api.deps import account_for
 from ordex.api.guard import BodyGuard
 from ordex.api.routes import account, admin, execution, orders, stream, venues, web
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         await wired.close()
 
     app = FastAPI(title="ordex", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = wired
     errors.install(app)
 
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(admin.router)
     app.include_router(venues.router)
     web.install(app)
+    docs.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Alive")
     async def healthz() -> JSONResponse:

@@ -39,10 +39,7 @@ async def account_for(services: Services, authorization: str | None) -> Account:
     if len(key) <= MAX_KEY_LENGTH:
         account = await services.accounts.authenticate(key)
     if account is None:
-        raise ApiError(Violation(
-            Code.UNAUTHORIZED, None, "The API key is not valid.",
-            "Check that you copied the whole key; ask an administrator for a new one if it "
-            "was revoked."), challenge)
+        raise invalid_key()
     return account
 
 
@@ -55,6 +52,13 @@ async def current_account(
     if isinstance(known, Account):
         return known
     return await account_for(services, request.headers.get("authorization"))
+
+
+def invalid_key() -> ApiError:
+    return ApiError(Violation(
+        Code.UNAUTHORIZED, None, "The API key is not valid.",
+        "Check that you copied the whole key; ask an administrator for a new one if it "
+        "was revoked."), {"WWW-Authenticate": "Bearer"})
 
 
 CurrentAccount = Annotated[Account, Depends(current_account)]

@@ -160,6 +160,8 @@ class AccountSummary(BaseModel):
     allow_short: bool
     rate_limit_per_minute: int | None
     limits: LimitsOut
+    key_status: Literal["active", "revoked"]
+    key_revoked_at: datetime | None
 
 
 class AccountSummaryList(BaseModel):
@@ -383,6 +385,8 @@ def account_summary_json(account: Account) -> dict[str, Any]:
         "cash": cents(account.cash), "allow_short": account.allow_short,
         "rate_limit_per_minute": account.rate_limit_per_minute,
         "limits": limits_json(account.limits),
+        "key_status": "revoked" if account.key_revoked_at else "active",
+        "key_revoked_at": iso(account.key_revoked_at) if account.key_revoked_at else None,
     }
 
 

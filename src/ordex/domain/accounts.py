@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
@@ -35,3 +35,5 @@ class Account:
     rate_limit_per_minute: int | None = None
     day_start_equity: Decimal | None = None
     trading_day: date | None = None
+    key_version: int = 1  # bumped by every rotation or revocation of the account's key
+    key_revoked_at: datetime | None = None

@@ -1,8 +1,13 @@
-"""Account administration: create accounts, issue keys, set risk limits, authenticate."""
+"""Account administration: create accounts, issue, rotate and revoke keys, set risk limits,
+authenticate."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from uuid import UUID
@@ -15,6 +20,10 @@ from ordex.ids import hash_api_key, new_api_key, new_id
 from ordex.store.database import Database
 from ordex.store.uow import UnitOfWork, reading
 
+log = logging.getLogger(__name__)
+
+KEY_CHECK_SECONDS = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedKey:
@@ -23,8 +32,13 @@ class IssuedKey:
 
 
 class AccountService:
-    """Accounts and keys. Authentication results are kept for ``auth_ttl`` seconds, so a key
-    revoked by another process stays usable for at most that long; this process forgets at once.
+    """Accounts and keys.
+
+    Authentication results are cached for ``auth_ttl`` seconds. A key rotated or revoked in this
+    process is forgotten at once; one changed by another process (the CLI, another server on the
+    same store) is noticed by ``watch()``, which checks the store every ``KEY_CHECK_SECONDS``
+    for a change of any account's key version, forgets the cache and wakes the open sessions
+    (streams, long polls) of the accounts whose key changed.
     """
 
     def __init__(self, db: Database, clock: Clock, auth_ttl: float = 5.0) -> None:
@@ -32,6 +46,9 @@ class AccountService:
         self.clock = clock
         self.auth_ttl = auth_ttl
         self._known: dict[str, tuple[float, Account]] = {}
+        self._versions: dict[UUID, int] = {}
+        self._sessions: dict[UUID, dict[asyncio.Event, int]] = {}
+        self._watcher: asyncio.Task[None] | None = None
 
     async def authenticate(self, api_key: str) -> Account | None:
         key_hash = hash_api_key(api_key)
@@ -45,6 +62,70 @@ class AccountService:
             if len(self._known) > 10_000:
                 self._known.clear()
             self._known[key_hash] = (now + self.auth_ttl, account)
+        return account
+
+    @contextlib.contextmanager
+    def session(self, account: Account) -> Iterator[asyncio.Event]:
+        """An event set as soon as the key ``account`` authenticated with is rotated or revoked
+        (at once if that has happened already)."""
+        ended = asyncio.Event()
+        if self._versions.get(account.id, account.key_version) > account.key_version:
+            ended.set()
+        self._sessions.setdefault(account.id, {})[ended] = account.key_version
+        try:
+            yield ended
+        finally:
+            waiting = self._sessions.get(account.id)
+            if waiting is not None:
+                waiting.pop(ended, None)
+                if not waiting:
+                    del self._sessions[account.id]
+
+    def start(self) -> None:
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self.watch(), name="key-watcher")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+
+    async def watch(self, interval: float = KEY_CHECK_SECONDS) -> None:
+        """Notice keys changed by other processes (see the class's docstring)."""
+        seen: tuple[int, int] | None = None
+        while True:
+            try:
+                async with reading(self.db) as repo:
+                    total = await repo.key_versions_total()
+                    versions = await repo.key_versions() if total != seen else None
+                if versions is not None:
+                    seen = total
+                    self._key_versions_are(versions)
+            except Exception as exc:  # the store is away; the cache's ttl bounds staleness
+                log.warning("could not check the store for revoked keys: %s", exc)
+            await asyncio.sleep(interval)
+
+    def _key_versions_are(self, versions: dict[UUID, int]) -> None:
+        self._known.clear()
+        self._versions.update(versions)
+        for account_id, version in versions.items():
+            for ended, authenticated_at in self._sessions.get(account_id, {}).items():
+                if version > authenticated_at:
+                    ended.set()
+
+    async def find(self, ref: str) -> Account:
+        """The account named ``ref``, or with id ``ref``."""
+        try:
+            account_id: UUID | None = UUID(ref)
+        except ValueError:
+            account_id = None
+        async with reading(self.db) as repo:
+            account = (await repo.account(account_id) if account_id is not None
+                       else await repo.account_by_name(ref))
+        if account is None:
+            raise _not_found(ref)
         return account
 
     async def create(self, name: str, role: Role, cash: Decimal = Decimal(0),
@@ -69,12 +150,32 @@ class AccountService:
         return IssuedKey(account, key)
 
     async def rotate_key(self, account_id: UUID, api_key: str | None = None) -> str:
+        """Issue a new key for the account; its old key stops working everywhere."""
+        return (await self.issue_key(account_id, api_key)).api_key
+
+    async def issue_key(self, account_id: UUID, api_key: str | None = None) -> IssuedKey:
         key = api_key or new_api_key()
         async with UnitOfWork(self.db) as uow:
+            if await uow.repo.account(account_id, lock=True) is None:
+                raise _not_found(str(account_id))
             await uow.repo.set_api_key_hash(account_id, hash_api_key(key), self.clock.now())
+            account = await uow.repo.account(account_id)
             await uow.commit()
-        self._known.clear()
-        return key
+        assert account is not None
+        self._key_versions_are({account.id: account.key_version})
+        return IssuedKey(account, key)
+
+    async def revoke_key(self, account_id: UUID) -> Account:
+        """Stop the account's key from working, everywhere; revoking twice changes nothing."""
+        async with UnitOfWork(self.db) as uow:
+            if await uow.repo.account(account_id, lock=True) is None:
+                raise _not_found(str(account_id))
+            await uow.repo.revoke_api_key(account_id, self.clock.now())
+            account = await uow.repo.account(account_id)
+            await uow.commit()
+        assert account is not None
+        self._key_versions_are({account.id: account.key_version})
+        return account
 
     async def update(self, account_id: UUID, *, limits: RiskLimits | None = None,
                      allow_short: bool | None = None, rate_limit_per_minute: int | None = None,
@@ -82,9 +183,7 @@ class AccountService:
         async with UnitOfWork(self.db) as uow:
             account = await uow.repo.account(account_id, lock=True)
             if account is None:
-                raise DomainError(Violation(
-                    Code.NOT_FOUND, "id", f"No account with id {account_id}.",
-                    "GET /v1/admin/accounts lists the accounts."))
+                raise _not_found(str(account_id))
             account = replace(
                 account,
                 limits=limits if limits is not None else account.limits,
@@ -97,3 +196,9 @@ class AccountService:
             await uow.commit()
         self._known.clear()
         return account
+
+
+def _not_found(ref: str) -> DomainError:
+    return DomainError(Violation(
+        Code.NOT_FOUND, "id", f"No account named or with id '{ref}'.",
+        "GET /v1/admin/accounts (or `ordex accounts list`) lists the accounts."))

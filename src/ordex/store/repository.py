@@ -53,6 +53,7 @@ def account_from_row(row: Row[Any]) -> Account:
         rate_limit_per_minute=m["rate_limit_per_minute"],
         day_start_equity=m["day_start_equity"],
         trading_day=m["trading_day"],
+        key_version=m["key_version"], key_revoked_at=m["key_revoked_at"],
     )
 
 
@@ -124,9 +125,21 @@ class Repository:
 
     # accounts
     async def account_by_key_hash(self, key_hash: str) -> Account | None:
+        """The account whose key this is, unless that key was revoked."""
         row = (await self.conn.execute(
-            select(accounts).where(accounts.c.api_key_hash == key_hash))).first()
+            select(accounts).where(accounts.c.api_key_hash == key_hash,
+                                   accounts.c.key_revoked_at.is_(None)))).first()
         return account_from_row(row) if row else None
+
+    async def key_versions_total(self) -> tuple[int, int]:
+        """(number of accounts, sum of their key versions): moves with every key change."""
+        row = (await self.conn.execute(select(
+            func.count(), func.coalesce(func.sum(accounts.c.key_version), 0)))).one()
+        return int(row[0]), int(row[1])
+
+    async def key_versions(self) -> dict[UUID, int]:
+        rows = await self.conn.execute(select(accounts.c.id, accounts.c.key_version))
+        return {r.id: r.key_version for r in rows}
 
     async def account(self, account_id: UUID, *, lock: bool = False) -> Account | None:
         stmt = select(accounts).where(accounts.c.id == account_id)
@@ -160,8 +173,15 @@ class Repository:
         ))
 
     async def set_api_key_hash(self, account_id: UUID, key_hash: str, now: datetime) -> None:
+        """A new key for the account (the old one stops working, a revocation ends)."""
         await self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(
-            api_key_hash=key_hash, updated_at=now))
+            api_key_hash=key_hash, key_version=accounts.c.key_version + 1, key_revoked_at=None,
+            updated_at=now))
+
+    async def revoke_api_key(self, account_id: UUID, now: datetime) -> None:
+        await self.conn.execute(update(accounts).where(
+            accounts.c.id == account_id, accounts.c.key_revoked_at.is_(None)).values(
+            key_version=accounts.c.key_version + 1, key_revoked_at=now, updated_at=now))
 
     async def start_trading_day(self, account_id: UUID, day: date, equity: Decimal,
                                 now: datetime) -> None:

@@ -30,6 +30,8 @@ accounts = Table(
     Column("name", String(100), nullable=False, unique=True),
     Column("role", String(20), nullable=False),
     Column("api_key_hash", String(64), nullable=False, unique=True),
+    Column("key_version", Integer, nullable=False, server_default="1"),
+    Column("key_revoked_at", UTCDateTime, nullable=True),
     Column("cash", ExactDecimal, nullable=False),
     Column("allow_short", Boolean, nullable=False, default=False),
     Column("max_position_shares", ExactDecimal, nullable=False),

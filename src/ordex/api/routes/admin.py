@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -57,10 +58,7 @@ async def create_account(request: Request, services: ServicesDep, _: Admin) -> J
 async def update_account(account_id: str, request: Request, services: ServicesDep,
                          _: Admin) -> JSONResponse:
     body = await json_model(request, LimitsUpdate, "change")
-    aid = parse_uuid(account_id)
-    if aid is None:
-        raise DomainError(Violation(Code.NOT_FOUND, "id", f"No account with id {account_id}.",
-                                    "GET /v1/admin/accounts lists the accounts."))
+    aid = _account_id(account_id)
     current = await services.queries.account(aid)
     if current is None:
         raise DomainError(Violation(Code.NOT_FOUND, "id", f"No account with id {account_id}.",
@@ -73,3 +71,32 @@ async def update_account(account_id: str, request: Request, services: ServicesDe
         aid, limits=limits, allow_short=body.allow_short,
         rate_limit_per_minute=body.rate_limit_per_minute, cash=body.cash)
     return JSONResponse(account_summary_json(account))
+
+
+@router.post("/accounts/{account_id}/rotate-key",
+             summary="Issue a new API key for an account; its old key stops working at once",
+             responses={200: {"model": NewAccountOut}, **NOT_FOUND, **AUTH_ERRORS})
+async def rotate_key(account_id: str, services: ServicesDep, _: Admin) -> JSONResponse:
+    """The old (or revoked) key is refused within a second everywhere: REST, long polls, and
+    open streams, which are closed with a reason. The new key is shown only in this answer."""
+    issued = await services.accounts.issue_key(_account_id(account_id))
+    return JSONResponse({"account": account_summary_json(issued.account),
+                         "api_key": issued.api_key})
+
+
+@router.post("/accounts/{account_id}/revoke-key",
+             summary="Revoke an account's API key; rotate-key issues a new one",
+             responses={200: {"model": AccountSummary}, **NOT_FOUND, **AUTH_ERRORS})
+async def revoke_key(account_id: str, services: ServicesDep, _: Admin) -> JSONResponse:
+    """The key is refused within a second everywhere: REST, long polls, and open streams, which
+    are closed with a reason. Revoking a revoked key changes nothing."""
+    account = await services.accounts.revoke_key(_account_id(account_id))
+    return JSONResponse(account_summary_json(account))
+
+
+def _account_id(text: str) -> UUID:
+    aid = parse_uuid(text)
+    if aid is None:
+        raise DomainError(Violation(Code.NOT_FOUND, "id", f"No account with id {text}.",
+                                    "GET /v1/admin/accounts lists the accounts."))
+    return aid

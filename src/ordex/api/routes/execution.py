@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from ordex.api.deps import CurrentAccount, ServicesDep
+from ordex.api.deps import CurrentAccount, ServicesDep, invalid_key
 from ordex.api.routes.common import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -30,7 +31,7 @@ from ordex.api.schemas import (
     timestamp,
 )
 from ordex.bootstrap import Services
-from ordex.bus.memory import trader_topic
+from ordex.bus.memory import Subscription, trader_topic
 from ordex.domain.accounts import Role
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.fills import Fill
@@ -148,17 +149,33 @@ async def order_events(
     own = account.role is Role.TRADER  # a trader's own positions; the service's for others
     events = await services.queries.events(after, order_id=oid, per_trader=own)
     if not events and wait > 0:
-        with services.bus.subscribe(trader_topic(order.trader_id)) as sub:
+        with (services.bus.subscribe(trader_topic(order.trader_id)) as sub,
+              services.accounts.session(account) as key_changed):
             events = await services.queries.events(after, order_id=oid, per_trader=own)
             deadline = asyncio.get_running_loop().time() + wait
             while not events:
                 left = deadline - asyncio.get_running_loop().time()
                 if left <= 0:
                     break
-                message = await sub.next_within(left)
+                message = await _next_unless(sub, left, key_changed)
+                if key_changed.is_set():
+                    raise invalid_key()
                 if message is not None and message.get("order_id") == str(oid):
                     events = await services.queries.events(after, order_id=oid,
                                                            per_trader=own)
     last = events[-1].position(service_wide=not own) if events else after
     return JSONResponse({"events": [e.as_json(service_wide=not own) for e in events],
                          "last_seq": last})
+
+
+async def _next_unless(sub: Subscription, within: float,
+                       stop: asyncio.Event) -> dict[str, Any] | None:
+    """The next bus message within ``within`` seconds, or None as soon as ``stop`` is set."""
+    getter = asyncio.create_task(sub.next_within(within))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (getter, stopper):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return getter.result() if getter.done() and not getter.cancelled() else None

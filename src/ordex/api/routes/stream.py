@@ -69,8 +69,9 @@ async def stream(ws: WebSocket) -> None:
             raise Refusal(CLOSE_UNAUTHORIZED, "No valid API key was sent.")
         after = _after(hello.get("after"))
         everyone = bool(hello.get("all")) and account.role is not Role.TRADER
-        with _slot(ws, account, services.settings.stream_connections_per_trader):
-            await _serve(services, ws, account, everyone, after)
+        with (_slot(ws, account, services.settings.stream_connections_per_trader),
+              services.accounts.session(account) as key_changed):
+            await _serve(services, ws, account, everyone, after, key_changed)
     except Refusal as refusal:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await ws.close(refusal.code, refusal.reason)
@@ -153,9 +154,10 @@ def _slot(ws: WebSocket, account: Account, limit: int) -> Any:
 
 
 async def _serve(services: Services, ws: WebSocket, account: Account, everyone: bool,
-                 after: int) -> None:
+                 after: int, key_changed: asyncio.Event) -> None:
     """Bus messages only say that something was committed; what is sent is always read from the
-    store after the last seq sent, so events published out of order are never skipped."""
+    store after the last seq sent, so events published out of order are never skipped. When the
+    key the client connected with is rotated or revoked, the socket is closed with a reason."""
     trader = None if everyone else account.id
     per_trader = account.role is Role.TRADER
     topic = ORDER_EVENTS if trader is None else trader_topic(trader)
@@ -165,13 +167,17 @@ async def _serve(services: Services, ws: WebSocket, account: Account, everyone: 
         await ws.send_json({"type": "subscribed", "after": after, "last_seq": last_seq})
         sent = await _send_from_store(services, ws, trader, after, per_trader)
         receiver = asyncio.create_task(_drain_client(ws, max_bytes))
+        revoked = asyncio.create_task(key_changed.wait())
         try:
             while True:
-                message = await _next_or_gone(sub, receiver)
+                message = await _next_or_gone(sub, receiver, revoked)
                 if receiver.done():
                     refusal = receiver.result()
                     if refusal is not None:
                         raise refusal
+                    return
+                if revoked.done():
+                    await _close_revoked(ws)
                     return
                 if sub.lagged:
                     sub.reset()
@@ -182,16 +188,25 @@ async def _serve(services: Services, ws: WebSocket, account: Account, everyone: 
                     continue
                 sent = await _send_from_store(services, ws, trader, sent, per_trader)
         finally:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-                await receiver
+            for task in (receiver, revoked):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                    await task
 
 
-async def _next_or_gone(sub: Subscription,
-                        receiver: asyncio.Task[Refusal | None]) -> dict[str, Any] | None:
-    """The next bus message, or None after a heartbeat's wait or as soon as the client leaves."""
+async def _close_revoked(ws: WebSocket) -> None:
+    message = "Your API key was revoked or replaced by a new one."
+    await ws.send_json({"type": "error", "code": "unauthorized", "message": message,
+                        "hint": "Connect again with your new key; ask an administrator for one "
+                                "if you have none."})
+    await ws.close(CLOSE_UNAUTHORIZED, reason=message)
+
+
+async def _next_or_gone(sub: Subscription, *stops: asyncio.Task[Any]) -> dict[str, Any] | None:
+    """The next bus message, or None after a heartbeat's wait or as soon as one of ``stops``
+    ends (the client left, its key was revoked)."""
     getter = asyncio.create_task(sub.next_within(HEARTBEAT_SECONDS))
-    await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({getter, *stops}, return_when=asyncio.FIRST_COMPLETED)
     if not getter.done():
         getter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
