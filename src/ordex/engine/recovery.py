@@ -8,9 +8,10 @@
   attempt is spent and the venue still does not have it is the order failed.
 - **Reconciliation**, on start-up and on every reconnect: the venue's open orders and its fills
   since the oldest order that may be there are compared with every open order of ordex; missed
-  fills are applied (each exec id once), ends are adopted, orders the venue never received are
-  sent again (or failed, per ``unsent_policy``), and venue orders unknown to ordex (ghosts) raise
-  an alert and are cancelled (per ``ghost_policy``).
+  fills are applied (each exec id once, also behind a later fill that got through first; what
+  the venue's fills leave out of its CumQty is booked from CumQty/AvgPx), ends are adopted,
+  orders the venue never received are sent again (or failed, per ``unsent_policy``), and venue
+  orders unknown to ordex (ghosts) raise an alert and are cancelled (per ``ghost_policy``).
 - **Missing orders.** An order the venue acknowledged but now says it does not know is asked
   about again; unknown twice, with no fill meanwhile, it is cancelled (``engine.missing``).
 - **Venues with only the core order flow.** Without mass status (``Capability.MASS_STATUS``)
