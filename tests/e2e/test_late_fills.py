@@ -95,3 +95,62 @@ async def test_a_partial_fill_after_the_cancel_keeps_it_cancelled_with_what_fill
     assert Decimal(ko["quantity"]) == 4
     assert FINAL >= {done["status"]}
     await ordex.close()
+
+
+# ---- a fill missed on the stream, behind a later one (a kill -9, a stalled link) ----------------
+
+def fill_unreported(desk: Desk, limit: Decimal, size: int) -> list[ExecutionReport]:
+    """The exchange fills ``size`` of the resting order and no report reaches ordex (made on
+    the exchange, not through the venue adapter)."""
+    desk.venue.exchange.set_liquidity("KO", depth_levels=1, level_size=Decimal(size),
+                                      level_size_max=Decimal(size))
+    return desk.venue.exchange.move_market("KO", limit - Decimal("0.10"))
+
+
+async def test_a_missed_fill_behind_a_later_one_is_booked_by_its_exec_id(desk: Desk) -> None:
+    """Before, the missed fill (CumQty 4) was taken for one already booked because ordex had
+    booked more (the later 6): the order stayed partially filled 6 of 10, the venue had it
+    filled, and every reconciliation only logged the difference."""
+    ordex = await desk.trader()
+    order, limit = await resting(desk, ordex)
+    [missed] = fill_unreported(desk, limit, 4)
+    desk.venue.set_liquidity("KO", depth_levels=5, level_size=Decimal(100),
+                             level_size_max=Decimal(100))  # the rest, reported
+    done = await ordex.wait_for(order["id"], FINAL, within=5)
+    assert (done["status"], done["filled_quantity"]) == ("filled", "10")
+    fills = await ordex.fills(order["id"])
+    assert missed.exec_id in {f["exec_id"] for f in fills}
+    assert sorted(f["quantity"] for f in fills) == ["4", "6"]
+    ko = next(p for p in await ordex.positions() if p["symbol"] == "KO")
+    assert Decimal(ko["quantity"]) == 10
+    await ordex.close()
+
+
+async def test_a_fill_trade_capture_lacks_is_booked_from_cumqty_once(
+        desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A venue with trade capture whose fills do not add up to its CumQty: the rest is booked
+    from CumQty/AvgPx; the real report arriving later adds nothing, a later fill does."""
+    ordex = await desk.trader()
+    order, limit = await resting(desk, ordex)
+    [missed] = fill_unreported(desk, limit, 4)
+    listed = desk.venue.fills_since
+
+    async def without_missed(since: Any) -> list[ExecutionReport]:
+        return [f for f in await listed(since) if f.exec_id != missed.exec_id]
+    monkeypatch.setattr(desk.venue, "fills_since", without_missed)
+
+    booked = await settled(ordex, order["id"], "4")  # the stall check notices and reconciles
+    assert (booked["status"], booked["filled_quantity"]) == ("partially_filled", "4")
+    [cumulative] = await ordex.fills(order["id"])
+    assert cumulative["exec_id"] == f"recovered-cum-{order['id']}-4"
+    assert (cumulative["quantity"], Decimal(cumulative["price"])) == ("4", limit)
+
+    assert desk.live is not None and desk.live.services.engine is not None
+    await desk.live.services.engine.apply_all([missed])  # the real report, late
+    assert (await ordex.get(order["id"]))["filled_quantity"] == "4"
+    desk.venue.set_liquidity("KO", depth_levels=5, level_size=Decimal(100),
+                             level_size_max=Decimal(100))
+    done = await ordex.wait_for(order["id"], FINAL, within=5)
+    assert (done["status"], done["filled_quantity"]) == ("filled", "10")
+    assert sorted(f["quantity"] for f in await ordex.fills(order["id"])) == ["4", "6"]
+    await ordex.close()

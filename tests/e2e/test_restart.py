@@ -152,3 +152,50 @@ async def test_resting_gtc_and_day_orders_survive_a_restart_of_the_embedded_defa
         assert (filled["status"], filled["filled_quantity"]) == ("filled", "10")
         account = await ordex.account()
         assert Decimal(account["reserved_cash"]) == 0
+
+
+async def test_a_fill_the_exchange_journaled_but_ordex_never_booked_is_booked_after_a_restart(
+        settings: Settings) -> None:
+    """The kill -9 case: the embedded exchange fills 4 of 10 and journals it, and ordex dies
+    before it books the fill. Restarted, the exchange's fresh liquidity fills the other 6, and
+    that report reaches ordex before reconciliation. Before the fix ordex took the missed fill
+    (CumQty 4, below the 6 it now had) for one already booked and dropped it: the order stayed
+    partially filled 6 of 10 for good while the venue had it filled."""
+    settings = settings.model_copy(update=RESTART)
+    quiet = settings.model_copy(update={"stall_check_seconds": 600})  # no sampler in run one
+    async with live_service(quiet) as live:
+        issued = await live.services.accounts.create("alice", Role.TRADER, Decimal("100000"))
+        key = issued.api_key
+        exchange = exchange_of(live)
+        quote = exchange.quote("KO")
+        assert quote.bid is not None
+        limit = (quote.bid - Decimal("0.50")).quantize(Decimal("0.01"))
+        async with AsyncClient(live.url, key) as ordex:
+            order = await ordex.submit("KO", "buy", "10", type="limit", limit_price=limit,
+                                       time_in_force="gtc")
+            assert (await working(ordex, order["id"]))["routing"] == "at_venue"
+            cash_before = Decimal((await ordex.account())["cash"])
+        # Straight on the exchange, not through the venue adapter: journaled, never reported.
+        exchange.set_liquidity("KO", depth_levels=1, level_size=Decimal(4),
+                               level_size_max=Decimal(4))
+        missed = exchange.move_market("KO", limit - Decimal("0.10"))
+        assert [(r.last_quantity, r.cum_quantity) for r in missed] == [(4, 4)]
+
+    async with live_service(settings) as live, AsyncClient(live.url, key) as ordex:
+        venue_side = exchange_of(live).query(order["id"])
+        assert venue_side is not None and venue_side.filled_quantity == 10
+        done = await ordex.wait_for(order["id"], FINAL, within=5)
+        assert (done["status"], done["filled_quantity"]) == ("filled", "10"), done
+        fills = await ordex.fills(order["id"])
+        at_venue = {f.exec_id for f in exchange_of(live).fills_since(missed[0].timestamp)
+                    if f.client_order_id == order["id"]}
+        assert sorted(f["exec_id"] for f in fills) == sorted(at_venue)
+        assert missed[0].exec_id in at_venue and len(fills) == 2
+        assert sum(Decimal(f["quantity"]) for f in fills) == 10
+        ko = next(p for p in await ordex.positions() if p["symbol"] == "KO")
+        assert Decimal(ko["quantity"]) == 10
+        account = await ordex.account()
+        spent = sum((Decimal(f["quantity"]) * Decimal(f["price"]) + Decimal(f["commission"])
+                     for f in fills), Decimal(0))
+        assert Decimal(account["cash"]) == cash_before - spent
+        assert Decimal(account["reserved_cash"]) == 0

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from ordex.domain.fills import cumulative_covered
 from ordex.domain.orders import Filled, OrderStatus, OrderType, Side, apply
 from ordex.engine.recovery import from_cumulative
 from ordex.venues.base import Capabilities, Capability, VenueOrder, VenueOrderState
@@ -54,6 +55,18 @@ def test_a_later_cumulative_fill_has_another_exec_id() -> None:
                                      average_price=Decimal(100)),
                              venue_view(str(mine.id), "10", "100.5"), T0)
     assert first.exec_id != second.exec_id and second.last_quantity == 6
+
+
+def test_cumulative_fills_cover_the_highest_cumqty_they_name_and_nothing_else() -> None:
+    """What a late report is checked against: only fills booked from CumQty/AvgPx cover a
+    CumQty; fills booked by the venue's own exec ids never do (they may come out of order)."""
+    mine = order()
+    ids = [from_cumulative(mine, venue_view(str(mine.id), q, "100"), T0).exec_id
+           for q in ("4", "10")]
+    assert cumulative_covered(str(mine.id), ids) == 10  # "1E+1" in the exec id
+    assert cumulative_covered(str(mine.id), ["SIM-e7", "SIM-e9"]) == 0
+    assert cumulative_covered(str(mine.id), [f"recovered-cum-{order().id}-4"]) == 0
+    assert cumulative_covered(str(mine.id), [f"recovered-cum-{mine.id}-x"]) == 0
 
 
 def test_capabilities_count_as_missing_until_learnt_and_say_how() -> None:

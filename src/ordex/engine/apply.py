@@ -11,7 +11,13 @@ from uuid import UUID
 from ordex.clock import Clock
 from ordex.domain.controls import slippage_stop_reason
 from ordex.domain.errors import IllegalTransition
-from ordex.domain.fills import ExecutionLogEntry, Fill, LogAction
+from ordex.domain.fills import (
+    ExecutionLogEntry,
+    Fill,
+    LogAction,
+    cumulative_covered,
+    cumulative_prefix,
+)
 from ordex.domain.money import ZERO
 from ordex.domain.orders import (
     Cancelled,
@@ -98,11 +104,9 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
         return Applied(None, [])
     if report.kind is ReportKind.FILL and await repo.fill_exists(report.venue, report.exec_id):
         return Applied(order, [])
-    if report.kind is ReportKind.FILL and ZERO < report.cum_quantity <= order.filled_quantity:
-        # Its CumQty says ordex has booked it already (from an order status answer's CumQty,
-        # when the venue has no trade capture): a fill reported late is not booked twice.
-        log.info("fill %s of order %s already booked (venue CumQty %s, ordex filled %s)",
-                 report.exec_id, order.id, report.cum_quantity, order.filled_quantity,
+    if report.kind is ReportKind.FILL and await _in_cumulative(repo, order, report):
+        log.info("fill %s of order %s already booked from venue %s's CumQty (%s)",
+                 report.exec_id, order.id, report.venue, report.cum_quantity,
                  extra={"order_id": order.id, "trader_id": order.trader_id})
         return Applied(order, [])
     if report.kind is ReportKind.ACK:
@@ -152,6 +156,18 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
                         "symbol": after.symbol}))
     body = payload(after, last_fill, None if report.kind is ReportKind.FILL else after.reason)
     return Applied(after, [PendingEvent(after, after.status.value, body)])
+
+
+async def _in_cumulative(repo: Repository, order: Order, report: ExecutionReport) -> bool:
+    """Whether a fill reported late is in one ordex booked from an order status answer's CumQty
+    (``recovery.from_cumulative``): up to the CumQty that fill names. A fill ordex has booked
+    more than, but by its own exec id only, is not: the venue's fills may reach ordex out of
+    order (a fill missed while ordex was down comes back after a later one)."""
+    if not ZERO < report.cum_quantity <= order.filled_quantity:
+        return False
+    exec_ids = await repo.fill_exec_ids(order.id, report.venue,
+                                        cumulative_prefix(report.client_order_id))
+    return report.cum_quantity <= cumulative_covered(report.client_order_id, exec_ids)
 
 
 async def _book_fill(repo: Repository, order: Order, report: ExecutionReport) -> None:

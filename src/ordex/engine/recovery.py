@@ -8,9 +8,10 @@
   attempt is spent and the venue still does not have it is the order failed.
 - **Reconciliation**, on start-up and on every reconnect: the venue's open orders and its fills
   since the oldest order that may be there are compared with every open order of ordex; missed
-  fills are applied (each exec id once), ends are adopted, orders the venue never received are
-  sent again (or failed, per ``unsent_policy``), and venue orders unknown to ordex (ghosts) raise
-  an alert and are cancelled (per ``ghost_policy``).
+  fills are applied (each exec id once, also behind a later fill that got through first; what
+  the venue's fills leave out of its CumQty is booked from CumQty/AvgPx), ends are adopted,
+  orders the venue never received are sent again (or failed, per ``unsent_policy``), and venue
+  orders unknown to ordex (ghosts) raise an alert and are cancelled (per ``ghost_policy``).
 - **Missing orders.** An order the venue acknowledged but now says it does not know is asked
   about again; unknown twice, with no fill meanwhile, it is cancelled (``engine.missing``).
 - **Venues with only the core order flow.** Without mass status (``Capability.MASS_STATUS``)
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from ordex import metrics
-from ordex.domain.fills import ExecutionLogEntry, LogAction
+from ordex.domain.fills import ExecutionLogEntry, LogAction, cumulative_exec_id
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Order, OrderStatus
 from ordex.domain.sending import Routing, never_confirmed_reason, routing_of
@@ -193,28 +194,33 @@ class Recovery:
 
     async def adopt(self, order: Order, found: VenueOrder, now: datetime,
                     fills: Iterable[ExecutionReport] | None = None) -> bool:
-        """Bring ``order`` to what the venue knows: ack, missed fills, end. True if it moved."""
+        """Bring ``order`` to what the venue knows: ack, missed fills, end. True if it moved.
+        The fills come first, so an order the venue has ended is closed with all of them."""
         engine = self.engine
         reports: list[ExecutionReport] = []
         if order.venue_order_id is None:
             reports.append(_synthetic(found, ReportKind.ACK, now, "ack"))
+        trade_capture = engine.venue.capabilities.supports(Capability.TRADE_CAPTURE)
         if found.filled_quantity > order.filled_quantity:
-            if not engine.venue.capabilities.supports(Capability.TRADE_CAPTURE):
+            if not trade_capture:
                 reports.append(from_cumulative(order, found, now))
             else:
                 if fills is None:
-                    since = order.created_at - FILLS_MARGIN  # an earlier attempt may have filled
-                    fills = await engine.venue.fills_since(since)
+                    fills = await engine.venue.fills_since(order.created_at - FILLS_MARGIN)
                 reports.extend(f for f in fills if f.client_order_id == str(order.id))
         end = END_REPORTS.get(found.state)
-        if end is not None and not order.status.is_terminal:
-            reports.append(_synthetic(found, end, now, end.value))
-        if not reports:
+        if (not reports and found.filled_quantity <= order.filled_quantity
+                and (end is None or order.status.is_terminal)):
             return False
-        await engine.apply_all(reports)
+        if reports:
+            await engine.apply_all(reports)
+        after = await self._reread(order) if reports else order
+        if after is not None and after.filled_quantity < found.filled_quantity and trade_capture:
+            after = await self._fills_left_out(after, found, now)
+        if end is not None and after is not None and not after.status.is_terminal:
+            await engine.apply_all([_synthetic(found, end, now, end.value)])
+            after = await self._reread(order)
         self._held_by_venue.discard(str(order.id))
-        async with reading(engine.db) as repo:
-            after = await repo.order(order.id)
         if after is not None and after.filled_quantity < found.filled_quantity:
             log.error("venue %s reports %s filled of order %s but ordex found fills for only %s",
                       found.venue, found.filled_quantity, order.id, after.filled_quantity)
@@ -237,6 +243,29 @@ class Recovery:
                                 status=after.status.value,
                                 retry_count=max(order.send_attempts - 1, 0))
         return moved
+
+    async def _reread(self, order: Order) -> Order | None:
+        async with reading(self.engine.db) as repo:
+            return await repo.order(order.id)
+
+    async def _fills_left_out(self, order: Order, found: VenueOrder, now: datetime) -> Order:
+        """The venue has filled more of ``order`` than the fills ordex was given add up to (they
+        were read before the venue's latest fills, or its trade capture lacks some): its fills
+        are asked for again, and what they still leave out is booked from its CumQty/AvgPx."""
+        engine = self.engine
+        fresh = await engine.venue.fills_since(order.created_at - FILLS_MARGIN)
+        mine = [f for f in fresh if f.client_order_id == str(order.id)]
+        if mine:
+            await engine.apply_all(mine)
+        after = await self._reread(order) or order
+        if after.filled_quantity >= found.filled_quantity:
+            return after
+        log.warning("venue %s reports %s filled of order %s, but its fills add up to %s: the "
+                    "rest is booked from its CumQty and AvgPx", found.venue,
+                    found.filled_quantity, order.id, after.filled_quantity,
+                    extra={"order_id": order.id, "trader_id": order.trader_id})
+        await engine.apply_all([from_cumulative(after, found, now)])
+        return await self._reread(order) or after
 
     # ---- reconciliation -----------------------------------------------------------------------
 
@@ -363,7 +392,7 @@ def from_cumulative(order: Order, found: VenueOrder, now: datetime) -> Execution
     price = ((venue_notional - booked) / quantity).quantize(PRICE_QUANTUM)
     return ExecutionReport(
         venue=found.venue, client_order_id=found.client_order_id,
-        exec_id=f"recovered-cum-{found.client_order_id}-{found.filled_quantity.normalize()}",
+        exec_id=cumulative_exec_id(found.client_order_id, found.filled_quantity),
         kind=ReportKind.FILL, timestamp=now, symbol=found.symbol, side=found.side,
         venue_order_id=found.venue_order_id, last_quantity=quantity, last_price=price,
         cum_quantity=found.filled_quantity,

@@ -393,6 +393,13 @@ class Repository:
             fills.c.venue == venue, fills.c.exec_id == exec_id))).first()
         return row is not None
 
+    async def fill_exec_ids(self, order_id: UUID, venue: str, starting: str) -> list[str]:
+        """The exec ids of the order's fills from ``venue`` that begin with ``starting``."""
+        rows = await self.conn.execute(select(fills.c.exec_id).where(
+            fills.c.order_id == order_id, fills.c.venue == venue,
+            fills.c.exec_id.startswith(starting, autoescape=True)))
+        return [r.exec_id for r in rows]
+
     async def insert_fill(self, fill: Fill) -> None:
         await self.conn.execute(insert(fills).values(
             id=fill.id, order_id=fill.order_id, trader_id=fill.trader_id, symbol=fill.symbol,
