@@ -24,8 +24,8 @@ from tests.support.crash import CrashRun
 
 SEED = int(os.environ.get("ORDEX_CRASH_SEED", "20261126"))
 SIZES = {
-    "fix": (int(os.environ.get("ORDEX_CRASH_ORDERS", "5000")),
-            int(os.environ.get("ORDEX_CRASH_KILLS", "20"))),
+    "fix": (int(os.environ.get("ORDEX_CRASH_ORDERS", "2000")),
+            int(os.environ.get("ORDEX_CRASH_KILLS", "10"))),
     "embedded": (int(os.environ.get("ORDEX_CRASH_EMBEDDED_ORDERS", "1500")),
                  int(os.environ.get("ORDEX_CRASH_EMBEDDED_KILLS", "8"))),
 }

@@ -28,7 +28,7 @@ from ordex.venues.simulated.exchange import SimulatedExchange
 from ordex.venues.simulated.inprocess import InProcessVenue
 from ordex.venues.simulated.market import MarketConfig
 
-ORDERS = int(os.environ.get("ORDEX_SIM_ORDERS", "2000"))
+ORDERS = int(os.environ.get("ORDEX_SIM_ORDERS", "1000"))
 TRADERS = 8
 CASH = Decimal("2000000")
 SYMBOLS = ["AAPL", "MSFT", "KO", "INTC", "BAC", "WMT"]
