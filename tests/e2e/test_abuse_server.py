@@ -7,7 +7,6 @@ import re
 import select
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import pytest
 
 from tests.e2e.test_abuse import assert_owner_only
 from tests.support.postgres import free_port
+from tests.support.serve import ordex_serve
 from tests.support.venue_process import VenueProcess
 
 HEADER_TIMEOUT = 1.0
@@ -47,32 +47,15 @@ class Serve:
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     port = free_port()
     data = tmp_path_factory.mktemp("serve") / "data"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ordex.cli", "serve", "--port", str(port), "--data-dir",
-         str(data)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "ORDEX_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT)},
-        preexec_fn=lambda: os.umask(0o022))
-    keys: dict[str, str] = {}
-    assert proc.stdout is not None
-    try:
-        while len(keys) < 4:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            match = re.match(r"^\s+(\w+)\s+(ordex_\S+)$", line)
-            if match:
-                keys[match.group(1)] = match.group(2)
-        assert len(keys) == 4, "demo keys not printed"
-        for _ in range(100):  # the keys are printed just before the port is bound
+    env = {**os.environ, "ORDEX_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT)}
+    with ordex_serve(data, port, env=env, preexec_fn=lambda: os.umask(0o022)) as (proc, keys):
+        for _ in range(100):
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
         yield Serve(proc, port, data, keys)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def connect(serve: Serve) -> socket.socket:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +13,7 @@ import pytest
 
 from ordex.config import Settings
 from tests.support.postgres import PostgresServer, free_port
-
-ORDEX = [sys.executable, "-m", "ordex.cli"]
+from tests.support.serve import ORDEX, ordex_serve
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -28,23 +25,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
     port = free_port()
     data = tmp_path / "data"
-    proc = subprocess.Popen([*ORDEX, "serve", "--port", str(port), "--data-dir", str(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    keys: dict[str, str] = {}
-    assert proc.stdout is not None
-    try:
-        while len(keys) < 4:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            match = re.match(r"^\s+(\w+)\s+(ordex_\S+)$", line)
-            if match:
-                keys[match.group(1)] = match.group(2)
-        assert set(keys) == {"alice", "bob", "carol", "admin"}, "demo keys not printed"
+    with ordex_serve(data, port) as (_, keys):
         yield f"http://127.0.0.1:{port}", keys, data
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_serve_prints_demo_keys_and_takes_an_order(
@@ -153,35 +135,24 @@ def test_serve_trades_on_an_ordex_venue_over_fix(tmp_path: Path) -> None:
     venue = VenueProcess(tmp_path / "venue", tick_seconds=0)
     venue.start()
     port = free_port()
-    proc = subprocess.Popen([*ORDEX, "serve", "--port", str(port), "--data-dir",
-                             str(tmp_path / "ordex"), "--venue", f"127.0.0.1:{venue.port}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
     try:
-        keys: dict[str, str] = {}
-        while len(keys) < 4:
-            line = proc.stdout.readline()
-            assert line, "ordex serve stopped"
-            match = re.match(r"^\s+(\w+)\s+(ordex_\S+)$", line)
-            if match:
-                keys[match.group(1)] = match.group(2)
-        headers = {"Authorization": f"Bearer {keys['alice']}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            order = client.post("/v1/orders", headers=headers, json={
-                "symbol": "KO", "side": "buy", "quantity": "2", "type": "market"}).json()
-            for _ in range(200):
-                back = client.get(f"/v1/orders/{order['id']}", headers=headers).json()
-                if back["status"] == "filled":
-                    break
-                time.sleep(0.05)
-            assert back["status"] == "filled"
-            fills = client.get(f"/v1/orders/{order['id']}/fills", headers=headers).json()
-        assert [f["venue"] for f in fills["fills"]] == ["SIM"]
-        listed = httpx.get(f"{venue.admin_url}/orders", timeout=10).json()["orders"]
-        assert [o["client_order_id"] for o in listed] == [order["id"]]
+        with ordex_serve(tmp_path / "ordex", port, "--venue", f"127.0.0.1:{venue.port}") \
+                as (_, keys):
+            headers = {"Authorization": f"Bearer {keys['alice']}"}
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                order = client.post("/v1/orders", headers=headers, json={
+                    "symbol": "KO", "side": "buy", "quantity": "2", "type": "market"}).json()
+                for _ in range(200):
+                    back = client.get(f"/v1/orders/{order['id']}", headers=headers).json()
+                    if back["status"] == "filled":
+                        break
+                    time.sleep(0.05)
+                assert back["status"] == "filled"
+                fills = client.get(f"/v1/orders/{order['id']}/fills", headers=headers).json()
+            assert [f["venue"] for f in fills["fills"]] == ["SIM"]
+            listed = httpx.get(f"{venue.admin_url}/orders", timeout=10).json()["orders"]
+            assert [o["client_order_id"] for o in listed] == [order["id"]]
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
         venue.stop()
 
 

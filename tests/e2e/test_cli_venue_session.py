@@ -5,9 +5,6 @@ logon password: the spec's EXCHANGE_API_KEY is the Password (554); a wrong one i
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +15,8 @@ import httpx
 
 from ordex.config import Settings
 from tests.support.postgres import free_port
+from tests.support.serve import ordex_serve
 from tests.support.venue_process import VenueProcess
-
-ORDEX = [sys.executable, "-m", "ordex.cli"]
 
 
 @contextmanager
@@ -29,25 +25,11 @@ def serve(data_dir: Path, venue_port: int, api_key: str) -> Iterator[tuple[str, 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDEX_VENUE")}
     env["EXCHANGE_API_KEY"] = api_key
-    proc = subprocess.Popen(
-        [*ORDEX, "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--venue", f"127.0.0.1:{venue_port}", "--venue-sender-comp-id", "DESK7",
-         "--venue-target-comp-id", "XCHG", "--venue-heartbeat", "2", "--venue-reset-seq",
-         "--venue-username", "desk7-user"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    assert proc.stdout is not None
-    try:
-        keys: dict[str, str] = {}
-        while len(keys) < 4:
-            line = proc.stdout.readline()
-            assert line, "ordex serve stopped"
-            match = re.match(r"^\s+(\w+)\s+(ordex_\S+)$", line)
-            if match:
-                keys[match.group(1)] = match.group(2)
+    with ordex_serve(data_dir, port, "--venue", f"127.0.0.1:{venue_port}",
+                     "--venue-sender-comp-id", "DESK7", "--venue-target-comp-id", "XCHG",
+                     "--venue-heartbeat", "2", "--venue-reset-seq", "--venue-username",
+                     "desk7-user", env=env) as (_, keys):
         yield f"http://127.0.0.1:{port}", keys["alice"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def readyz(url: str, status: int, within: float = 20.0) -> dict[str, Any]:

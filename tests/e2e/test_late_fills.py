@@ -154,3 +154,30 @@ async def test_a_fill_trade_capture_lacks_is_booked_from_cumqty_once(
     assert (done["status"], done["filled_quantity"]) == ("filled", "10")
     assert sorted(f["quantity"] for f in await ordex.fills(order["id"])) == ["4", "6"]
     await ordex.close()
+
+
+async def test_retrying_a_failed_order_that_partly_filled_late_sends_only_the_rest(
+        desk: Desk) -> None:
+    """Before, the retry sent the failed order's whole quantity again: with 2 of 5 filled late,
+    the trader ended up with 7 shares where 5 were asked for."""
+    ordex = await desk.trader()
+    desk.venue.faults.update(refuse_sends=4)  # 1 attempt + 3 retries: the order fails
+    order = await ordex.submit("KO", "buy", "5")
+    failed = await ordex.wait_for(order["id"], FINAL, within=15)
+    assert failed["status"] == "failed"
+    assert desk.live is not None and desk.live.services.engine is not None
+    await desk.live.services.engine.apply_all([ExecutionReport(
+        venue="SIM", client_order_id=order["id"], exec_id=f"late-{order['id']}",
+        kind=ReportKind.FILL, timestamp=desk.live.services.clock.now(), symbol="KO",
+        side=order_side(order), last_quantity=Decimal(2), last_price=Decimal("60.00"),
+        cum_quantity=Decimal(2), leaves_quantity=Decimal(3))])
+    late = await ordex.get(order["id"])
+    assert (late["status"], late["filled_quantity"]) == ("failed", "2")
+
+    again = await ordex.retry(order["id"])
+    assert again["quantity"] == "3" and again["retry_of"] == order["id"]
+    done = await ordex.wait_for(again["id"], FINAL, within=15)
+    assert (done["status"], done["filled_quantity"]) == ("filled", "3")
+    ko = next(p for p in await ordex.positions() if p["symbol"] == "KO")
+    assert Decimal(ko["quantity"]) == 5
+    await ordex.close()

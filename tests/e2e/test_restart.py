@@ -4,12 +4,10 @@ part 1): fills after a restart are booked, and what a trader left working is sti
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,33 +19,17 @@ from ordex.config import Settings
 from ordex.domain.accounts import Role
 from ordex.venues.simulated.exchange import SimulatedExchange
 from ordex.venues.simulated.inprocess import InProcessVenue
-from tests.e2e.test_cli import ORDEX
 from tests.support.live import Live, live_service
 from tests.support.postgres import free_port
+from tests.support.serve import ordex_serve
 
 FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
 
 
-@contextmanager
-def serve(data: Path, port: int) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+def serve(data: Path, port: int) -> AbstractContextManager[tuple[subprocess.Popen[str],
+                                                                  dict[str, str]]]:
     """``ordex serve`` on ``data``; yields the process and the demo keys it printed."""
-    proc = subprocess.Popen([*ORDEX, "serve", "--port", str(port), "--data-dir", str(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    keys: dict[str, str] = {}
-    assert proc.stdout is not None
-    try:
-        while len(keys) < 4:
-            line = proc.stdout.readline()
-            assert line, "ordex serve stopped before printing its keys"
-            match = re.match(r"^\s+(\w+)\s+(ordex_\S+)$", line)
-            if match:
-                keys[match.group(1)] = match.group(2)
-        yield proc, keys
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(timeout=20)
-        proc.stdout.close()
+    return ordex_serve(data, port)
 
 
 def wait_final(client: httpx.Client, headers: dict[str, str], order_id: str,

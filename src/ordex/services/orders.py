@@ -233,16 +233,22 @@ class OrderService:
         """A failed order sent again as a new order with the same terms, through every check
         again. Its client order id is derived from the failed order, so retrying twice returns
         the same new order: a retry can never make two. The failed order is acknowledged."""
+        client_order_id = f"retry-{order_id}"
         async with reading(self.db) as repo:
             failed = await repo.order(order_id, trader_id)
+            earlier = await repo.order_by_client_id(trader_id, client_order_id)
         failed = _must_be_failed(failed, order_id, "retried")
-        again = await self.submit(SubmitOrder(
-            trader_id=trader_id, symbol=failed.symbol, side=failed.side, type=failed.type,
-            quantity=failed.quantity, time_in_force=failed.time_in_force,
-            limit_price=failed.limit_price, stop_loss=failed.stop_loss,
-            take_profit=failed.take_profit, client_order_id=f"retry-{failed.id}",
-            max_slippage_pct=failed.max_slippage_pct, timeout_seconds=failed.timeout_seconds,
-        ), extra={"retry_of": str(failed.id)})
+        if earlier is not None:
+            again = Submitted(earlier, created=False)
+        else:  # what filled after the failure (the venue had it after all) is not bought twice
+            again = await self.submit(SubmitOrder(
+                trader_id=trader_id, symbol=failed.symbol, side=failed.side, type=failed.type,
+                quantity=failed.quantity - failed.filled_quantity,
+                time_in_force=failed.time_in_force, limit_price=failed.limit_price,
+                stop_loss=failed.stop_loss, take_profit=failed.take_profit,
+                client_order_id=client_order_id, max_slippage_pct=failed.max_slippage_pct,
+                timeout_seconds=failed.timeout_seconds,
+            ), extra={"retry_of": str(failed.id)})
         await self.acknowledge(trader_id, order_id, retried_as=again.order.id)
         return again
 
