@@ -12,9 +12,9 @@ import pytest
 
 from ordex.store.uow import reading
 from ordex.venues.base import ExecutionReport, ReportKind
-from tests.e2e.test_recovery import FINAL, Desk, _uuid, desk, resting
+from tests.e2e.test_recovery import FINAL, Desk, _uuid, desk, patient_desk, resting
 
-__all__ = ["desk"]
+__all__ = ["desk", "patient_desk"]
 
 
 async def closed_in_ordex(desk: Desk, order: dict[str, Any], kind: ReportKind,
@@ -157,9 +157,10 @@ async def test_a_fill_trade_capture_lacks_is_booked_from_cumqty_once(
 
 
 async def test_retrying_a_failed_order_that_partly_filled_late_sends_only_the_rest(
-        desk: Desk) -> None:
+        patient_desk: Desk) -> None:
     """Before, the retry sent the failed order's whole quantity again: with 2 of 5 filled late,
     the trader ended up with 7 shares where 5 were asked for."""
+    desk = patient_desk
     ordex = await desk.trader()
     desk.venue.faults.update(refuse_sends=4)  # 1 attempt + 3 retries: the order fails
     order = await ordex.submit("KO", "buy", "5")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -67,11 +68,25 @@ class Desk:
         return (quote.bid * Decimal("0.98")).quantize(Decimal("0.01"))
 
 
-@pytest.fixture
-async def desk(settings: Settings) -> AsyncIterator[Desk]:
-    desk = Desk(settings.model_copy(update=FAST), make_venue())
+@asynccontextmanager
+async def running_desk(settings: Settings, **more: Any) -> AsyncIterator[Desk]:
+    desk = Desk(settings.model_copy(update={**FAST, **more}), make_venue())
     async with live_service(desk.settings, desk.venue) as live:
         desk.live = live
+        yield desk
+
+
+@pytest.fixture
+async def desk(settings: Settings) -> AsyncIterator[Desk]:
+    async with running_desk(settings) as desk:
+        yield desk
+
+
+@pytest.fixture
+async def patient_desk(settings: Settings) -> AsyncIterator[Desk]:
+    """An order waits 60 s for a venue before it expires unsent: a busy venue fails it first
+    however slow the machine (with ``desk``'s 2 s it may expire instead)."""
+    async with running_desk(settings, order_timeout_seconds=60) as desk:
         yield desk
 
 
@@ -171,7 +186,8 @@ async def test_a_busy_venue_is_retried_with_backoff_and_every_attempt_is_logged(
 
 
 async def test_a_venue_busy_beyond_every_retry_fails_the_order_then_retry_and_acknowledge(
-        desk: Desk) -> None:
+        patient_desk: Desk) -> None:
+    desk = patient_desk
     ordex = await desk.trader()
     desk.venue.faults.update(refuse_sends=4)  # 1 attempt + 3 retries
     order = await ordex.submit("KO", "buy", "5")
@@ -197,7 +213,8 @@ async def test_a_venue_busy_beyond_every_retry_fails_the_order_then_retry_and_ac
     await ordex.close()
 
 
-async def test_acknowledging_a_failed_order_closes_it(desk: Desk) -> None:
+async def test_acknowledging_a_failed_order_closes_it(patient_desk: Desk) -> None:
+    desk = patient_desk
     ordex = await desk.trader()
     desk.venue.faults.update(refuse_sends=4)
     order = await ordex.submit("KO", "buy", "5")
@@ -349,7 +366,8 @@ def _uuid(value: str) -> Any:
 
 
 async def test_the_cli_lists_retries_and_acknowledges_failed_orders(
-        desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+        patient_desk: Desk, capsys: pytest.CaptureFixture[str]) -> None:
+    desk = patient_desk
     from ordex.cli import main
 
     assert desk.live is not None
