@@ -193,7 +193,7 @@ def reconcile(ours: Ours, theirs: Theirs, now: datetime, policy: Policy) -> list
             and cid not in theirs.answers]  # it may have ended since the open orders were read
     if ask:
         return [NeedsQuery(tuple(ask))]
-    fills_wanted = _fills_wanted(ours, theirs)
+    fills_wanted = _fills_wanted(ours, theirs, now)
     if fills_wanted is not None:
         return [fills_wanted]
 
@@ -284,7 +284,7 @@ def _fail_unsent(order: Order, held_by_venue: frozenset[str], venue: str) -> Fai
                       {"venue": venue})
 
 
-def _fills_wanted(ours: Ours, theirs: Theirs) -> NeedsFills | None:
+def _fills_wanted(ours: Ours, theirs: Theirs, now: datetime) -> NeedsFills | None:
     """The venue's fills, if they are needed and not read yet, or read before a status that
     counts more than they and ordex's fills add up to."""
     if not theirs.trade_capture or not ours.orders or theirs.fills_fresh:
@@ -297,7 +297,7 @@ def _fills_wanted(ours: Ours, theirs: Theirs) -> NeedsFills | None:
         if found is None:
             continue
         plan = adoption(order, found, ours.booked_of(str(order.id)),
-                        theirs.fills_of(str(order.id)), since, trade_capture=True, fresh=False)
+                        theirs.fills_of(str(order.id)), now, trade_capture=True, fresh=False)
         if any(isinstance(d, NeedsFills) for d in plan):
             return NeedsFills(since)
     return None
