@@ -277,8 +277,10 @@ class Recovery:
         if reports:
             await self.ports.apply_reports(reports)
         self._held_by_venue.discard(str(order.id))
-        async with reading(self.ports.db) as repo:
-            after = await repo.order(order.id) if reports else order
+        after: Order | None = order
+        if reports:
+            async with reading(self.ports.db) as repo:
+                after = await repo.order(order.id)
         if after is not None and after.filled_quantity < found.filled_quantity:
             log.error("venue %s reports %s filled of order %s but ordex found fills for only %s",
                       found.venue, found.filled_quantity, order.id, after.filled_quantity)
