@@ -10,7 +10,7 @@ import pytest
 
 from ordex.domain.fills import cumulative_covered
 from ordex.domain.orders import Filled, OrderStatus, OrderType, Side, apply
-from ordex.engine.recovery import from_cumulative
+from ordex.domain.reconcile import from_cumulative
 from ordex.venues.base import Capabilities, Capability, VenueOrder, VenueOrderState
 from ordex.venues.fix import logon
 from tests.unit.factories import T0, order

@@ -109,6 +109,13 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
                  report.exec_id, order.id, report.venue, report.cum_quantity,
                  extra={"order_id": order.id, "trader_id": order.trader_id})
         return Applied(order, [])
+    if report.kind is ReportKind.FILL and _cumulative_out_of_date(order, report):
+        log.info("fill %s of order %s was made from venue %s's CumQty %s for %s booked, but "
+                 "ordex has booked %s since; not booked", report.exec_id, order.id, report.venue,
+                 report.cum_quantity, report.cum_quantity - report.last_quantity,
+                 order.filled_quantity,
+                 extra={"order_id": order.id, "trader_id": order.trader_id})
+        return Applied(order, [])
     if report.kind is ReportKind.ACK:
         if order.venue_order_id == report.venue_order_id:
             return Applied(order, [])
@@ -160,14 +167,22 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
 
 async def _in_cumulative(repo: Repository, order: Order, report: ExecutionReport) -> bool:
     """Whether a fill reported late is in one ordex booked from an order status answer's CumQty
-    (``recovery.from_cumulative``): up to the CumQty that fill names. A fill ordex has booked
-    more than, but by its own exec id only, is not: the venue's fills may reach ordex out of
-    order (a fill missed while ordex was down comes back after a later one)."""
+    (``domain.reconcile.from_cumulative``): up to the CumQty that fill names. A fill ordex has
+    booked more than, but by its own exec id only, is not: the venue's fills may reach ordex out
+    of order (a fill missed while ordex was down comes back after a later one)."""
     if not ZERO < report.cum_quantity <= order.filled_quantity:
         return False
     exec_ids = await repo.fill_exec_ids(order.id, report.venue,
                                         cumulative_prefix(report.client_order_id))
     return report.cum_quantity <= cumulative_covered(report.client_order_id, exec_ids)
+
+
+def _cumulative_out_of_date(order: Order, report: ExecutionReport) -> bool:
+    """A fill made from a venue's CumQty/AvgPx (``domain.reconcile.from_cumulative``) is the
+    difference between that CumQty and what ordex had booked when it was made: booked only if
+    ordex still has exactly that, so a fill that reached ordex meanwhile is not booked twice."""
+    return (report.exec_id.startswith(cumulative_prefix(report.client_order_id))
+            and order.filled_quantity + report.last_quantity != report.cum_quantity)
 
 
 async def _book_fill(repo: Repository, order: Order, report: ExecutionReport) -> None:

@@ -37,7 +37,7 @@ from ordex.domain.sending import (
 from ordex.domain.status import OrderEvent, payload
 from ordex.engine.apply import PendingEvent, append_events, apply_report
 from ordex.engine.marketdata import MarketData
-from ordex.engine.recovery import Recovery, RecoverySettings
+from ordex.engine.recovery import Recovery, RecoveryPorts, RecoverySettings
 from ordex.ids import new_id
 from ordex.metrics import MetricsLog
 from ordex.store.database import Database
@@ -75,7 +75,11 @@ class ExecutionEngine:
         self.policy = policy or RetryPolicy()
         self.metrics = metrics or MetricsLog(None)
         self.rng = random.Random(seed)
-        self.recovery = Recovery(self, recovery or RecoverySettings())
+        self.recovery = Recovery(RecoveryPorts(
+            venue=venue, db=db, apply_reports=self.apply_all, fail=self.fail,
+            settle_cancel=self.settle_cancel, close_working=self.close_working, wake=self.wake,
+            metrics=self.metrics, policy=self.policy, rng=self.rng),
+            recovery or RecoverySettings())
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._reference_saved: dict[str, datetime] = {}

@@ -27,8 +27,7 @@ from ordex.store.uow import reading
 from ordex.venues.base import VenueUnavailable
 
 if TYPE_CHECKING:
-    from ordex.engine.engine import ExecutionEngine
-    from ordex.engine.recovery import Recovery
+    from ordex.engine.recovery import Recovery, RecoveryPorts
 
 log = logging.getLogger("ordex.recovery")
 
@@ -56,8 +55,8 @@ class MissingOrders:
         self._misses: dict[UUID, _Miss] = {}
 
     @property
-    def engine(self) -> ExecutionEngine:
-        return self.recovery.engine
+    def ports(self) -> RecoveryPorts:
+        return self.recovery.ports
 
     def __contains__(self, order_id: object) -> bool:
         return order_id in self._misses
@@ -69,7 +68,7 @@ class MissingOrders:
         miss = self._misses.get(order.id)
         if miss is None or miss.filled != order.filled_quantity:
             log.warning("venue %s does not know order %s it acknowledged as %s; asking again",
-                        self.engine.venue.name, order.id, order.venue_order_id,
+                        self.ports.venue.name, order.id, order.venue_order_id,
                         extra={"order_id": order.id, "trader_id": order.trader_id})
             self._misses[order.id] = _Miss(1, order.filled_quantity, now + self.recheck)
 
@@ -81,8 +80,8 @@ class MissingOrders:
         due = [oid for oid, miss in self._misses.items() if now >= miss.ask_at]
         if not due:
             return
-        engine = self.engine
-        async with reading(engine.db) as repo:
+        ports = self.ports
+        async with reading(ports.db) as repo:
             orders = {o.id: o for o in await repo.orders_by_ids(due)}
         for order_id in due:
             order = orders.get(order_id)
@@ -91,7 +90,7 @@ class MissingOrders:
                 self.found(order_id)
                 continue
             try:
-                there = await engine.venue.query(str(order_id))
+                there = await ports.venue.query(str(order_id))
             except VenueUnavailable:
                 return  # asked again at the next sweep
             if there is not None:
@@ -107,18 +106,18 @@ class MissingOrders:
                 miss.ask_at = now + self.recheck
 
     async def _close(self, order: Order, now: datetime, answers: int) -> None:
-        engine = self.engine
-        venue = engine.venue.name
+        ports = self.ports
+        venue = ports.venue.name
         reason = missing_reason(venue, order)
         log.error("order %s closed: venue %s answered %d times that it does not know it",
                   order.id, venue, answers,
                   extra={"order_id": order.id, "trader_id": order.trader_id})
-        events = await engine.close_working(
+        events = await ports.close_working(
             order.id, Cancelled(at=now, reason=reason), LogAction.RECOVER,
             {"venue": venue, "venue_order_id": order.venue_order_id,
              "venue_state": "unknown", "answers": answers,
              "filled": str(order.filled_quantity)})
         for event in events:
-            engine.metrics.emit(metrics.RECOVERED, now, order_id=event.order_id,
+            ports.metrics.emit(metrics.RECOVERED, now, order_id=event.order_id,
                                 trader_id=event.trader_id, venue=venue, status=event.status,
                                 reason=reason, retry_count=max(order.send_attempts - 1, 0))

@@ -1,5 +1,10 @@
 """Keeping ordex and the venue in agreement (FR-009, FR-010).
 
+What to do is decided by ``domain.reconcile`` (pure: both views in, decisions out); this module
+gathers the facts it asks for (the venue's open orders, statuses, fills; the store's orders and
+booked exec ids) and carries its decisions out through the ports it is given
+(:class:`RecoveryPorts`), never through the engine itself.
+
 - **Unconfirmed orders.** An order sent without an answer within the ack timeout is looked up at
   the venue by its client order id. Found: ordex adopts the venue's state (ack, fills, end). Not
   found is not proof of absence (a venue may not show an order for a moment after receiving it),
@@ -26,41 +31,56 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING
+from itertools import groupby
+from typing import Any
 from uuid import UUID
 
 from ordex import metrics
-from ordex.domain.fills import ExecutionLogEntry, LogAction, cumulative_exec_id
-from ordex.domain.money import ZERO
-from ordex.domain.orders import Order, OrderStatus
-from ordex.domain.sending import Routing, never_confirmed_reason, routing_of
+from ordex.domain import reconcile as decide
+from ordex.domain.fills import ExecutionLogEntry, LogAction
+from ordex.domain.orders import Order, OrderEvent
+from ordex.domain.reconcile import (
+    AdoptEnd,
+    ApplyReports,
+    BookFromCumulative,
+    Decision,
+    FailUnsent,
+    Ghost,
+    NeedsFills,
+    NeedsQuery,
+    NoteMissing,
+    Ours,
+    Policy,
+    Resend,
+    Theirs,
+    from_cumulative,
+)
+from ordex.domain.sending import RetryPolicy, Routing, routing_of
+from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.engine.missing import MissingOrders
 from ordex.ids import new_id
+from ordex.metrics import MetricsLog
+from ordex.store.database import Database
 from ordex.store.uow import UnitOfWork, reading
 from ordex.venues.base import (
     Capability,
     ExecutionReport,
     ReportKind,
+    Venue,
     VenueOrder,
-    VenueOrderState,
     VenueUnavailable,
 )
 
-if TYPE_CHECKING:
-    from ordex.engine.engine import ExecutionEngine
+__all__ = ["Reconciled", "Recovery", "RecoveryPorts", "RecoverySettings", "from_cumulative"]
 
 log = logging.getLogger("ordex.recovery")
 
 SAMPLE_SIZE = 20
-PRICE_QUANTUM = Decimal("1e-10")  # the store keeps prices to 10 places
-FILLS_MARGIN = timedelta(seconds=5)
-END_REPORTS = {VenueOrderState.CANCELLED: ReportKind.CANCELLED,
-               VenueOrderState.REJECTED: ReportKind.REJECTED,
-               VenueOrderState.EXPIRED: ReportKind.EXPIRED}
+ROUNDS = 4  # of questions to the venue before a plan: open orders, statuses, fills, fills again
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +88,27 @@ class RecoverySettings:
     stall_check_seconds: float = 5.0
     unsent_policy: str = "resend"  # or "fail"
     ghost_policy: str = "cancel"  # or "alert"
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryPorts:
+    """What recovery acts through: the venue; the store, read (and written for recovery's own
+    bookkeeping: resend schedules, cancels to send again, its log rows); the engine's one way to
+    apply venue reports, to fail an order no venue has, to settle a cancel no venue has and to
+    close a working order; the wake-up of the dispatcher; metrics; the retry policy and the
+    seeded randomness of its backoff."""
+
+    venue: Venue
+    db: Database
+    apply_reports: Callable[[list[ExecutionReport]], Awaitable[None]]
+    fail: Callable[[UUID, str, datetime, dict[str, Any]], Awaitable[None]]
+    settle_cancel: Callable[[UUID, datetime], Awaitable[None]]
+    close_working: Callable[[UUID, OrderEvent, LogAction, dict[str, Any]],
+                            Awaitable[list[StatusEvent]]]
+    wake: Callable[[], None]
+    metrics: MetricsLog
+    policy: RetryPolicy
+    rng: random.Random
 
 
 @dataclass(slots=True)
@@ -82,8 +123,8 @@ class Reconciled:
 
 
 class Recovery:
-    def __init__(self, engine: ExecutionEngine, settings: RecoverySettings) -> None:
-        self.engine = engine
+    def __init__(self, ports: RecoveryPorts, settings: RecoverySettings) -> None:
+        self.ports = ports
         self.settings = settings
         self.in_sync = False  # reconciled since the venue was last (re)connected
         self.last: Reconciled | None = None
@@ -92,7 +133,15 @@ class Recovery:
         self._suspects: dict[UUID, tuple[str, ...]] = {}
         self._next_sample: datetime | None = None
         self.missing = MissingOrders(
-            self, timedelta(seconds=max(engine.policy.ack_seconds, settings.stall_check_seconds)))
+            self, timedelta(seconds=max(ports.policy.ack_seconds, settings.stall_check_seconds)))
+
+    @property
+    def venue(self) -> Venue:
+        return self.ports.venue
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.ports.policy, self.settings.unsent_policy, self.settings.ghost_policy)
 
     # ---- hooks from the engine ----------------------------------------------------------------
 
@@ -120,14 +169,13 @@ class Recovery:
                 await self.sample_working(now)
         except VenueUnavailable as exc:
             log.warning("venue %s did not answer (%s); reconciliation and lookups wait for the "
-                        "next sweep", self.engine.venue.name, exc)
+                        "next sweep", self.venue.name, exc)
 
     # ---- unconfirmed orders -------------------------------------------------------------------
 
     async def check_unconfirmed(self, now: datetime) -> None:
-        engine = self.engine
-        sent_before = now - timedelta(seconds=engine.policy.ack_seconds)
-        async with reading(engine.db) as repo:
+        sent_before = now - timedelta(seconds=self.ports.policy.ack_seconds)
+        async with reading(self.ports.db) as repo:
             overdue = await repo.orders_unconfirmed(sent_before)
             wanted = await repo.orders_by_ids(_uuids(self._lookups))
         self._lookups.clear()
@@ -137,90 +185,102 @@ class Recovery:
                 self._held_by_venue.discard(str(order.id))
                 continue
             try:
-                found = await engine.venue.query(str(order.id))
+                found = await self.venue.query(str(order.id))
             except VenueUnavailable:
                 return  # still unknown; asked again at the next sweep
             if found is not None:
                 await self.adopt(order, found, now)
             elif order.id in late:
-                await self._not_at_venue(order, now)
+                unsent = decide.not_at_venue(order, frozenset(self._held_by_venue),
+                                             self.ports.policy, self.venue.name)
+                if unsent is not None:
+                    await self._unsent(order, unsent, now)
 
     async def check_cancels(self, now: datetime) -> None:
         """Cancels without an answer: the venue is asked. Still open there: the cancel is sent
         again. Finished there: ordex adopts it. Unknown there, for an order the venue never
         confirmed: it never got there (or it will show up as a ghost and be cancelled), so the
         order is cancelled in ordex."""
-        engine = self.engine
-        before = now - timedelta(seconds=engine.policy.ack_seconds)
-        async with reading(engine.db) as repo:
+        before = now - timedelta(seconds=self.ports.policy.ack_seconds)
+        async with reading(self.ports.db) as repo:
             waiting = await repo.cancels_unanswered(before)
         for order in waiting:
-            found = await engine.venue.query(str(order.id))
+            found = await self.venue.query(str(order.id))
             if found is not None and found.state.is_open:
-                async with UnitOfWork(engine.db) as uow:
+                async with UnitOfWork(self.ports.db) as uow:
                     await uow.repo.unmark_cancel_sent(order.id)
                     await uow.commit()
-                engine.wake()
+                self.ports.wake()
             elif found is not None:
                 await self.adopt(order, found, now)
             elif order.venue_order_id is None and str(order.id) not in self._held_by_venue:
-                await engine.settle_cancel(order.id, now)
+                await self.ports.settle_cancel(order.id, now)
             else:
                 self.missing.noted(order, now)
 
-    async def _not_at_venue(self, order: Order, now: datetime) -> bool:
-        """Send again with the same id while attempts are left, else fail. True if resent."""
-        engine = self.engine
-        if str(order.id) in self._held_by_venue:
-            return False  # the venue has it; it will show up
-        if not engine.policy.may_retry(order.send_attempts):
-            await engine.fail(order.id, never_confirmed_reason(engine.venue.name,
-                                                               order.send_attempts),
-                              now, {"venue": engine.venue.name,
-                                    "attempts": order.send_attempts})
-            return False
-        retry_at = now + engine.policy.backoff(order.send_attempts, engine.rng)
-        async with UnitOfWork(engine.db) as uow:
+    async def _unsent(self, order: Order, unsent: Resend | FailUnsent, now: datetime) -> None:
+        """Send again with the same id after a backoff, or fail the order."""
+        name = self.venue.name
+        if isinstance(unsent, FailUnsent):
+            await self.ports.fail(order.id, unsent.reason, now, dict(unsent.details))
+            return
+        retry_at = now + self.ports.policy.backoff(order.send_attempts, self.ports.rng)
+        async with UnitOfWork(self.ports.db) as uow:
             await uow.repo.reschedule_send(order.id, retry_at)
             await uow.repo.log(ExecutionLogEntry(
                 new_id(), order.trader_id, order.id, LogAction.RETRY, order.status.value, now,
-                f"venue {engine.venue.name} has no record of attempt {order.send_attempts}",
-                {"venue": engine.venue.name, "attempt": order.send_attempts,
+                f"venue {name} has no record of attempt {order.send_attempts}",
+                {"venue": name, "attempt": order.send_attempts,
                  "retry_at": retry_at.isoformat()}))
             await uow.commit()
-        return True
 
     # ---- adopting the venue's state -----------------------------------------------------------
 
-    async def adopt(self, order: Order, found: VenueOrder, now: datetime,
-                    fills: Iterable[ExecutionReport] | None = None) -> bool:
+    async def adopt(self, order: Order, found: VenueOrder, now: datetime) -> bool:
         """Bring ``order`` to what the venue knows: ack, missed fills, end. True if it moved.
         The fills come first, so an order the venue has ended is closed with all of them."""
-        engine = self.engine
-        reports: list[ExecutionReport] = []
-        if order.venue_order_id is None:
-            reports.append(_synthetic(found, ReportKind.ACK, now, "ack"))
-        trade_capture = engine.venue.capabilities.supports(Capability.TRADE_CAPTURE)
+        trade_capture = self.venue.capabilities.supports(Capability.TRADE_CAPTURE)
+        booked: frozenset[str] = frozenset()
         if found.filled_quantity > order.filled_quantity:
-            if not trade_capture:
-                reports.append(from_cumulative(order, found, now))
-            else:
-                if fills is None:
-                    fills = await engine.venue.fills_since(order.created_at - FILLS_MARGIN)
-                reports.extend(f for f in fills if f.client_order_id == str(order.id))
-        end = END_REPORTS.get(found.state)
-        if (not reports and found.filled_quantity <= order.filled_quantity
-                and (end is None or order.status.is_terminal)):
+            booked = (await self._booked([order])).get(str(order.id), frozenset())
+        fills: list[ExecutionReport] | None = None
+        plan: list[Decision] = []
+        for _ in range(ROUNDS):
+            plan = decide.adoption(order, found, booked, fills, now,
+                                   trade_capture=trade_capture, fresh=fills is not None)
+            if not (plan and isinstance(plan[0], NeedsFills)):
+                break
+            fills = [f for f in await self.venue.fills_since(plan[0].since)
+                     if f.client_order_id == str(order.id)]
+        if not plan or isinstance(plan[0], NeedsFills):
             return False
+        return await self._carry_out(order, found, plan, now)
+
+    async def _carry_out(self, order: Order, found: VenueOrder, plan: Iterable[Decision],
+                         now: datetime) -> bool:
+        """Apply what adoption decided for one order in one go (fills before the end), then
+        say whether it moved, in the log, the execution log and the metrics."""
+        reports: list[ExecutionReport] = []
+        for step in plan:
+            if isinstance(step, ApplyReports):
+                reports += step.reports
+            elif isinstance(step, BookFromCumulative):
+                if step.trade_capture:
+                    log.warning("venue %s reports %s filled of order %s, but its fills add up "
+                                "to %s: the rest is booked from its CumQty and AvgPx",
+                                found.venue, found.filled_quantity, order.id,
+                                step.report.cum_quantity - step.report.last_quantity,
+                                extra={"order_id": order.id, "trader_id": order.trader_id})
+                reports.append(step.report)
+            elif isinstance(step, AdoptEnd):
+                reports.append(step.report)
         if reports:
-            await engine.apply_all(reports)
-        after = await self._reread(order) if reports else order
-        if after is not None and after.filled_quantity < found.filled_quantity and trade_capture:
-            after = await self._fills_left_out(after, found, now)
-        if end is not None and after is not None and not after.status.is_terminal:
-            await engine.apply_all([_synthetic(found, end, now, end.value)])
-            after = await self._reread(order)
+            await self.ports.apply_reports(reports)
         self._held_by_venue.discard(str(order.id))
+        after: Order | None = order
+        if reports:
+            async with reading(self.ports.db) as repo:
+                after = await repo.order(order.id)
         if after is not None and after.filled_quantity < found.filled_quantity:
             log.error("venue %s reports %s filled of order %s but ordex found fills for only %s",
                       found.venue, found.filled_quantity, order.id, after.filled_quantity)
@@ -231,112 +291,124 @@ class Recovery:
             log.info("order %s recovered from venue %s: %s, filled %s", order.id,
                      found.venue, after.status.value, after.filled_quantity,
                      extra={"order_id": order.id, "trader_id": order.trader_id})
-            async with UnitOfWork(engine.db) as uow:
+            async with UnitOfWork(self.ports.db) as uow:
                 await uow.repo.log(ExecutionLogEntry(
                     new_id(), order.trader_id, order.id, LogAction.RECOVER,
                     after.status.value, now, f"adopted venue {found.venue}'s state",
                     {"venue": found.venue, "venue_state": found.state.value,
                      "venue_filled": str(found.filled_quantity)}))
                 await uow.commit()
-            engine.metrics.emit(metrics.RECOVERED, now, order_id=order.id,
-                                trader_id=order.trader_id, venue=found.venue,
-                                status=after.status.value,
-                                retry_count=max(order.send_attempts - 1, 0))
+            self.ports.metrics.emit(metrics.RECOVERED, now, order_id=order.id,
+                                    trader_id=order.trader_id, venue=found.venue,
+                                    status=after.status.value,
+                                    retry_count=max(order.send_attempts - 1, 0))
         return moved
 
-    async def _reread(self, order: Order) -> Order | None:
-        async with reading(self.engine.db) as repo:
-            return await repo.order(order.id)
-
-    async def _fills_left_out(self, order: Order, found: VenueOrder, now: datetime) -> Order:
-        """The venue has filled more of ``order`` than the fills ordex was given add up to (they
-        were read before the venue's latest fills, or its trade capture lacks some): its fills
-        are asked for again, and what they still leave out is booked from its CumQty/AvgPx."""
-        engine = self.engine
-        fresh = await engine.venue.fills_since(order.created_at - FILLS_MARGIN)
-        mine = [f for f in fresh if f.client_order_id == str(order.id)]
-        if mine:
-            await engine.apply_all(mine)
-        after = await self._reread(order) or order
-        if after.filled_quantity >= found.filled_quantity:
-            return after
-        log.warning("venue %s reports %s filled of order %s, but its fills add up to %s: the "
-                    "rest is booked from its CumQty and AvgPx", found.venue,
-                    found.filled_quantity, order.id, after.filled_quantity,
-                    extra={"order_id": order.id, "trader_id": order.trader_id})
-        await engine.apply_all([from_cumulative(after, found, now)])
-        return await self._reread(order) or after
+    async def _booked(self, orders: Iterable[Order]) -> dict[str, frozenset[str]]:
+        """The exec ids ordex has booked from this venue, for each of ``orders``."""
+        async with reading(self.ports.db) as repo:
+            return {str(o.id): frozenset(await repo.fill_exec_ids(o.id, self.venue.name, ""))
+                    for o in orders}
 
     # ---- reconciliation -----------------------------------------------------------------------
 
     async def reconcile(self, now: datetime) -> Reconciled:
-        engine = self.engine
-        venue = engine.venue
-        done = Reconciled()
-        async with reading(engine.db) as repo:
+        """Ask the venue what ``domain.reconcile`` needs to know, then carry out its plan."""
+        venue = self.venue
+        async with reading(self.ports.db) as repo:
             mine = await repo.orders_in_flight()
         await venue.capabilities.settled()
         mass_status = venue.capabilities.supports(Capability.MASS_STATUS)
-        at_venue = {o.client_order_id: o for o in await venue.open_orders()} if mass_status \
-            else {}
-        since = min((o.created_at for o in mine), default=now) - FILLS_MARGIN
-        fills = await venue.fills_since(since) if mine and venue.capabilities.supports(
-            Capability.TRADE_CAPTURE) else []
-        ids = {str(o.id) for o in mine}
-        async with reading(engine.db) as repo:
-            known = {str(o.id): o for o in await repo.orders_by_ids(
-                _uuids(set(at_venue) | {f.client_order_id for f in fills}))}
-        stray = [f for f in fills if f.client_order_id in known and f.client_order_id not in ids]
-        if stray:  # fills of orders ordex already closed: applied once, if new
-            await engine.apply_all(stray)
-        recent = now - timedelta(seconds=engine.policy.ack_seconds)
-        for order in mine:
-            found = at_venue.get(str(order.id))
-            if found is None:
-                found = await venue.query(str(order.id))
-            if found is not None:
-                order_fills = [f for f in fills if f.client_order_id == str(order.id)]
-                before = len(order_fills)
-                if await self.adopt(order, found, now, order_fills):
-                    done.adopted += 1
-                    done.fills_applied += before
-            elif (order.status is OrderStatus.ACCEPTED and order.venue_order_id is None
-                  and order.routed_at and order.routed_at <= recent):
-                if self.settings.unsent_policy == "resend" and await self._not_at_venue(order,
-                                                                                         now):
-                    done.resent += 1
-                elif self.settings.unsent_policy != "resend":
-                    await engine.fail(order.id, never_confirmed_reason(
-                        venue.name, order.send_attempts), now, {"venue": venue.name})
-                    done.failed += 1
-            elif order.venue_order_id is not None:
-                self.missing.noted(order, now)
-        for client_order_id, found in at_venue.items():
-            owner = known.get(client_order_id)
-            if owner is not None and owner.status.is_terminal:
-                # It may have ended at the venue since the open orders were read.
-                found = await venue.query(client_order_id) or found
-            if owner is None or (owner.status.is_terminal and found.state.is_open):
-                done.ghosts.append(client_order_id)
-                await self._ghost(found, owner, now)
+        theirs = Theirs(
+            venue.name, mass_status=mass_status,
+            trade_capture=venue.capabilities.supports(Capability.TRADE_CAPTURE),
+            open_orders={o.client_order_id: o for o in await venue.open_orders()}
+            if mass_status else {})
+        ours = await self._ours(mine, theirs)
+        plan: list[Decision] = []
+        for _ in range(ROUNDS):
+            plan = decide.reconcile(ours, theirs, now, self.policy)
+            wanted = plan[0] if plan else None
+            if isinstance(wanted, NeedsQuery):
+                answers = dict(theirs.answers)
+                for client_order_id in wanted.client_order_ids:
+                    answers[client_order_id] = await venue.query(client_order_id)
+                theirs = replace(theirs, answers=answers, fills_fresh=False)
+            elif isinstance(wanted, NeedsFills):
+                fresh = await venue.fills_since(wanted.since)
+                seen = {f.exec_id for f in fresh}
+                theirs = replace(theirs, fills_fresh=True, fills=(
+                    *(f for f in theirs.fills or () if f.exec_id not in seen), *fresh))
+            else:
+                break
+            ours = await self._ours(mine, theirs)
+        done = await self._carry_out_plan(ours, theirs, plan, now)
         log.info("reconciled with venue %s: %d open orders compared, %d adopted, %d fills "
                  "applied, %d sent again, %d failed, %d ghosts", venue.name, len(mine),
                  done.adopted, done.fills_applied, done.resent, done.failed, len(done.ghosts))
         return done
 
-    async def _ghost(self, found: VenueOrder, owner: Order | None, now: datetime) -> None:
-        engine = self.engine
+    async def _ours(self, mine: list[Order], theirs: Theirs) -> Ours:
+        """ordex's side of what the venue's view names: its other orders there, and the exec
+        ids it booked for every order with venue fills or a venue status ahead of it."""
+        in_flight = {str(o.id): o for o in mine}
+        named = {*theirs.open_orders, *(f.client_order_id for f in theirs.fills or ())}
+        async with reading(self.ports.db) as repo:
+            known = {str(o.id): o for o in await repo.orders_by_ids(
+                _uuids(named - set(in_flight)))}
+        with_fills = {f.client_order_id for f in theirs.fills or ()}
+        ahead = [o for o in mine if str(o.id) in with_fills or (
+            (found := theirs.status(str(o.id))) is not None
+            and found.filled_quantity > o.filled_quantity)]
+        others = [o for cid, o in known.items() if cid in with_fills]
+        return Ours(tuple(mine), known, await self._booked([*ahead, *others]),
+                    frozenset(self._held_by_venue))
+
+    async def _carry_out_plan(self, ours: Ours, theirs: Theirs, plan: list[Decision],
+                              now: datetime) -> Reconciled:
+        done = Reconciled()
+        by_id = {o.id: o for o in ours.orders}
+        for key, group in groupby(plan, key=_order_steps):
+            steps = list(group)
+            if isinstance(key, UUID):
+                order = by_id[key]
+                found = theirs.status(str(order.id))
+                assert found is not None
+                if await self._carry_out(order, found, steps, now):
+                    done.adopted += 1
+                    done.fills_applied += sum(
+                        r.kind is ReportKind.FILL for s in steps if isinstance(s, ApplyReports)
+                        for r in s.reports)
+                continue
+            [step] = steps
+            if isinstance(step, ApplyReports):
+                await self.ports.apply_reports(list(step.reports))  # late fills, once if new
+            elif isinstance(step, (Resend, FailUnsent)):
+                await self._unsent(by_id[step.order_id], step, now)
+                if isinstance(step, Resend):
+                    done.resent += 1
+                else:
+                    done.failed += 1
+            elif isinstance(step, NoteMissing):
+                self.missing.noted(by_id[step.order_id], now)
+            elif isinstance(step, Ghost):
+                done.ghosts.append(step.venue_order.client_order_id)
+                await self._ghost(step, now)
+        return done
+
+    async def _ghost(self, ghost: Ghost, now: datetime) -> None:
+        found, owner = ghost.venue_order, ghost.owner
         what = "unknown to ordex" if owner is None else f"closed in ordex ({owner.status.value})"
         log.error("ALERT ghost order at venue %s: %s %s %s %s, %s; %s", found.venue,
                   found.client_order_id, found.side.value, found.quantity, found.symbol, what,
-                  "cancelling it" if self.settings.ghost_policy == "cancel" else "left alone")
-        engine.metrics.emit(metrics.GHOST, now, order_id=found.client_order_id,
-                            trader_id=owner.trader_id if owner else None, venue=found.venue,
-                            symbol=found.symbol, quantity=str(found.quantity),
-                            action=self.settings.ghost_policy)
-        if self.settings.ghost_policy == "cancel":
+                  "cancelling it" if ghost.cancel else "left alone")
+        self.ports.metrics.emit(metrics.GHOST, now, order_id=found.client_order_id,
+                                trader_id=owner.trader_id if owner else None, venue=found.venue,
+                                symbol=found.symbol, quantity=str(found.quantity),
+                                action=self.settings.ghost_policy)
+        if ghost.cancel:
             try:
-                await engine.venue.cancel(found.client_order_id)
+                await self.venue.cancel(found.client_order_id)
             except VenueUnavailable:
                 log.warning("could not cancel ghost order %s yet", found.client_order_id)
 
@@ -345,13 +417,12 @@ class Recovery:
     async def sample_working(self, now: datetime) -> bool:
         """True if the venue was ahead of ordex on the same orders twice in a row: the report
         stream has stalled, and a reconciliation was run."""
-        engine = self.engine
-        async with reading(engine.db) as repo:
+        async with reading(self.ports.db) as repo:
             sample = await repo.orders_working_at_venue(SAMPLE_SIZE)
         ahead: dict[UUID, tuple[str, ...]] = {}
         for order in sample:
             try:
-                found = await engine.venue.query(str(order.id))
+                found = await self.venue.query(str(order.id))
             except VenueUnavailable:
                 return False
             if found is None:
@@ -364,41 +435,18 @@ class Recovery:
         if not stalled:
             return False
         log.error("execution reports from venue %s have stalled: the venue is ahead of ordex on "
-                  "%d working orders; reconciling", engine.venue.name, len(stalled))
+                  "%d working orders; reconciling", self.venue.name, len(stalled))
         self._suspects = {}
         self.last = await self.reconcile(now)
         return True
 
 
-def _synthetic(found: VenueOrder, kind: ReportKind, now: datetime, tag: str) -> ExecutionReport:
-    """A report made from what a status query returned, for ``apply_report``."""
-    return ExecutionReport(
-        venue=found.venue, client_order_id=found.client_order_id,
-        exec_id=f"recovered-{tag}-{found.client_order_id}", kind=kind, timestamp=now,
-        symbol=found.symbol, side=found.side, venue_order_id=found.venue_order_id,
-        cum_quantity=found.filled_quantity,
-        leaves_quantity=found.quantity - found.filled_quantity,
-        reason=found.reason or f"{kind.value} at venue {found.venue} (recovered)")
-
-
-def from_cumulative(order: Order, found: VenueOrder, now: datetime) -> ExecutionReport:
-    """The fills a venue reports in CumQty/AvgPx that ordex has not booked, as one fill: the
-    difference in quantity, at the price that brings ordex's average to the venue's AvgPx. Its
-    exec id names the order and the venue's CumQty, so it is booked once however often it is
-    made."""
-    quantity = found.filled_quantity - order.filled_quantity
-    venue_notional = (found.average_price or ZERO) * found.filled_quantity
-    booked = (order.average_price or ZERO) * order.filled_quantity
-    price = ((venue_notional - booked) / quantity).quantize(PRICE_QUANTUM)
-    return ExecutionReport(
-        venue=found.venue, client_order_id=found.client_order_id,
-        exec_id=cumulative_exec_id(found.client_order_id, found.filled_quantity),
-        kind=ReportKind.FILL, timestamp=now, symbol=found.symbol, side=found.side,
-        venue_order_id=found.venue_order_id, last_quantity=quantity, last_price=price,
-        cum_quantity=found.filled_quantity,
-        leaves_quantity=found.quantity - found.filled_quantity if found.state.is_open else ZERO,
-        reason=f"fills recovered from venue {found.venue}'s order status: "
-               f"{found.filled_quantity} filled at an average of {found.average_price}")
+def _order_steps(step: Decision) -> object:
+    """Groups the adoption steps of one order (its fills, CumQty rest and end); every other
+    decision stands alone."""
+    if isinstance(step, decide.ADOPTION) and step.order_id is not None:
+        return step.order_id
+    return object()
 
 
 def _uuids(values: Iterable[str]) -> list[UUID]:
