@@ -109,8 +109,8 @@ class Subscriber:
         await self.task
 
 
-async def subscribe(ws_url: str, key: str, after: int) -> Subscriber:
-    ws = await ws_connect(ws_url, open_timeout=60, ping_interval=None)
+async def subscribe(ws_url: str, key: str, after: int, compression: str | None) -> Subscriber:
+    ws = await ws_connect(ws_url, open_timeout=60, ping_interval=None, compression=compression)
     await ws.send(json.dumps({"api_key": key, "after": after}))
     assert json.loads(await ws.recv())["type"] == "subscribed"
     return Subscriber(ws)
@@ -134,14 +134,14 @@ async def settle(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
 
 
 async def one_round(client: httpx.AsyncClient, server: ServiceProcess, ws_url: str, key: str,
-                    subscribers: int, orders: int) -> Round:
+                    subscribers: int, orders: int, compression: str | None) -> Round:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     start_seq = await settle(client, headers)
     gate = asyncio.Semaphore(50)
 
     async def one() -> Subscriber:
         async with gate:
-            return await subscribe(ws_url, key, start_seq)
+            return await subscribe(ws_url, key, start_seq, compression)
 
     subs = list(await asyncio.gather(*(one() for _ in range(subscribers))))
     await asyncio.sleep(1.0)  # backlog reads done
@@ -170,8 +170,9 @@ async def measure(base_url: str, admin: str, server: ServiceProcess,
     ws_url = base_url.replace("http://", "ws://") + "/v1/stream"
     async with httpx.AsyncClient(base_url=base_url, timeout=120, trust_env=False) as client:
         (key,) = await create_traders(client, admin, 1)
-        await one_round(client, server, ws_url, key, 1, 3)  # warm up
-        return [await one_round(client, server, ws_url, key, n, opts.orders)
+        compression = None if opts.no_compression else "deflate"
+        await one_round(client, server, ws_url, key, 1, 3, compression)  # warm up
+        return [await one_round(client, server, ws_url, key, n, opts.orders, compression)
                 for n in opts.subscribers]
 
 
@@ -199,10 +200,11 @@ def start(backend: str, stack: contextlib.ExitStack, streams: int) -> tuple[str,
     return base_url, admin_key(backend, store_args, tmp / "data"), server
 
 
-def report(backend: str, rounds: list[Round], orders: int) -> None:
+def report(backend: str, rounds: list[Round], opts: argparse.Namespace) -> None:
     base = next((r for r in rounds if r.subscribers == 0), None)
-    print(f"\n{backend}: {orders} resting limit orders per round, server CPU (idle rate "
-          "subtracted)")
+    deflate = "without" if opts.no_compression else "with"
+    print(f"\n{backend}: {opts.orders} resting limit orders per round, streams {deflate} "
+          "permessage-deflate, server CPU (idle rate subtracted)")
     print(f"{'subscribers':>11} {'events':>7} {'CPU/event':>10} {'added/event':>12} "
           f"{'per delivery':>13} {'wall s':>7}")
     for r in rounds:
@@ -221,6 +223,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--subscribers", default="0,1,100,1000",
                    help="comma-separated stream counts, one round each (default 0,1,100,1000)")
     p.add_argument("--orders", type=int, default=10, help="orders per round (default 10)")
+    p.add_argument("--no-compression", action="store_true",
+                   help="streams without permessage-deflate (browsers and the websockets "
+                        "client ask for it by default)")
     opts = p.parse_args(argv)
     opts.subscribers = [int(n) for n in opts.subscribers.split(",")]
     return opts
@@ -236,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             print(f"--- service log (tail) ---\n{server.log_tail()}", file=sys.stderr)
             raise
-    report(opts.backend, rounds, opts.orders)
+    report(opts.backend, rounds, opts)
     finish(started)
     return 0
 
