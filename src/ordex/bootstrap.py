@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from ordex.bus.memory import ORDER_EVENTS, QUOTES, MemoryBus, trader_topic
+from ordex.bus.memory import QUOTES, MemoryBus
 from ordex.clock import Clock, SystemClock
 from ordex.config import Settings
 from ordex.domain.sending import RetryPolicy
@@ -20,6 +20,7 @@ from ordex.files import private_dir, private_file
 from ordex.metrics import MetricsLog
 from ordex.services.accounts import AccountService
 from ordex.services.demo import seed_demo, seed_instruments
+from ordex.services.feed import EventFeed
 from ordex.services.orders import OrderService
 from ordex.services.queries import Queries
 from ordex.services.ratelimit import SlidingWindowLimiter
@@ -40,6 +41,7 @@ class Services:
     queries: Queries
     limiter: SlidingWindowLimiter
     metrics: MetricsLog
+    feed: EventFeed
     engine: ExecutionEngine | None = None
     demo_keys: dict[str, str] = field(default_factory=dict)
     owned_venue: Venue | None = None  # made here from the settings: closed with the service
@@ -54,6 +56,7 @@ class Services:
         await self.accounts.stop()
         if self.engine is not None:
             await self.engine.stop()
+        await self.feed.close()
         close = getattr(self.owned_venue, "close", None)
         if close is not None:
             close()
@@ -84,14 +87,11 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
                          market_buffer=settings.market_order_buffer)
     bus = MemoryBus()
     market = MarketData()
+    queries = Queries(db, clock, market.reference_price)
+    feed = EventFeed(bus, queries)
+    publish = feed.publish
     engine: ExecutionEngine | None = None
     owned: Venue | None = None
-
-    def publish(events: list[OrderEvent]) -> None:
-        for event in events:
-            message = {**event.as_json(), "service_seq": event.seq}
-            bus.publish(ORDER_EVENTS, message)
-            bus.publish(trader_topic(event.trader_id), message)
 
     def notify(events: list[OrderEvent]) -> None:
         publish(events)
@@ -117,7 +117,7 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
         settings=settings, db=db, clock=clock, bus=bus, market=market,
         orders=OrderService(db, clock, policy, notify, market.reference_price, metrics),
         accounts=AccountService(db, clock),
-        queries=Queries(db, clock, market.reference_price),
+        queries=queries, feed=feed,
         limiter=SlidingWindowLimiter(settings.rate_limit_per_minute),
         metrics=metrics, engine=engine, owned_venue=owned,
     )

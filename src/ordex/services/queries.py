@@ -83,6 +83,10 @@ class Queries:
                 self._names = {a.id: a.name for a in await repo.list_accounts()}
         return {i: self._names[i] for i in wanted if i in self._names}
 
+    def known_name(self, trader_id: UUID) -> str | None:
+        """The account's name if this process has read it already (no store read)."""
+        return self._names.get(trader_id)
+
     async def order(self, order_id: UUID, trader_id: UUID | None) -> Order | None:
         async with reading(self.db) as repo:
             return await repo.order(order_id, trader_id)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from datetime import datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -36,6 +37,7 @@ from ordex.domain.accounts import Role
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument
+from ordex.domain.status import OrderEvent
 
 router = APIRouter(prefix="/v1", tags=["execution"])
 
@@ -151,31 +153,36 @@ async def order_events(
     if not events and wait > 0:
         with (services.bus.subscribe(trader_topic(order.trader_id)) as sub,
               services.accounts.session(account) as key_changed):
-            events = await services.queries.events(after, order_id=oid, per_trader=own)
-            deadline = asyncio.get_running_loop().time() + wait
-            while not events:
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    break
-                message = await _next_unless(sub, left, key_changed)
-                if key_changed.is_set():
-                    raise invalid_key()
-                if message is not None and message.get("order_id") == str(oid):
-                    events = await services.queries.events(after, order_id=oid,
-                                                           per_trader=own)
+            stopper = asyncio.create_task(key_changed.wait())
+            stopper.add_done_callback(lambda _: sub.stop())
+            try:
+                events = await _events_within(services, sub, oid, after, own, wait)
+            finally:
+                stopper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stopper
+            if key_changed.is_set():
+                raise invalid_key()
     last = events[-1].position(service_wide=not own) if events else after
     return JSONResponse({"events": [e.as_json(service_wide=not own) for e in events],
                          "last_seq": last})
 
 
-async def _next_unless(sub: Subscription, within: float,
-                       stop: asyncio.Event) -> dict[str, Any] | None:
-    """The next bus message within ``within`` seconds, or None as soon as ``stop`` is set."""
-    getter = asyncio.create_task(sub.next_within(within))
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (getter, stopper):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    return getter.result() if getter.done() and not getter.cancelled() else None
+async def _events_within(services: Services, sub: Subscription, order_id: UUID, after: int,
+                         own: bool, wait: float) -> list[OrderEvent]:
+    """The order's events after ``after`` once one is committed, or none after ``wait`` seconds
+    (or as soon as ``sub`` is stopped). The store is read when the bus shows an event of this
+    order, or may have dropped one (the subscription lagged)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    events = await services.queries.events(after, order_id=order_id, per_trader=own)
+    while not events and not sub.stopped:
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        await sub.wait(left)
+        ours = any(frame.order_id == order_id for frame in sub.take())
+        if sub.lagged or ours:
+            sub.reset()
+            events = await services.queries.events(after, order_id=order_id, per_trader=own)
+    return events

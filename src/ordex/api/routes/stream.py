@@ -28,8 +28,9 @@ from uuid import UUID
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ordex.bootstrap import Services
-from ordex.bus.memory import ORDER_EVENTS, Subscription, trader_topic
+from ordex.bus.memory import ORDER_EVENTS, trader_topic
 from ordex.domain.accounts import Account, Role
+from ordex.services.feed import InOrder, event_text
 from ordex.services.queries import MAX_SEQ
 
 router = APIRouter(tags=["stream"])
@@ -155,22 +156,29 @@ def _slot(ws: WebSocket, account: Account, limit: int) -> Any:
 
 async def _serve(services: Services, ws: WebSocket, account: Account, everyone: bool,
                  after: int, key_changed: asyncio.Event) -> None:
-    """Bus messages only say that something was committed; what is sent is always read from the
-    store after the last seq sent, so events published out of order are never skipped. When the
-    key the client connected with is rotated or revoked, the socket is closed with a reason."""
+    """Live events come from the bus, already serialized, and go out in order, each once (see
+    ``InOrder``); the store is read only to resume after the last position sent: the backlog on
+    connect, after the subscription lagged, or for an event still missing after a short wait.
+    When the key the client connected with is rotated or revoked, the socket is closed with a
+    reason."""
     trader = None if everyone else account.id
     per_trader = account.role is Role.TRADER
     topic = ORDER_EVENTS if trader is None else trader_topic(trader)
     max_bytes = services.settings.stream_max_message_bytes
+    place = InOrder(after, everyone=everyone, service_wide=not per_trader,
+                    counted=after if per_trader or everyone else None)
     with services.bus.subscribe(topic) as sub:
         last_seq = await services.queries.last_event_seq(trader if per_trader else None)
         await ws.send_json({"type": "subscribed", "after": after, "last_seq": last_seq})
-        sent = await _send_from_store(services, ws, trader, after, per_trader)
+        await _send_from_store(services, ws, trader, place, per_trader)
         receiver = asyncio.create_task(_drain_client(ws, max_bytes))
         revoked = asyncio.create_task(key_changed.wait())
+        for task in (receiver, revoked):
+            task.add_done_callback(lambda _: sub.stop())
         try:
             while True:
-                message = await _next_or_gone(sub, receiver, revoked)
+                due = place.store_due()
+                woken = await sub.wait(HEARTBEAT_SECONDS if due is None else due)
                 if receiver.done():
                     refusal = receiver.result()
                     if refusal is not None:
@@ -181,12 +189,14 @@ async def _serve(services: Services, ws: WebSocket, account: Account, everyone: 
                     return
                 if sub.lagged:
                     sub.reset()
-                elif message is None:
-                    await ws.send_json({"type": "heartbeat", "last_seq": sent})
+                    await _send_from_store(services, ws, trader, place, per_trader)
                     continue
-                elif message.get("seq" if per_trader else "service_seq", 0) <= sent:
-                    continue
-                sent = await _send_from_store(services, ws, trader, sent, per_trader)
+                for frame in place.accept(sub.take()):
+                    await ws.send_text(frame.text(service_wide=place.service_wide))
+                if place.store_due() == 0.0:
+                    await _send_from_store(services, ws, trader, place, per_trader)
+                elif not woken and due is None:
+                    await ws.send_json({"type": "heartbeat", "last_seq": place.shown})
         finally:
             for task in (receiver, revoked):
                 task.cancel()
@@ -202,30 +212,19 @@ async def _close_revoked(ws: WebSocket) -> None:
     await ws.close(CLOSE_UNAUTHORIZED, reason=message)
 
 
-async def _next_or_gone(sub: Subscription, *stops: asyncio.Task[Any]) -> dict[str, Any] | None:
-    """The next bus message, or None after a heartbeat's wait or as soon as one of ``stops``
-    ends (the client left, its key was revoked)."""
-    getter = asyncio.create_task(sub.next_within(HEARTBEAT_SECONDS))
-    await asyncio.wait({getter, *stops}, return_when=asyncio.FIRST_COMPLETED)
-    if not getter.done():
-        getter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await getter
-        return None
-    return getter.result()
-
-
 async def _send_from_store(services: Services, ws: WebSocket, trader: UUID | None,
-                           after: int, per_trader: bool) -> int:
-    sent = after
+                           place: InOrder, per_trader: bool) -> None:
+    """Everything after ``place.shown`` from the store, then what was held behind it."""
     while True:
-        events = await services.queries.events(sent, trader_id=trader, limit=BACKLOG_PAGE,
-                                               per_trader=per_trader)
+        events = await services.queries.events(place.shown, trader_id=trader,
+                                               limit=BACKLOG_PAGE, per_trader=per_trader)
         for event in events:
-            await ws.send_json(event.as_json(service_wide=not per_trader))
-            sent = event.position(service_wide=not per_trader)
+            await ws.send_text(event_text(event, service_wide=place.service_wide))
+            place.sent_from_store(event)
         if len(events) < BACKLOG_PAGE:
-            return sent
+            break
+    for frame in place.accept(()):
+        await ws.send_text(frame.text(service_wide=place.service_wide))
 
 
 async def _drain_client(ws: WebSocket, max_bytes: int) -> Refusal | None:
