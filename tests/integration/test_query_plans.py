@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.schema import CreateIndex
 
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
@@ -217,12 +218,8 @@ async def seeded(request: pytest.FixtureRequest,
 
 async def analyze(seeded: Seeded) -> None:
     async with seeded.services.db.writer.connect() as conn:
-        if seeded.backend == "postgres":
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.exec_driver_sql("ANALYZE")
-        else:
-            await conn.exec_driver_sql("ANALYZE")
-            await conn.commit()
+        await conn.exec_driver_sql("ANALYZE")
+        await conn.commit()
     # SQLite reads the statistics when a connection opens its schema: start afresh.
     await seeded.services.db.writer.dispose()
     await seeded.services.db.reader.dispose()
@@ -330,7 +327,7 @@ async def survey(seeded: Seeded) -> list[Outcome]:
                 params = tuple(params)
                 if seeded.backend == "postgres":
                     tree = await postgres_plan(conn, sql, params)
-                    plan += ["  " * d + postgres_line(n) for d, n in postgres_steps(tree)]
+                    plan += [postgres_line(n) for _, n in postgres_steps(tree)]
                     bad += postgres_full_scans(tree, case, seeded)
                 else:
                     steps = await sqlite_plan(conn, sql, params)
@@ -386,9 +383,7 @@ def report(seeded: Seeded, label: str, outcomes: list[Outcome]) -> list[str]:
     for o in outcomes:
         mark = "FULL SCAN" if o.full_scans else ("SLOW" if o.wall_ms > BOUND_MS else "ok")
         lines.append(f"  {mark:9} {o.wall_ms:7.2f} ms wall {o.cpu_ms:7.2f} ms CPU  "
-                     f"{o.case.name}")
-        for step in o.plan if o.full_scans else []:
-            lines.append(f"              {step}")
+                     f"{o.case.name}: {' | '.join(o.plan)}")
     return lines
 
 
@@ -411,23 +406,26 @@ async def test_every_polling_and_lookup_query_uses_an_index(seeded: Seeded) -> N
     assert not failures, "full scans or slow queries:\n" + "\n".join(failures)
 
 
-async def test_the_open_order_indexes_hold_exactly_the_open_statuses(seeded: Seeded) -> None:
-    """A status added to the domain's open ones needs a migration of these indexes, else the
-    queries for open orders no longer match them."""
-    wanted = {s.value for s in OPEN_STATUSES}
-    assert seeded.partial_indexes, "no partial indexes on open orders"
+async def test_the_partial_indexes_in_the_store_are_those_of_the_tables(seeded: Seeded) -> None:
+    """The migrations write the open statuses down; the tables (and the queries) take them from
+    the domain. A status added there needs a migration of these indexes, or the queries for open
+    orders stop matching them. (Alembic's comparison does not look at index predicates.)"""
+    assert seeded.partial_indexes, "no partial indexes of open orders"
+    indexes = {ix.name: ix for t in metadata.sorted_tables for ix in t.indexes}
     async with seeded.services.db.writer.connect() as conn:
         for name in sorted(seeded.partial_indexes):
+            index = indexes[name]
             if seeded.backend == "postgres":
-                predicate = (await conn.execute(text(
+                stored = (await conn.execute(text(
                     "SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i "
                     "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name"),
                     {"name": name})).scalar_one()
+                wanted = str(CreateIndex(index).compile(dialect=conn.dialect))
+                assert sorted(re.findall(r"'(\w+)'", stored)) == \
+                    sorted(re.findall(r"'(\w+)'", wanted)), (name, stored, wanted)
             else:
-                predicate = (await conn.execute(text(
+                stored = (await conn.execute(text(
                     "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name"),
                     {"name": name})).scalar_one()
-            named = set(re.findall(r"'(\w+)'", predicate))
-            assert named <= {s.value for s in OrderStatus}, (name, predicate)
-            if len(named) > 1:
-                assert named == wanted, (name, predicate)
+                wanted = str(CreateIndex(index).compile(dialect=conn.dialect))
+                assert " ".join(stored.split()) == " ".join(wanted.split())

@@ -170,7 +170,8 @@ async def _derive(conn: AsyncConnection) -> None:
     steps = union_all(
         select(o.id.label("order_id"), o.trader_id, accepted.label("type"),
                accepted.label("status"), o.created_at.label("ts"), literal(0).label("step")),
-        select(o.id, o.trader_id, o.status, o.status, o.updated_at, literal(1))
+        select(o.id, o.trader_id, o.status.label("type"), o.status.label("status"),
+               o.updated_at, literal(1))
         .where(o.status != _S.ACCEPTED.value),
     ).subquery()
     await conn.execute(insert(order_events).from_select(
