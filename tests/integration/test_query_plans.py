@@ -43,7 +43,11 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 ORDERS = 100_000
 TRADERS = 8
 BIG_TABLES = frozenset({"orders", "fills", "order_events", "execution_logs"})
-BOUND_MS = 50.0  # per run, on a shared 2-core machine: generous, the plans are the real check
+# Per run, on a shared 2-core machine: generous, the plans are the real check. Making each row
+# returned into a domain object costs its own time, whatever the plan: a page of 1,000 events or
+# all the open orders has the time of its rows on top.
+BOUND_MS = 50.0
+ROW_MS = 0.1
 RUNS = 5
 
 
@@ -55,6 +59,14 @@ class Case:
     name: str
     run: Run
     ordered_walk: bool = False  # nothing filtered: walking an index in order, cut by LIMIT
+    # A page of a listing, newest first. PostgreSQL may walk the primary key in order and filter
+    # (LIMIT ends the walk) where its statistics say matches are common: ids follow the heap's
+    # order, so it prefers that to fetching rows in a trader index's order. Never for polling.
+    page: bool = False
+
+
+def page(name: str, run: Run) -> Case:
+    return Case(name, run, page=True)
 
 
 def _first(ids: list[Any]) -> Any:
@@ -130,35 +142,35 @@ def cases() -> list[Case]:
         Case("events of an order (service positions)",
              lambda r, h: r.events_after(0, order_id=_first(h.open_ids))),
         # the read API
-        Case("orders: a trader's newest", lambda r, h: r.orders(OrderQuery(trader_id=big(h)))),
-        Case("orders: a small trader's newest",
+        page("orders: a trader's newest", lambda r, h: r.orders(OrderQuery(trader_id=big(h)))),
+        page("orders: a small trader's newest",
              lambda r, h: r.orders(OrderQuery(trader_id=h.traders[-1]))),
-        Case("orders: a trader's next page",
+        page("orders: a trader's next page",
              lambda r, h: r.orders(OrderQuery(trader_id=big(h), before_id=_first(h.final_ids)))),
-        Case("orders: a trader's filled",
+        page("orders: a trader's filled",
              lambda r, h: r.orders(OrderQuery(trader_id=big(h),
                                               statuses=frozenset({OrderStatus.FILLED})))),
-        Case("orders: a trader's open",
+        page("orders: a trader's open",
              lambda r, h: r.orders(OrderQuery(trader_id=big(h), statuses=open_values))),
-        Case("orders: a trader's in one symbol",
+        page("orders: a trader's in one symbol",
              lambda r, h: r.orders(OrderQuery(trader_id=big(h), symbol=SYMBOLS[1]))),
-        Case("orders: a trader's in an hour",
+        page("orders: a trader's in an hour",
              lambda r, h: r.orders(OrderQuery(trader_id=big(h), created_from=middle(h),
                                               created_to=middle(h) + timedelta(hours=1)))),
         Case("orders: everyone's newest", lambda r, h: r.orders(OrderQuery()),
              ordered_walk=True),
-        Case("orders: everyone's failed",
+        page("orders: everyone's failed",
              lambda r, h: r.orders(OrderQuery(statuses=frozenset({OrderStatus.FAILED})))),
-        Case("orders: everyone's accepted",
+        page("orders: everyone's accepted",
              lambda r, h: r.orders(OrderQuery(statuses=frozenset({OrderStatus.ACCEPTED})))),
         Case("fills of an order",
              lambda r, h: r.fills(order_id=_first(h.open_by_kind["partial"]), limit=10_000)),
-        Case("fills: a trader's newest", lambda r, h: r.fills(trader_id=big(h), limit=100)),
-        Case("fills: a small trader's newest",
+        page("fills: a trader's newest", lambda r, h: r.fills(trader_id=big(h), limit=100)),
+        page("fills: a small trader's newest",
              lambda r, h: r.fills(trader_id=h.traders[-1], limit=100)),
-        Case("fills: a trader's in one symbol",
+        page("fills: a trader's in one symbol",
              lambda r, h: r.fills(trader_id=big(h), symbol=SYMBOLS[2], limit=100)),
-        Case("fills: a trader's in an hour",
+        page("fills: a trader's in an hour",
              lambda r, h: r.fills(trader_id=big(h), since=middle(h),
                                   until=middle(h) + timedelta(hours=1), limit=100)),
         Case("fills: everyone's newest", lambda r, h: r.fills(limit=100), ordered_walk=True),
@@ -298,7 +310,7 @@ def postgres_full_scans(plan: dict[str, Any], case: Case, seeded: Seeded) -> lis
         if node["Node Type"] == "Seq Scan":
             bad.append(postgres_line(node))
         elif index is not None and "Index Cond" not in node and index not in \
-                seeded.partial_indexes and not case.ordered_walk:
+                seeded.partial_indexes and not (case.ordered_walk or case.page):
             bad.append(postgres_line(node))
     return bad
 
@@ -310,6 +322,11 @@ class Outcome:
     full_scans: list[str]
     wall_ms: float
     cpu_ms: float
+    rows: int
+
+    @property
+    def bound_ms(self) -> float:
+        return BOUND_MS + ROW_MS * self.rows
 
 
 async def survey(seeded: Seeded) -> list[Outcome]:
@@ -320,7 +337,7 @@ async def survey(seeded: Seeded) -> list[Outcome]:
             tx = await conn.begin()
             repo = Repository(conn)
             with statements(engine) as seen:
-                await case.run(repo, seeded.history)
+                answer = await case.run(repo, seeded.history)
             plan: list[str] = []
             bad: list[str] = []
             for sql, params in seen:
@@ -340,7 +357,8 @@ async def survey(seeded: Seeded) -> list[Outcome]:
                 walls.append((time.perf_counter() - wall) * 1000)
                 cpus.append((time.process_time() - cpu) * 1000)
             await tx.rollback()
-        outcomes.append(Outcome(case, plan, bad, median(walls), median(cpus)))
+        rows = len(answer) if isinstance(answer, list) else 1
+        outcomes.append(Outcome(case, plan, bad, median(walls), median(cpus), rows))
     return outcomes
 
 
@@ -381,9 +399,9 @@ async def cpu_per_call(seeded: Seeded, label: str) -> list[str]:
 def report(seeded: Seeded, label: str, outcomes: list[Outcome]) -> list[str]:
     lines = [f"plans[{seeded.backend}, {label}] at {seeded.history.orders:,} orders:"]
     for o in outcomes:
-        mark = "FULL SCAN" if o.full_scans else ("SLOW" if o.wall_ms > BOUND_MS else "ok")
-        lines.append(f"  {mark:9} {o.wall_ms:7.2f} ms wall {o.cpu_ms:7.2f} ms CPU  "
-                     f"{o.case.name}: {' | '.join(o.plan)}")
+        mark = "FULL SCAN" if o.full_scans else ("SLOW" if o.wall_ms > o.bound_ms else "ok")
+        lines.append(f"  {mark:9} {o.wall_ms:7.2f} ms wall {o.cpu_ms:7.2f} ms CPU "
+                     f"{o.rows:5} rows  {o.case.name}: {' | '.join(o.plan)}")
     return lines
 
 
@@ -400,8 +418,8 @@ async def test_every_polling_and_lookup_query_uses_an_index(seeded: Seeded) -> N
         lines += await cpu_per_call(seeded, label)
         failures += [f"{label}: {o.case.name}: {'; '.join(o.full_scans)}"
                      for o in outcomes if o.full_scans]
-        failures += [f"{label}: {o.case.name}: {o.wall_ms:.1f} ms" for o in outcomes
-                     if o.wall_ms > BOUND_MS]
+        failures += [f"{label}: {o.case.name}: {o.wall_ms:.1f} ms for {o.rows} rows"
+                     for o in outcomes if o.wall_ms > o.bound_ms]
     print("\n".join(lines))
     assert not failures, "full scans or slow queries:\n" + "\n".join(failures)
 
