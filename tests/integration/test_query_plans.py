@@ -363,12 +363,16 @@ async def survey(seeded: Seeded) -> list[Outcome]:
 
 
 async def cpu_per_call(seeded: Seeded, label: str) -> list[str]:
-    """CPU per call of a submit-path and a polling query, and of a whole submit (printed only;
-    on PostgreSQL the process's CPU leaves out the server's, so wall time is shown too)."""
+    """CPU per call of a submit-path query and of two polling ones, and of a whole submit
+    (printed only; on PostgreSQL the process's CPU leaves out the server's: wall time too)."""
     h = seeded.history
     lines = []
-    for name, run in (("open_exposure (submit path)", lambda r: r.open_exposure(h.traders[0])),
-                      ("orders_to_route (dispatch poll)", lambda r: r.orders_to_route(h.now))):
+    queries: list[tuple[str, Callable[[Repository], Awaitable[Any]]]] = [
+        ("open_exposure (submit path)", lambda r: r.open_exposure(h.traders[0])),
+        ("orders_to_cancel (dispatch, every wake)", lambda r: r.orders_to_cancel()),
+        ("orders_past_deadline (sweep, every 0.5 s)", lambda r: r.orders_past_deadline(h.now, 1)),
+    ]
+    for name, run in queries:
         async with seeded.services.db.writer.connect() as conn:
             repo = Repository(conn)
             await run(repo)
