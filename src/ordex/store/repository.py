@@ -9,7 +9,19 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    String,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,7 +29,6 @@ from ordex.domain.accounts import Account, RiskLimits, Role
 from ordex.domain.fills import ExecutionLogEntry, Fill, LogAction
 from ordex.domain.instruments import Instrument, InstrumentStatus
 from ordex.domain.orders import (
-    OPEN_STATUSES,
     Order,
     OrderStatus,
     OrderType,
@@ -28,6 +39,7 @@ from ordex.domain.positions import Position
 from ordex.domain.status import OrderEvent
 from ordex.domain.validation import OpenOrder
 from ordex.store.tables import (
+    OPEN_STATUS_VALUES,
     accounts,
     execution_logs,
     fills,
@@ -114,6 +126,25 @@ class OrderQuery:
 
 
 EVENT_SEQ_LOCK = 0x6F72646578  # "ordex"
+
+
+def _written(value: str) -> BindParameter[str]:
+    """A constant written into the SQL text, not bound: the planner sees the value, so a
+    partial index whose predicate names it applies (on a cached, prepared statement too)."""
+    return literal(value, String, literal_execute=True)
+
+
+def _status_in(*statuses: OrderStatus) -> ColumnElement[bool]:
+    return orders.c.status.in_([_written(s.value) for s in statuses])
+
+
+def _status_is(status: OrderStatus) -> ColumnElement[bool]:
+    return orders.c.status == _written(status.value)
+
+
+# The predicate of the open-order indexes (tables.py), word for word: every query for open
+# orders includes it, which is how SQLite (and PostgreSQL) know those indexes hold its rows.
+OPEN_ORDER = orders.c.status.in_([_written(v) for v in OPEN_STATUS_VALUES])
 
 
 class Repository:
@@ -260,15 +291,13 @@ class Repository:
         rows = await self.conn.execute(select(
             orders.c.symbol, orders.c.side, orders.c.quantity, orders.c.filled_quantity,
             orders.c.reserve_price,
-        ).where(orders.c.trader_id == trader_id,
-                orders.c.status.in_([s.value for s in OPEN_STATUSES])))
+        ).where(orders.c.trader_id == trader_id, OPEN_ORDER))
         return [OpenOrder(symbol, Side(side), quantity - filled, reserve)
                 for symbol, side, quantity, filled, reserve in rows]
 
     async def open_orders(self, trader_id: UUID) -> list[Order]:
         rows = await self.conn.execute(select(orders).where(
-            orders.c.trader_id == trader_id,
-            orders.c.status.in_([s.value for s in OPEN_STATUSES])))
+            orders.c.trader_id == trader_id, OPEN_ORDER))
         return [order_from_row(r) for r in rows]
 
     async def orders(self, q: OrderQuery) -> list[Order]:
@@ -292,7 +321,7 @@ class Repository:
         """Accepted orders whose intent to send is not yet recorded and whose next attempt is
         due, oldest first."""
         rows = await self.conn.execute(select(orders).where(
-            orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at.is_(None),
+            OPEN_ORDER, _status_is(OrderStatus.ACCEPTED), orders.c.routed_at.is_(None),
             or_(orders.c.next_attempt_at.is_(None), orders.c.next_attempt_at <= now))
             .order_by(orders.c.id).limit(limit))
         return [order_from_row(r) for r in rows]
@@ -300,15 +329,15 @@ class Repository:
     async def orders_unconfirmed(self, sent_before: datetime, limit: int = 100) -> list[Order]:
         """Orders sent (or being sent) before ``sent_before`` that no venue has acknowledged."""
         rows = await self.conn.execute(select(orders).where(
-            orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at <= sent_before,
-            orders.c.venue_order_id.is_(None)).order_by(orders.c.routed_at).limit(limit))
+            _status_is(OrderStatus.ACCEPTED), orders.c.venue_order_id.is_(None),
+            orders.c.routed_at <= sent_before).order_by(orders.c.routed_at).limit(limit))
         return [order_from_row(r) for r in rows]
 
     async def cancels_unanswered(self, sent_before: datetime, limit: int = 100) -> list[Order]:
         """Orders waiting to cancel whose cancel went out before ``sent_before`` (or whose send
         never confirmed), still without an answer."""
         rows = await self.conn.execute(select(orders).where(
-            orders.c.status == OrderStatus.PENDING_CANCEL.value,
+            OPEN_ORDER, _status_is(OrderStatus.PENDING_CANCEL),
             or_(orders.c.cancel_sent_at <= sent_before,
                 and_(orders.c.venue_order_id.is_(None), orders.c.routed_at <= sent_before)))
             .order_by(orders.c.updated_at).limit(limit))
@@ -316,22 +345,21 @@ class Repository:
 
     async def orders_unsent(self, accepted_before: datetime, limit: int = 100) -> list[Order]:
         rows = await self.conn.execute(select(orders).where(
-            orders.c.status == OrderStatus.ACCEPTED.value, orders.c.routed_at.is_(None),
+            OPEN_ORDER, _status_is(OrderStatus.ACCEPTED), orders.c.routed_at.is_(None),
             orders.c.created_at <= accepted_before).order_by(orders.c.id).limit(limit))
         return [order_from_row(r) for r in rows]
 
     async def orders_in_flight(self) -> list[Order]:
         """Every open order that may have reached a venue."""
         rows = await self.conn.execute(select(orders).where(
-            orders.c.status.in_([s.value for s in OPEN_STATUSES]),
-            orders.c.routed_at.is_not(None)).order_by(orders.c.id))
+            OPEN_ORDER, orders.c.routed_at.is_not(None)).order_by(orders.c.id))
         return [order_from_row(r) for r in rows]
 
     async def orders_working_at_venue(self, limit: int) -> list[Order]:
         """Open orders a venue has acknowledged, least recently changed first."""
         rows = await self.conn.execute(select(orders).where(
-            orders.c.status.in_([s.value for s in OPEN_STATUSES]),
-            orders.c.venue_order_id.is_not(None)).order_by(orders.c.updated_at).limit(limit))
+            OPEN_ORDER, orders.c.venue_order_id.is_not(None))
+            .order_by(orders.c.updated_at).limit(limit))
         return [order_from_row(r) for r in rows]
 
     async def orders_by_ids(self, ids: Iterable[UUID]) -> list[Order]:
@@ -350,7 +378,7 @@ class Repository:
     async def orders_past_deadline(self, now: datetime, limit: int = 100) -> list[Order]:
         """Working orders whose timeout has passed, oldest first."""
         rows = await self.conn.execute(select(orders).where(
-            orders.c.status.in_([OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value]),
+            OPEN_ORDER, _status_in(OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED),
             orders.c.expires_at <= now)
             .order_by(orders.c.id).limit(limit))
         return [order_from_row(r) for r in rows]
@@ -358,7 +386,7 @@ class Repository:
     async def orders_to_cancel(self, limit: int = 100) -> list[Order]:
         """Orders waiting to cancel whose cancel request is not yet recorded as sent."""
         rows = await self.conn.execute(select(orders).where(
-            orders.c.status == OrderStatus.PENDING_CANCEL.value,
+            OPEN_ORDER, _status_is(OrderStatus.PENDING_CANCEL),
             orders.c.cancel_sent_at.is_(None)).order_by(orders.c.id).limit(limit))
         return [order_from_row(r) for r in rows]
 
