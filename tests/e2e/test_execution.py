@@ -208,7 +208,10 @@ async def test_a_cancel_racing_a_fill_ends_in_one_consistent_state(desk: Desk,
     ordex = await desk.trader(f"racer{round_}")
     order = await ordex.submit("KO", "buy", "10", type="limit", limit_price="62.00",
                                time_in_force="gtc")
-    await asyncio.sleep(0.1)
+    for _ in range(200):  # the race is at the venue: the order must be working there first
+        if (await ordex.get(order["id"]))["routing"] == "at_venue":
+            break
+        await asyncio.sleep(0.025)
 
     async def cross() -> None:
         await asyncio.sleep(0.001 * round_)
