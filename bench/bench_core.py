@@ -74,6 +74,10 @@ def _ms(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else fmt(value)
 
 
+def _us(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.0f}"
+
+
 def _ratio(a: float | None, b: float | None) -> float:
     if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
         return float("nan")
@@ -154,8 +158,9 @@ def step_line(name: str, run: CoreRun, verdict_text: str) -> str:
     return (f"   {name} {run.rate:g}/s: {run.sent} sent, {run.completed} done, "
             f"{len(run.errors)} errors; {what} p50/p99 {_ms(run.p(done, 50))}/"
             f"{_ms(run.p(done, 99))} ms; achieved {run.achieved_rate():.1f}/s; CPU/order "
-            f"{_ms(run.cpu_ms(net=True))} ms net, {_ms(run.cpu_ms(net=False))} gross; client "
-            f"send lag p99 {_ms(lags)} ms; {verdict_text}")
+            f"{_ms(run.cpu_ms(net=True))} ms net, {_ms(run.cpu_ms(net=False))} gross, client "
+            f"{_ms(run.client_cpu_s / run.sent * 1000 if run.sent else None)}; client send lag "
+            f"p99 {_ms(lags)} ms; {verdict_text}")
 
 
 async def step_search(http: httpx.AsyncClient, service: Service, traders: list[Trader],
@@ -225,7 +230,7 @@ async def measure_floor(floor: Service, opts: argparse.Namespace,
             finally:
                 await fan.close()
             report.detail(f"   {size} WebSockets: {out.fan.delivered} messages delivered, "
-                          f"marginal CPU {_ms(out.fan_us())} us per message")
+                          f"marginal CPU {_us(out.fan_us())} us per message")
     report.detail()
     return out
 
@@ -356,8 +361,9 @@ async def measure_ordex(service: Service, backend: str, opts: argparse.Namespace
                                                     report))
                 t0 = time.perf_counter()
                 errors = await cr.rest_orders(http, f1, opts.open_orders)
+                first = f"; first: {errors[0]}" if errors else ""
                 report.detail(f"   {opts.open_orders} resting limit orders placed in "
-                              f"{time.perf_counter() - t0:.1f} s ({len(errors)} errors)")
+                              f"{time.perf_counter() - t0:.1f} s ({len(errors)} errors{first})")
                 out.open_flat.append(await flat_run(
                     http, service, f1, f"{opts.open_orders} open orders", opts, report))
         finally:
@@ -430,10 +436,9 @@ def measure_inprocess(opts: argparse.Namespace, report: Report) -> InProcFigures
     report.detail(f"In process, no HTTP: {opts.inproc_orders} orders from "
                   f"{opts.inproc_concurrency} tasks over {opts.inproc_traders} traders")
     plan = plan_orders(opts.inproc_orders)
-    cpu0 = time.process_time()
     res = run_async(run_ordex(plan, opts.inproc_traders, opts.inproc_concurrency,
                               opts.inproc_warmup))
-    cpu = (time.process_time() - cpu0) / max(res.filled, 1) * 1000
+    cpu = res.cpu_seconds / max(res.filled, 1) * 1000
     first = f"; first: {res.first_error}" if res.first_error else ""
     report.detail(f"   ordex: {res.filled} of {res.orders} filled ({res.other_final} other final"
                   f" states, {res.errors} errors{first}) in {res.seconds:.2f} s = "
@@ -546,7 +551,7 @@ def measure_fanout(stack: contextlib.ExitStack, opts: argparse.Namespace,
                     f"   {size} subscribers (connected in {connected:.1f} s): {res.run.sent} "
                     f"orders, {res.complete} seen to the end by all, {res.delivered} events "
                     f"delivered ({res.events_per_order:.1f} per order and subscriber), CPU "
-                    f"{_ms(res.per_order_ms())} ms per order net, {_ms(res.per_event_us())} us"
+                    f"{_ms(res.per_order_ms())} ms per order net, {_us(res.per_event_us())} us"
                     f" per delivered event; {res.stream_errors} streams failed")
         return out
 
@@ -641,8 +646,8 @@ def figures_fan(report: Report, runs: list[FanRun], floor: FloorFigures) -> None
     report.figure(
         f"7. stream fan-out, {sizes} subscribers on one trader's stream, sqlite: CPU per order "
         f"{'/'.join(_ms(r.per_order_ms()) for r in runs)} ms, per delivered event "
-        f"{'/'.join(_ms(r.per_event_us()) for r in runs)} us; marginal per extra delivered "
-        f"event {'/'.join(_ms(m) for m in marginal)} us; floor {_ms(floor_us)} us per message"
+        f"{'/'.join(_us(r.per_event_us()) for r in runs)} us; marginal per extra delivered "
+        f"event {'/'.join(_us(m) for m in marginal)} us; floor {_us(floor_us)} us per message"
         f"{f'; {failed} orders not seen by all' if failed else ''}",
         f"marginal cost flat (within {FLAT_TOLERANCE * 100:g}%) and <= {FAN_FLOOR_FACTOR:g}x "
         "the floor's", flat and cheap and not failed)
@@ -689,7 +694,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--step-seconds", type=float, help="each step (default 8; quick 4)")
     p.add_argument("--step-traders", type=int, help="traders in the steps (default 50; quick 20)")
     p.add_argument("--floor-seconds", type=float,
-                   help="each paced run of the floor (default 6; quick 3)")
+                   help="each paced run of the floor (default 6; quick 2)")
     p.add_argument("--single-orders", type=int,
                    help="one-client orders, figure 2 (default 150; quick 40)")
     p.add_argument("--single-gap-ms", type=float, default=20.0,
@@ -698,7 +703,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sc8-traders", type=int, default=100)
     p.add_argument("--sc8-per-minute", type=int, default=100,
                    help="orders per minute of each SC-8 trader (default 100)")
-    p.add_argument("--sc8-seconds", type=float, help="SC-8 load (default 60; quick 15)")
+    p.add_argument("--sc8-seconds", type=float, help="SC-8 load (default 60; quick 10)")
     p.add_argument("--sc8-runs", type=int, help="SC-8 rounds, the median is shown (default 3; "
                    "quick 1)")
     p.add_argument("--sc8-baseline-orders", type=int,
@@ -726,7 +731,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fanout-orders", type=int,
                    help="orders per subscriber count (default 20; quick 6)")
     p.add_argument("--fanout-max-seconds", type=float,
-                   help="cap per subscriber count (default 25; quick 10)")
+                   help="cap per subscriber count (default 25; quick 8)")
     p.add_argument("--overload-seconds", type=float, default=5.0,
                    help="a paced run stops when an order is unfinished this long (default 5)")
     p.add_argument("--seed", type=int, default=1)
@@ -734,13 +739,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="sample the service with py-spy during figure 1's run, into DIR, and "
                    "print where its time goes (needs py-spy beside this Python)")
     opts = p.parse_args(argv)
-    defaults = {"step_seconds": (8.0, 4.0), "step_traders": (50, 20), "floor_seconds": (6.0, 3.0),
-                "single_orders": (150, 40), "warmup": (30, 10), "sc8_seconds": (60.0, 15.0),
+    defaults = {"step_seconds": (8.0, 4.0), "step_traders": (50, 20), "floor_seconds": (6.0, 2.0),
+                "single_orders": (150, 40), "warmup": (30, 10), "sc8_seconds": (60.0, 10.0),
                 "sc8_runs": (3, 1), "sc8_baseline_orders": (100, 30),
                 "inproc_orders": (3000, 500), "open_orders": (2000, 300),
                 "store_orders": (100_000, 20_000), "flat_orders": (100, 30),
                 "flat_max_seconds": (25.0, 10.0), "fanout_orders": (20, 6),
-                "fanout_max_seconds": (25.0, 10.0)}
+                "fanout_max_seconds": (25.0, 8.0)}
     for name, (full, quick) in defaults.items():
         if getattr(opts, name) is None:
             setattr(opts, name, quick if opts.quick else full)
@@ -788,13 +793,13 @@ def main(argv: list[str] | None = None) -> int:
             floor_service = cr.start_floor(floor_stack, floor_tmp)
             floor = run_async(measure_floor(floor_service, opts, report))
         http_sections = {"1", "2", "3", "4", "6"} & opts.sections
-        pg: PostgresServer | None = None
         for backend in opts.backends if http_sections else []:
-            if backend == "postgres" and pg is None:
-                pg = PostgresServer()
-                stack.callback(pg.stop)
-                pg.start()
             with contextlib.ExitStack() as server_stack:
+                pg: PostgresServer | None = None
+                if backend == "postgres":
+                    pg = PostgresServer()
+                    server_stack.callback(pg.stop)
+                    pg.start()
                 tmp = cr.new_tmp(server_stack, backend)
                 service = cr.start_ordex(server_stack, tmp, backend, pg)
                 try:

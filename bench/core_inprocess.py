@@ -77,6 +77,8 @@ class InProcessResult:
     other_final: int
     errors: int
     seconds: float
+    cpu_seconds: float  # this process's, over the same span (it runs everything but SQLite's
+    # and the metrics log's threads, which process time counts too)
     first_error: str | None = None
 
     @property
@@ -164,11 +166,11 @@ async def _drive(services: Services, plan: list[PlannedOrder], traders: int, con
 
             await until_final(await submit_all([(warm_id, o) for o in plan_orders(warmup)]), 30)
             errors.clear()
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             wanted = await submit_all([(trader_ids[i % len(trader_ids)], o)
                                        for i, o in enumerate(plan)])
             await until_final(wanted, 120)
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -176,5 +178,5 @@ async def _drive(services: Services, plan: list[PlannedOrder], traders: int, con
     statuses = [final.get(i) for i in wanted]
     filled = sum(1 for s in statuses if s == "filled")
     other = sum(1 for s in statuses if s is not None and s != "filled")
-    return InProcessResult(len(plan), filled, other, len(errors), seconds,
+    return InProcessResult(len(plan), filled, other, len(errors), seconds, cpu,
                            errors[0] if errors else None)
