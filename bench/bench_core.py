@@ -41,7 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from tests.support.postgres import PostgresServer
 
 from bench import core_runs as cr
@@ -163,7 +162,7 @@ def step_line(name: str, run: CoreRun, verdict_text: str) -> str:
             f"p99 {_ms(lags)} ms; {verdict_text}")
 
 
-async def step_search(http: httpx.AsyncClient, service: Service, traders: list[Trader],
+async def step_search(http: cr.BenchClient, service: Service, traders: list[Trader],
                       opts: argparse.Namespace, seconds: float, report: Report, *,
                       fills: bool, profile: str | None = None) -> list[CoreRun]:
     """Paced open-loop runs at each rate in turn, stopping after the first that fails."""
@@ -235,7 +234,7 @@ async def measure_floor(floor: Service, opts: argparse.Namespace,
     return out
 
 
-async def floor_sc8(http: httpx.AsyncClient, floor: Service, opts: argparse.Namespace,
+async def floor_sc8(http: cr.BenchClient, floor: Service, opts: argparse.Namespace,
                     report: Report) -> float:
     base = CoreRun("1", 1, fills_expected=False)
     await cr.run_measured(base, floor.procs, functools.partial(
@@ -299,7 +298,7 @@ class BackendFigures:
     profile: Path | None = None
 
 
-async def flat_run(http: httpx.AsyncClient, service: Service, trader: Trader, label: str,
+async def flat_run(http: cr.BenchClient, service: Service, trader: Trader, label: str,
                    opts: argparse.Namespace, report: Report) -> FlatRun:
     await cr.settle(service.procs)
     run = CoreRun(label, 1)
@@ -372,7 +371,7 @@ async def measure_ordex(service: Service, backend: str, opts: argparse.Namespace
     return out
 
 
-async def sc8(http: httpx.AsyncClient, service: Service, opts: argparse.Namespace,
+async def sc8(http: cr.BenchClient, service: Service, opts: argparse.Namespace,
               report: Report, opened: list[Trader]) -> list[Sc8Round]:
     keys = await service.new_keys(http, 1 + opts.sc8_traders)
     solo = Trader(0, keys[0], "sc8-solo")

@@ -47,6 +47,7 @@ from bench.bench_submit import (
     percentile,
     run_async,
 )
+from bench.lean_http import LeanClient
 from ordex.services.demo import demo_instruments
 
 ORDER_TIMEOUT_S = 15.0
@@ -175,8 +176,8 @@ class Service:
     def ws_url(self) -> str:
         return self.base_url.replace("http://", "ws://") + "/v1/stream"
 
-    async def new_keys(self, http: httpx.AsyncClient, count: int) -> list[str]:
-        keys = await create_traders(http, self.admin_key, count, first=self.traders_made)
+    async def new_keys(self, http: BenchClient, count: int) -> list[str]:
+        keys = await create_traders(http.admin, self.admin_key, count, first=self.traders_made)
         self.traders_made += count
         return keys
 
@@ -230,12 +231,24 @@ def start_ordex(stack: contextlib.ExitStack, tmp: Path, backend: str,
     return Service(f"{backend}{name}", base, Procs(proc), key, data)
 
 
-def http_client(base_url: str, connections: int) -> httpx.AsyncClient:
-    # Idle connections expire on the client before uvicorn's 5 s keep-alive closes them.
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
-                          keepalive_expiry=2.0)
-    return httpx.AsyncClient(base_url=base_url, trust_env=False, limits=limits,
-                             timeout=httpx.Timeout(60.0))
+class BenchClient(LeanClient):
+    """Orders go through the lean client (its ``post``); account set-up through httpx
+    (``admin``), which the helpers of ``bench_submit`` take."""
+
+    def __init__(self, base_url: str, connections: int) -> None:
+        super().__init__(base_url, connections)
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=20,
+                              keepalive_expiry=2.0)  # under uvicorn's 5 s keep-alive
+        self.admin = httpx.AsyncClient(base_url=base_url, trust_env=False, limits=limits,
+                                       timeout=httpx.Timeout(60.0))
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.admin.aclose()
+
+
+def http_client(base_url: str, connections: int) -> BenchClient:
+    return BenchClient(base_url, connections)
 
 
 async def connect_all(traders: list[Trader], ws_url: str, parallel: int = 20) -> None:
@@ -248,7 +261,7 @@ async def connect_all(traders: list[Trader], ws_url: str, parallel: int = 20) ->
     await asyncio.gather(*(one(t) for t in traders))
 
 
-async def close_all(traders: list[Trader], http: httpx.AsyncClient | None = None,
+async def close_all(traders: list[Trader], http: BenchClient | None = None,
                     waker: Trader | None = None) -> None:
     """Close the streams; then one more order, so that the service's stream handlers notice at
     once that their clients left (they wake on a bus message) and its shutdown does not wait."""
@@ -295,7 +308,7 @@ async def run_measured(result: CoreRun, procs: Procs, work: Callable[[], Awaitab
 # runs
 
 
-async def one_by_one(http: httpx.AsyncClient, trader: Trader, count: int, gap_s: float,
+async def one_by_one(http: BenchClient, trader: Trader, count: int, gap_s: float,
                      result: CoreRun, max_seconds: float | None = None) -> None:
     """One order at a time: sent, then (with fills expected) its final stream event awaited,
     then ``gap_s``; ``count`` orders or until ``max_seconds`` have passed."""
@@ -313,7 +326,7 @@ async def one_by_one(http: httpx.AsyncClient, trader: Trader, count: int, gap_s:
     result.offered = len(result.tracks)
 
 
-async def paced(http: httpx.AsyncClient, traders: list[Trader], rate: float, seconds: float,
+async def paced(http: BenchClient, traders: list[Trader], rate: float, seconds: float,
                 rng: random.Random, result: CoreRun, overload_s: float) -> None:
     """Open loop: each trader sends an order every ``len(traders) / rate`` s from a random phase
     for ``seconds``, whether or not its earlier orders are done (latency counts from the actual
@@ -414,7 +427,7 @@ def resting_limit(trader: Trader) -> tuple[Track, bytes]:
     return track, body
 
 
-async def rest_orders(http: httpx.AsyncClient, trader: Trader, count: int,
+async def rest_orders(http: BenchClient, trader: Trader, count: int,
                       parallel: int = 4) -> list[str]:
     """``count`` resting limit orders for ``trader``, ``parallel`` at a time; the errors."""
     errors: list[str] = []
@@ -552,7 +565,7 @@ class FanRun:
         return self.delivered / n if n else float("nan")
 
 
-async def fan_run(http: httpx.AsyncClient, service: Service, sender: Trader, fan: FanOut,
+async def fan_run(http: BenchClient, service: Service, sender: Trader, fan: FanOut,
                   orders: int, gap_s: float, max_seconds: float) -> FanRun:
     """``orders`` market orders of ``sender`` one at a time, each awaited until every listener
     has its final event; the service's CPU over the run, the events delivered."""
