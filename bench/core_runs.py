@@ -53,7 +53,7 @@ from ordex.services.demo import demo_instruments
 ORDER_TIMEOUT_S = 15.0
 SETTLE_MAX_S = 30.0
 SETTLE_SHARE = 0.25  # of a core: the service has finished the previous run's work
-REFERENCE = {i.symbol: i.reference_price for i in demo_instruments()}
+REFERENCE = {i.symbol: i.reference_price for i in demo_instruments() if i.tradable}
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,6 +68,8 @@ class CoreRun(RunResult):
     overloaded: bool = False
     stopped_after_s: float | None = None
     fills_expected: bool = True  # the floor answers, it does not fill
+    passed: bool | None = None  # a step's verdict, taken when the run ended (late events of
+    # an overloaded run may still arrive afterwards)
 
     def response_ms(self) -> list[float]:
         return [(t.answered - t.sent) * 1000 for t in self.tracks
