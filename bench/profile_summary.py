@@ -31,6 +31,8 @@ def module_of(path: str) -> str:
     std = _STDLIB.search(path)
     if std:
         return std.group("mod").removesuffix(".py")
+    if not path.startswith("/") and "/" in path:  # py-spy shortens paths under sys.path
+        return path.split("/", 1)[0]
     return Path(path).name.removesuffix(".py") or path
 
 
