@@ -3,8 +3,8 @@ measured in the same run.
 
 Run from the project root (see bench/README.md)::
 
-    .venv/bin/python -m bench.bench_core            # full run (under 10 minutes on 2 cores)
-    .venv/bin/python -m bench.bench_core --quick    # smoke run (2-3 minutes)
+    .venv/bin/python -m bench.bench_core            # full run (about 11 minutes on 2 shared cores)
+    .venv/bin/python -m bench.bench_core --quick    # smoke run (about 4 minutes on 2 shared cores)
 
 1. server CPU per order end to end (submit -> filled -> streamed), embedded venue, SQLite and
    PostgreSQL, over a paced run (the first step of 3);
@@ -694,7 +694,7 @@ def print_profile(report: Report, res: BackendFigures) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.bench_core", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a short smoke run (2-3 minutes)")
+    p.add_argument("--quick", action="store_true", help="a short smoke run (about 4 minutes)")
     p.add_argument("--sections", default=ALL_SECTIONS,
                    help=f"comma-separated figures to measure (default {ALL_SECTIONS})")
     p.add_argument("--backends", default="sqlite,postgres",
