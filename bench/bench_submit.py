@@ -374,15 +374,17 @@ async def create_database(dsn: str, name: str) -> None:
         await conn.close()
 
 
-async def create_traders(client: httpx.AsyncClient, admin_key: str, count: int) -> list[str]:
-    """Trader accounts with plenty of cash and raised limits, through the admin API."""
+async def create_traders(client: httpx.AsyncClient, admin_key: str, count: int,
+                         first: int = 0) -> list[str]:
+    """Trader accounts with plenty of cash and raised limits, through the admin API; named
+    ``bench-NNN`` from number ``first`` on."""
     admin = {"Authorization": f"Bearer {admin_key}"}
     gate = asyncio.Semaphore(8)
 
     async def one(i: int) -> str:
         async with gate:
             r = await client.post("/v1/admin/accounts", headers=admin, json={
-                "name": f"bench-{i:03d}", "role": "trader", "cash": TRADER_CASH})
+                "name": f"bench-{first + i:03d}", "role": "trader", "cash": TRADER_CASH})
             if r.status_code != 201:
                 raise RuntimeError(f"creating a trader failed: {r.status_code} {r.text}")
             body = r.json()

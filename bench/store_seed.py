@@ -1,0 +1,180 @@
+"""A SQLite store with a trading history, written before the service starts.
+
+``prepare_store`` migrates the schema and seeds the demo as ``ordex serve`` would; ``seed_history``
+then bulk-inserts closed orders of some history traders straight into the store's tables with
+SQLAlchemy core (far faster than through the API): each order with what ordex itself would have
+written for it (its status events, its execution log, its fill when filled), and the traders'
+positions and cash to match their fills. Only closed orders (filled, cancelled, rejected), so the
+venue holds nothing of them and the service has nothing to recover.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import create_engine, insert, update
+
+from bench.core_inprocess import active_instruments
+from ordex.bootstrap import build, prepare
+from ordex.config import Settings
+from ordex.domain.accounts import Role
+from ordex.domain.fills import LogAction
+from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from ordex.domain.status import LastFill, payload
+from ordex.store.repository import order_values
+from ordex.store.tables import accounts, execution_logs, fills, order_events, orders, positions
+
+VENUE = "SIM"
+CHUNK = 5_000
+HISTORY_DAYS = 30
+FEE_BP = Decimal("1.0")
+
+
+async def prepare_store(data_dir: Path, history_traders: int) -> list[UUID]:
+    """Schema, instruments, demo accounts (as ``ordex serve`` seeds them) and the history
+    traders; returns the history traders' ids."""
+    services = build(Settings(data_dir=data_dir, database_url=None, seed_demo=True,
+                              execution_enabled=False))
+    try:
+        await prepare(services)
+        ids = []
+        for n in range(history_traders):
+            issued = await services.accounts.create(f"history-{n:03d}", Role.TRADER,
+                                                    Decimal(1_000_000_000))
+            ids.append(issued.account.id)
+        return ids
+    finally:
+        await services.close()
+
+
+def _uuid7_at(at: datetime, rng: random.Random) -> UUID:
+    ms = int(at.timestamp() * 1000)
+    rand = rng.getrandbits(74)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62 | (rand & ((1 << 62) - 1))
+    return UUID(int=value)
+
+
+def _log(order: Order, action: LogAction, status: str, at: datetime, rng: random.Random,
+         reason: str | None = None) -> dict[str, Any]:
+    return {"id": _uuid7_at(at, rng), "order_id": order.id, "trader_id": order.trader_id,
+            "action": action.value, "status": status, "timestamp": at, "reason": reason,
+            "details": {"symbol": order.symbol, "side": order.side.value,
+                        "quantity": str(order.quantity), "price": None,
+                        "client_order_id": order.client_order_id}}
+
+
+def seed_history(db_path: Path, traders: list[UUID], count: int, seed: int = 1) -> int:
+    """``count`` closed orders over the last HISTORY_DAYS days, spread over ``traders``: 70%
+    filled market buys, 20% cancelled limit buys, 10% rejected by the venue. Returns the rows
+    written in all."""
+    rng = random.Random(seed)
+    universe = active_instruments()
+    end = datetime.now(UTC) - timedelta(hours=1)
+    step = timedelta(days=HISTORY_DAYS) / max(count, 1)
+    start = end - step * count
+    trader_seq: dict[UUID, int] = defaultdict(int)
+    held: dict[tuple[UUID, str], tuple[Decimal, Decimal]] = {}
+    spent: dict[UUID, Decimal] = defaultdict(Decimal)
+    written = 0
+    engine = create_engine(f"sqlite:///{db_path}")
+    try:
+        with engine.begin() as conn:
+            for first in range(0, count, CHUNK):
+                rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                for i in range(first, min(first + CHUNK, count)):
+                    _one_order(i, start + step * i, traders[i % len(traders)],
+                               universe[i % len(universe)], rng, trader_seq, held, spent, rows)
+                for table in (orders, fills, order_events, execution_logs):
+                    if rows[table.name]:
+                        conn.execute(insert(table), rows[table.name])
+                        written += len(rows[table.name])
+            now = datetime.now(UTC)
+            position_rows = [{"account_id": trader, "symbol": symbol, "quantity": quantity,
+                              "average_cost": cost, "realized_pnl": Decimal(0),
+                              "updated_at": now}
+                             for (trader, symbol), (quantity, cost) in held.items()]
+            if position_rows:
+                conn.execute(insert(positions), position_rows)
+                written += len(position_rows)
+            for trader, amount in spent.items():
+                conn.execute(update(accounts).where(accounts.c.id == trader).values(
+                    cash=Decimal(1_000_000_000) - amount, updated_at=now))
+    finally:
+        engine.dispose()
+    return written
+
+
+def _one_order(i: int, at: datetime, trader: UUID, instrument: Any, rng: random.Random,
+               trader_seq: dict[UUID, int], held: dict[tuple[UUID, str], tuple[Decimal, Decimal]],
+               spent: dict[UUID, Decimal], rows: dict[str, list[dict[str, Any]]]) -> None:
+    kind = i % 10
+    quantity = Decimal(1 + i % 20)
+    price = instrument.reference_price
+    filled = kind < 7
+    order = Order(
+        id=_uuid7_at(at, rng), trader_id=trader, symbol=instrument.symbol, side=Side.BUY,
+        type=OrderType.MARKET if filled else OrderType.LIMIT, quantity=quantity,
+        time_in_force=TimeInForce.DAY, created_at=at, updated_at=at,
+        client_order_id=f"history-{i}",
+        limit_price=None if filled else (price * Decimal("0.95")).quantize(Decimal("0.01")),
+        status=OrderStatus.ACCEPTED, reserve_price=price, venue=VENUE,
+        venue_order_id=f"H{i}", routed_at=at, send_attempts=1)
+    accepted = order
+    done_at = at + timedelta(milliseconds=20 if filled else 30_000)
+    if filled:
+        fee = (quantity * price * FEE_BP / Decimal(10_000)).quantize(Decimal("0.01"))
+        order = replace(order, status=OrderStatus.FILLED, filled_quantity=quantity,
+                        average_price=price, updated_at=done_at)
+        rows["fills"].append({
+            "id": _uuid7_at(done_at, rng), "order_id": order.id, "trader_id": trader,
+            "symbol": order.symbol, "side": order.side.value, "timestamp": done_at,
+            "quantity": quantity, "price": price, "venue": VENUE, "commission": fee,
+            "exec_id": f"H{i}-1"})
+        key = (trader, order.symbol)
+        before, cost = held.get(key, (Decimal(0), Decimal(0)))
+        total = before + quantity
+        held[key] = (total, (before * cost + quantity * price) / total)
+        spent[trader] += quantity * price + fee
+        body = payload(order, LastFill(quantity, price, VENUE, done_at))
+        action = LogAction.FILL
+        reason = None
+    elif kind < 9:
+        reason = "cancelled by trader"
+        order = replace(order, status=OrderStatus.CANCELLED, reason=reason, updated_at=done_at,
+                        cancel_sent_at=done_at)
+        body = payload(order)
+        action = LogAction.CANCEL
+    else:
+        reason = "rejected by the venue"
+        order = replace(order, status=OrderStatus.REJECTED, reason=reason, updated_at=done_at)
+        body = payload(order)
+        action = LogAction.REJECT
+    rows["orders"].append(order_values(order))
+    for event_order, event_at, event_body in ((accepted, at, payload(accepted)),
+                                              (order, done_at, body)):
+        trader_seq[trader] += 1
+        rows["order_events"].append({
+            "order_id": order.id, "trader_id": trader, "type": event_order.status.value,
+            "status": event_order.status.value, "timestamp": event_at, "payload": event_body,
+            "trader_seq": trader_seq[trader]})
+    rows["execution_logs"] += [
+        _log(accepted, LogAction.SUBMIT, OrderStatus.PENDING_NEW.value, at, rng),
+        _log(accepted, LogAction.APPROVE, OrderStatus.ACCEPTED.value, at, rng),
+        _log(accepted, LogAction.EXECUTE, OrderStatus.ACCEPTED.value, at, rng),
+        _log(order, action, order.status.value, done_at, rng, reason),
+    ]
+
+
+def analyze(db_path: Path) -> None:
+    """Planner statistics, as an operator's ``ANALYZE`` (or ``PRAGMA optimize``) leaves them."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("ANALYZE")
