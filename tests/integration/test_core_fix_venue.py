@@ -54,7 +54,9 @@ class Desk:
         assert engine is not None and isinstance(engine.venue, FixVenue)
         return engine.venue
 
-    async def logged_on(self, within: float = 15.0) -> None:
+    async def logged_on(self, within: float = 30.0) -> None:
+        # A reconnect that lands as the link comes back may wait out QuickFIX's 10 s logon
+        # timeout before the next attempt.
         assert await self.fix.wait_logged_on(within), "the FIX session did not come back"
         await self.venue.wait_logged_on(within)
 
