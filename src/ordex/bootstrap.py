@@ -13,7 +13,9 @@ from ordex.config import Settings
 from ordex.domain.sending import RetryPolicy
 from ordex.domain.status import OrderEvent
 from ordex.domain.validation import PricePolicy
+from ordex.engine.core import Core
 from ordex.engine.engine import ExecutionEngine
+from ordex.engine.ledger import Ledger
 from ordex.engine.marketdata import MarketData
 from ordex.engine.recovery import RecoverySettings
 from ordex.files import private_dir, private_file
@@ -42,12 +44,14 @@ class Services:
     limiter: SlidingWindowLimiter
     metrics: MetricsLog
     feed: EventFeed
+    core: Core
     engine: ExecutionEngine | None = None
     demo_keys: dict[str, str] = field(default_factory=dict)
     owned_venue: Venue | None = None  # made here from the settings: closed with the service
 
     async def start(self) -> None:
         self.metrics.start()
+        await self.core.start()
         self.accounts.start()
         if self.engine is not None:
             await self.engine.start()
@@ -56,6 +60,7 @@ class Services:
         await self.accounts.stop()
         if self.engine is not None:
             await self.engine.stop()
+        await self.core.stop()
         await self.feed.close()
         close = getattr(self.owned_venue, "close", None)
         if close is not None:
@@ -99,11 +104,12 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
             engine.wake()
 
     metrics = MetricsLog(Path(settings.data_dir) / "logs" / "metrics" / "orders.jsonl")
+    core = Core(db, Ledger(), notify)
     if settings.execution_enabled:
         if venue is None:
             venue = owned = make_venue(settings, clock)
         engine = ExecutionEngine(
-            db, venue, clock, market, publish,
+            core, venue, clock, market,
             lambda q: bus.publish(QUOTES, {"symbol": q.symbol}),
             policy=RetryPolicy(retries=settings.order_retry_max_attempts,
                                base_seconds=settings.retry_base_seconds,
@@ -115,8 +121,9 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
                                       ghost_policy=settings.ghost_policy))
     return Services(
         settings=settings, db=db, clock=clock, bus=bus, market=market,
-        orders=OrderService(db, clock, policy, notify, market.reference_price, metrics),
-        accounts=AccountService(db, clock),
+        orders=OrderService(core, clock, policy, market.reference_price, metrics),
+        accounts=AccountService(db, clock, core),
+        core=core,
         queries=queries, feed=feed,
         limiter=SlidingWindowLimiter(settings.rate_limit_per_minute),
         metrics=metrics, engine=engine, owned_venue=owned,
@@ -150,10 +157,12 @@ def make_venue(settings: Settings, clock: Clock) -> Venue:
 
 
 async def prepare(services: Services) -> None:
-    """Migrate the schema, then seed reference data (and the demo, when enabled)."""
+    """Migrate the schema, seed reference data (and the demo, when enabled), then start the
+    execution core on what the store holds: from here on, it is the one writer of orders."""
     await upgrade(services.db.writer)
     if services.settings.seed_demo:
         services.demo_keys = await seed_demo(services.db, services.clock,
                                              Path(services.settings.data_dir))
     else:
         await seed_instruments(services.db, services.clock)
+    await services.core.start()

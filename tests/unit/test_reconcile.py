@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,6 @@ from ordex.domain.accounts import Account, Role
 from ordex.domain.fills import Fill, cumulative_exec_id
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Order, OrderStatus, OrderType, Side
-from ordex.domain.positions import Position
 from ordex.domain.reconcile import (
     ADOPTION,
     AdoptEnd,
@@ -39,6 +38,8 @@ from ordex.domain.reconcile import (
 )
 from ordex.domain.sending import RetryPolicy
 from ordex.engine.apply import apply_report
+from ordex.engine.ledger import Ledger
+from ordex.engine.tx import Tx
 from ordex.venues.base import ExecutionReport, ReportKind, VenueOrder, VenueOrderState
 from tests.unit.factories import T0, TRADER
 from tests.unit.factories import order as make_order
@@ -54,41 +55,25 @@ ENDS = [VenueOrderState.OPEN, VenueOrderState.CANCELLED, VenueOrderState.EXPIRED
 
 @dataclass
 class Store:
+    """The engine's memory (a real ``Ledger``) and, behind it, a store of closed orders."""
+
     orders: dict[UUID, Order]
     fills: list[Fill] = field(default_factory=list)
-    positions: dict[str, Position] = field(default_factory=dict)
     cash: Decimal = Decimal(10_000_000)
 
-    async def order(self, order_id: UUID, trader_id: UUID | None = None, *,
-                    lock: bool = False) -> Order | None:
-        return self.orders.get(order_id)
+    def __post_init__(self) -> None:
+        self.ledger = Ledger()
+        self.ledger.add_account(Account(TRADER, "t", Role.TRADER, self.cash), {})
+        for order in self.orders.values():
+            self.ledger.put_order(order)
 
-    async def fill_exists(self, venue: str, exec_id: str) -> bool:
-        return any(f.venue == venue and f.exec_id == exec_id for f in self.fills)
+    async def closed_order(self, order_id: UUID) -> tuple[Order, set[tuple[str, str]]] | None:
+        order = self.orders.get(order_id)
+        if order is None:
+            return None
+        return order, {(f.venue, f.exec_id) for f in self.fills if f.order_id == order_id}
 
-    async def fill_exec_ids(self, order_id: UUID, venue: str, starting: str) -> list[str]:
-        return [f.exec_id for f in self.fills if f.order_id == order_id and f.venue == venue
-                and f.exec_id.startswith(starting)]
-
-    async def update_order(self, order: Order) -> None:
-        self.orders[order.id] = order
-
-    async def insert_fill(self, fill: Fill) -> None:
-        self.fills.append(fill)
-
-    async def position(self, trader_id: UUID, symbol: str) -> Position:
-        return self.positions.get(symbol, Position(symbol))
-
-    async def set_position(self, trader_id: UUID, position: Position, at: datetime) -> None:
-        self.positions[position.symbol] = position
-
-    async def account(self, trader_id: UUID, *, lock: bool = False) -> Account:
-        return Account(TRADER, "t", Role.TRADER, self.cash)
-
-    async def set_cash(self, trader_id: UUID, cash: Decimal, at: datetime) -> None:
-        self.cash = cash
-
-    async def log(self, entry: Any) -> None:
+    async def account(self, account_id: UUID) -> None:
         return None
 
     def apply(self, reports: list[ExecutionReport]) -> list[ExecutionReport]:
@@ -96,8 +81,12 @@ class Store:
         async def run() -> list[ExecutionReport]:
             took = []
             for report in reports:
-                if (await apply_report(self, report)).events:  # type: ignore[arg-type]
+                tx = Tx(self.ledger, self)
+                if (await apply_report(tx, report, NOW)).events:
                     took.append(report)
+                tx.commit_to(self.ledger)
+                self.fills += tx.fills
+                self.orders.update(tx.orders)
             return took
         return asyncio.run(run())
 

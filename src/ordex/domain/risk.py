@@ -45,7 +45,7 @@ def check_risk(cmd: SubmitOrder, unit_price: Decimal, lot: Decimal,
     reducing = reduces_position(cmd, state)
     fits = room(cmd.symbol, cmd.side, unit_price, lot, state)
 
-    open_count = len(state.open_orders)
+    open_count = state.open_count()
     if open_count >= limits.max_open_orders:
         found.append(Violation(
             Code.MAX_OPEN_ORDERS, None,

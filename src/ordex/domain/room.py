@@ -67,7 +67,7 @@ def room(symbol: str, side: Side, unit: Decimal, lot: Decimal, state: AccountSta
     lots = f"one lot ({qty(lot)} share{'' if lot == 1 else 's'} at {price(unit)})"
     none = f"No quantity of {symbol} can be accepted now: "
 
-    open_count = len(state.open_orders)
+    open_count = state.open_count()
     if open_count >= limits.max_open_orders:
         caps.append((ZERO, f"{none}you have {open_count} open orders, the most your account "
                            "allows; cancel some or wait for them to fill."))

@@ -5,8 +5,8 @@ Pure: everything it needs arrives as arguments. It returns every violation, not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
@@ -50,33 +50,64 @@ class OpenOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class Exposure:
+    """What an account's open orders add up to: how many, the cash they hold back, and the
+    quantity still to trade per symbol and side. Kept as running totals by the engine, so a
+    check costs the same whatever the number of open orders."""
+
+    count: int = 0
+    reserved: Decimal = ZERO
+    quantities: Mapping[tuple[str, Side], Decimal] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, open_orders: Iterable[Working]) -> Exposure:
+        count, reserved, quantities = 0, ZERO, dict[tuple[str, Side], Decimal]()
+        for o in open_orders:
+            count += 1
+            if o.side is Side.BUY:
+                reserved += o.remaining_quantity * o.reserve_price
+            key = (o.symbol, o.side)
+            quantities[key] = quantities.get(key, ZERO) + o.remaining_quantity
+        return cls(count, reserved, quantities)
+
+    def quantity(self, symbol: str, side: Side) -> Decimal:
+        return self.quantities.get((symbol, side), ZERO)
+
+
+@dataclass(frozen=True, slots=True)
 class AccountState:
-    """What validation and risk need to know of an account at the moment of the check."""
+    """What validation and risk need to know of an account at the moment of the check; its open
+    orders as they are or already added up."""
 
     account: Account
-    positions: dict[str, Decimal]
-    open_orders: Sequence[Working]
+    positions: Mapping[str, Decimal]
+    open_orders: Sequence[Working] | Exposure
     daily_pnl: Decimal = ZERO
+
+    @property
+    def exposure(self) -> Exposure:
+        o = self.open_orders
+        return o if isinstance(o, Exposure) else Exposure.of(o)
 
     def position(self, symbol: str) -> Decimal:
         return self.positions.get(symbol, ZERO)
 
+    def open_count(self) -> int:
+        return self.exposure.count
+
     def reserved_cash(self) -> Decimal:
-        return reserved_cash(self.open_orders)
+        return self.exposure.reserved
 
     def buying_power(self) -> Decimal:
         return self.account.cash - self.reserved_cash()
 
     def open_quantity(self, symbol: str, side: Side) -> Decimal:
-        mine = (o for o in self.open_orders if o.symbol == symbol and o.side is side)
-        return sum((o.remaining_quantity for o in mine), ZERO)
+        return self.exposure.quantity(symbol, side)
 
 
 def reserved_cash(open_orders: Iterable[Working]) -> Decimal:
     """Cash held back for open buy orders: what is left of each at its reserve price."""
-    return sum(
-        (o.remaining_quantity * o.reserve_price for o in open_orders if o.side is Side.BUY), ZERO
-    )
+    return Exposure.of(open_orders).reserved
 
 
 def reserve_price(cmd: SubmitOrder, instrument: Instrument, policy: PricePolicy) -> Decimal:

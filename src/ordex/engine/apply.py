@@ -1,14 +1,13 @@
 """Turn one venue report into the order's next state, its fill, position, cash, log and event,
-all written in one unit of work."""
+all in the caller's unit of work (``engine.tx``)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any
+from datetime import datetime
 from uuid import UUID
 
-from ordex.clock import Clock
 from ordex.domain.controls import slippage_stop_reason
 from ordex.domain.errors import IllegalTransition
 from ordex.domain.fills import (
@@ -34,33 +33,17 @@ from ordex.domain.orders import (
 from ordex.domain.positions import apply_fill, cash_change
 from ordex.domain.status import LastFill, payload
 from ordex.domain.status import OrderEvent as StatusEvent
+from ordex.engine.tx import Tx
 from ordex.ids import new_id
-from ordex.store.repository import Repository
 from ordex.venues.base import ExecutionReport, ReportKind
 
 log = logging.getLogger("ordex.engine")
 
 
 @dataclass(frozen=True, slots=True)
-class PendingEvent:
-    """A status event to append once every row lock of the transaction is taken: appending takes
-    the event-sequence lock, which must come last (see ``Repository.insert_event``)."""
-
-    order: Order
-    type: str
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Applied:
     order: Order | None
-    events: list[PendingEvent]
-
-
-async def append_events(repo: Repository, pending: list[PendingEvent],
-                        clock: Clock) -> list[StatusEvent]:
-    now = clock.now()
-    return [await repo.insert_event(p.order, p.type, now, p.body) for p in pending]
+    events: list[StatusEvent]
 
 
 def _reason(order: Order, report: ExecutionReport) -> str:
@@ -91,20 +74,21 @@ def _event_for(order: Order, report: ExecutionReport) -> OrderEvent | None:
     return None
 
 
-async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
-    """Apply ``report`` inside the caller's transaction; a repeated fill is applied once."""
+async def apply_report(tx: Tx, report: ExecutionReport, now: datetime) -> Applied:
+    """Apply ``report`` in the unit of work ``tx``; a repeated fill is applied once. ``now``
+    stamps the status event."""
     try:
         order_id = UUID(report.client_order_id)
     except ValueError:
         order_id = None
-    order = await repo.order(order_id, lock=True) if order_id else None
+    order = await tx.order(order_id) if order_id else None
     if order is None:
         log.warning("report for an order ordex does not know: %s %s", report.venue,
                     report.client_order_id)
         return Applied(None, [])
-    if report.kind is ReportKind.FILL and await repo.fill_exists(report.venue, report.exec_id):
+    if report.kind is ReportKind.FILL and (report.venue, report.exec_id) in tx.booked(order.id):
         return Applied(order, [])
-    if report.kind is ReportKind.FILL and await _in_cumulative(repo, order, report):
+    if report.kind is ReportKind.FILL and _in_cumulative(tx, order, report):
         log.info("fill %s of order %s already booked from venue %s's CumQty (%s)",
                  report.exec_id, order.id, report.venue, report.cum_quantity,
                  extra={"order_id": order.id, "trader_id": order.trader_id})
@@ -120,8 +104,8 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
         if order.venue_order_id == report.venue_order_id:
             return Applied(order, [])
         acked = replace(order, venue_order_id=report.venue_order_id, venue=report.venue)
-        await repo.update_order(acked)
-        return Applied(acked, [PendingEvent(acked, "venue_ack", payload(acked))])
+        tx.update_order(acked)
+        return Applied(acked, [tx.event(acked, "venue_ack", now, payload(acked))])
 
     if (report.kind is ReportKind.CANCEL_REJECTED and order.status is OrderStatus.PENDING_CANCEL
             and order.venue_order_id is None):
@@ -146,34 +130,35 @@ async def apply_report(repo: Repository, report: ExecutionReport) -> Applied:
         return Applied(order, [])
     if report.venue_order_id and after.venue_order_id is None:
         after = replace(after, venue_order_id=report.venue_order_id)
-    await repo.update_order(after)
+    tx.update_order(after)
 
     last_fill = None
     if isinstance(domain_event, Filled):
         last_fill = LastFill(report.last_quantity, report.last_price, report.venue,
                              report.timestamp)
-        await _book_fill(repo, after, report)
+        await _book_fill(tx, after, report)
     action = {ReportKind.FILL: LogAction.FILL, ReportKind.CANCELLED: LogAction.CANCEL,
               ReportKind.REJECTED: LogAction.REJECT}.get(report.kind, LogAction.EXECUTE)
-    await repo.log(ExecutionLogEntry(
+    tx.log(ExecutionLogEntry(
         new_id(), after.trader_id, after.id, action, after.status.value, report.timestamp,
         report.reason, {"venue": report.venue, "exec_id": report.exec_id,
                         "kind": report.kind.value, "quantity": str(report.last_quantity),
                         "price": str(report.last_price), "fee": str(report.fee),
                         "symbol": after.symbol}))
     body = payload(after, last_fill, None if report.kind is ReportKind.FILL else after.reason)
-    return Applied(after, [PendingEvent(after, after.status.value, body)])
+    return Applied(after, [tx.event(after, after.status.value, now, body)])
 
 
-async def _in_cumulative(repo: Repository, order: Order, report: ExecutionReport) -> bool:
+def _in_cumulative(tx: Tx, order: Order, report: ExecutionReport) -> bool:
     """Whether a fill reported late is in one ordex booked from an order status answer's CumQty
     (``domain.reconcile.from_cumulative``): up to the CumQty that fill names. A fill ordex has
     booked more than, but by its own exec id only, is not: the venue's fills may reach ordex out
     of order (a fill missed while ordex was down comes back after a later one)."""
     if not ZERO < report.cum_quantity <= order.filled_quantity:
         return False
-    exec_ids = await repo.fill_exec_ids(order.id, report.venue,
-                                        cumulative_prefix(report.client_order_id))
+    prefix = cumulative_prefix(report.client_order_id)
+    exec_ids = [e for venue, e in tx.booked(order.id)
+                if venue == report.venue and e.startswith(prefix)]
     return report.cum_quantity <= cumulative_covered(report.client_order_id, exec_ids)
 
 
@@ -185,18 +170,17 @@ def _cumulative_out_of_date(order: Order, report: ExecutionReport) -> bool:
             and order.filled_quantity + report.last_quantity != report.cum_quantity)
 
 
-async def _book_fill(repo: Repository, order: Order, report: ExecutionReport) -> None:
+async def _book_fill(tx: Tx, order: Order, report: ExecutionReport) -> None:
     fill = Fill(
         id=new_id(), order_id=order.id, trader_id=order.trader_id, symbol=order.symbol,
         side=order.side, timestamp=report.timestamp, quantity=report.last_quantity,
         price=report.last_price, venue=report.venue, commission=report.fee,
         exec_id=report.exec_id)
-    await repo.insert_fill(fill)
-    position = await repo.position(order.trader_id, order.symbol)
-    await repo.set_position(order.trader_id,
-                            apply_fill(position, order.side, fill.quantity, fill.price),
-                            report.timestamp)
-    account = await repo.account(order.trader_id, lock=True)
+    tx.add_fill(fill)
+    position = tx.position(order.trader_id, order.symbol)
+    tx.set_position(order.trader_id, apply_fill(position, order.side, fill.quantity, fill.price),
+                    report.timestamp)
+    account = await tx.account(order.trader_id)
     assert account is not None
-    cash = account.cash + cash_change(order.side, fill.quantity, fill.price, fill.commission)
-    await repo.set_cash(order.trader_id, cash, report.timestamp)
+    tx.set_cash(account, account.cash + cash_change(order.side, fill.quantity, fill.price,
+                                                    fill.commission), report.timestamp)

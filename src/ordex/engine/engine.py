@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -35,14 +36,15 @@ from ordex.domain.sending import (
     unreachable_reason,
 )
 from ordex.domain.status import OrderEvent, payload
-from ordex.engine.apply import PendingEvent, append_events, apply_report
+from ordex.engine.apply import apply_report
+from ordex.engine.core import Core
 from ordex.engine.marketdata import MarketData
 from ordex.engine.recovery import Recovery, RecoveryPorts, RecoverySettings
+from ordex.engine.tx import Tx
+from ordex.engine.writes import reschedule_send, unmark_cancel_sent
 from ordex.ids import new_id
 from ordex.metrics import MetricsLog
-from ordex.store.database import Database
-from ordex.store.repository import Repository
-from ordex.store.uow import UnitOfWork, reading
+from ordex.store.uow import UnitOfWork
 from ordex.venues.base import ExecutionReport, NewOrder, Quote, Venue, VenueUnavailable
 
 log = logging.getLogger("ordex.engine")
@@ -61,22 +63,21 @@ class ExecutionEngine:
     start-up and on every reconnect, and samples working orders to notice a stalled report
     stream (see ``engine.recovery``)."""
 
-    def __init__(self, db: Database, venue: Venue, clock: Clock, market: MarketData,
-                 publish: Callable[[list[OrderEvent]], None],
+    def __init__(self, core: Core, venue: Venue, clock: Clock, market: MarketData,
                  publish_quote: Callable[[Quote], None] | None = None, *,
                  policy: RetryPolicy | None = None, metrics: MetricsLog | None = None,
                  recovery: RecoverySettings | None = None, seed: int | None = None) -> None:
-        self.db = db
+        self.core = core
+        self.db = core.db
         self.venue = venue
         self.clock = clock
         self.market = market
-        self.publish = publish
         self.publish_quote = publish_quote
         self.policy = policy or RetryPolicy()
         self.metrics = metrics or MetricsLog(None)
         self.rng = random.Random(seed)
         self.recovery = Recovery(RecoveryPorts(
-            venue=venue, db=db, apply_reports=self.apply_all, fail=self.fail,
+            venue=venue, db=core.db, write=core.run, apply_reports=self.apply_all, fail=self.fail,
             settle_cancel=self.settle_cancel, close_working=self.close_working, wake=self.wake,
             metrics=self.metrics, policy=self.policy, rng=self.rng),
             recovery or RecoverySettings())
@@ -127,13 +128,9 @@ class ExecutionEngine:
         """The periodic duties: timeouts, orders no venue could take in time, and, while the
         venue is reachable, reconciliation after a (re)connect, unconfirmed orders and the
         stalled-stream check."""
-        unsent_before = now - timedelta(seconds=self.policy.order_timeout_seconds)
-        async with reading(self.db) as repo:  # a write transaction only when something is due
-            timed_out = bool(await repo.orders_past_deadline(now, 1))
-            unsent = bool(await repo.orders_unsent(unsent_before, 1))
-        if timed_out:
+        if self._past_deadline(now, 1):
             await self.cancel_overdue(now)
-        if unsent:
+        if self._unsent(now, 1):
             await self.expire_unsent(now)
         if not self.venue.connected:
             self.recovery.disconnected()
@@ -142,23 +139,8 @@ class ExecutionEngine:
 
     async def dispatch_once(self) -> int:
         """Send what is waiting: new orders, then cancels. Returns how many it found."""
+        to_send, to_cancel = await self.core.run(self._mark_for_sending)
         now = self.clock.now()
-        async with UnitOfWork(self.db) as uow:
-            to_send: list[Order] = []
-            for order in await uow.repo.orders_to_route(now, ROUTE_BATCH):
-                if await uow.repo.mark_routed(order.id, self.venue.name, now):
-                    sent = replace(order, routed_at=now, venue=self.venue.name,
-                                   send_attempts=order.send_attempts + 1, next_attempt_at=None)
-                    to_send.append(sent)
-                    await uow.repo.log(ExecutionLogEntry(
-                        new_id(), order.trader_id, order.id, LogAction.EXECUTE,
-                        order.status.value, now, None,
-                        {"venue": self.venue.name, "attempt": sent.send_attempts}))
-            to_cancel: list[Order] = []
-            for order in await uow.repo.orders_to_cancel(ROUTE_BATCH):
-                if await uow.repo.mark_cancel_sent(order.id, now):
-                    to_cancel.append(order)
-            await uow.commit()
         for order in to_send:
             self.metrics.emit(metrics.EXECUTED, now, order_id=order.id, trader_id=order.trader_id,
                               venue=self.venue.name, retry_count=order.send_attempts - 1)
@@ -166,6 +148,51 @@ class ExecutionEngine:
         for order in to_cancel:
             await self._cancel(order)
         return max(len(to_send), len(to_cancel))
+
+    async def _mark_for_sending(self, tx: Tx) -> tuple[list[Order], list[Order]]:
+        """The intent to send, recorded before anything is sent: orders to route, cancels."""
+        now = self.clock.now()
+        to_send: list[Order] = []
+        for order_id in list(self.core.ledger.to_route):
+            order = await tx.order(order_id)
+            if order is None or order.status is not OrderStatus.ACCEPTED \
+                    or order.routed_at is not None:
+                continue
+            if order.next_attempt_at is not None and order.next_attempt_at > now:
+                continue
+            sent = replace(order, routed_at=now, venue=self.venue.name, updated_at=now,
+                           send_attempts=order.send_attempts + 1, next_attempt_at=None)
+            tx.update_order(sent)
+            tx.log(ExecutionLogEntry(
+                new_id(), order.trader_id, order.id, LogAction.EXECUTE, order.status.value, now,
+                None, {"venue": self.venue.name, "attempt": sent.send_attempts}))
+            to_send.append(sent)
+            if len(to_send) >= ROUTE_BATCH:
+                break
+        to_cancel: list[Order] = []
+        for order_id in list(self.core.ledger.to_cancel)[:ROUTE_BATCH]:
+            order = await tx.order(order_id)
+            if order is None or order.status is not OrderStatus.PENDING_CANCEL \
+                    or order.cancel_sent_at is not None:
+                continue
+            tx.update_order(replace(order, cancel_sent_at=now))
+            to_cancel.append(order)
+        return to_send, to_cancel
+
+    def _working(self) -> list[Order]:
+        return list(self.core.ledger.open.values())
+
+    def _past_deadline(self, now: datetime, limit: int) -> list[Order]:
+        due = sorted((o for o in self._working()
+                      if o.status in _TIMED and o.expires_at is not None and o.expires_at <= now),
+                     key=lambda o: o.id)
+        return due[:limit]
+
+    def _unsent(self, now: datetime, limit: int) -> list[Order]:
+        before = now - timedelta(seconds=self.policy.order_timeout_seconds)
+        due = sorted((o for o in self._working() if o.status is OrderStatus.ACCEPTED
+                      and o.routed_at is None and o.created_at <= before), key=lambda o: o.id)
+        return due[:limit]
 
     async def cancel_overdue(self, now: datetime) -> None:
         """Orders past their timeout: cancelled at once if no venue has them, else a cancel is
@@ -175,14 +202,13 @@ class ExecutionEngine:
             event = (CancelRequested(at=now, reason=reason) if order.routed_at is not None
                      else Cancelled(at=now, reason=reason))
             return event, LogAction.CANCEL, {"timeout_seconds": order.timeout_seconds}
-        await self._transition(lambda repo: repo.orders_past_deadline(now, ROUTE_BATCH), change)
+        await self._transition(lambda tx: self._past_deadline(now, ROUTE_BATCH), change)
 
     async def expire_unsent(self, now: datetime) -> None:
         """Orders no venue could take within ORDER_TIMEOUT_SECONDS expire, never sent."""
-        limit = now - timedelta(seconds=self.policy.order_timeout_seconds)
         reason = not_sent_in_time_reason(self.venue.name, self.policy.order_timeout_seconds)
         events = await self._transition(
-            lambda repo: repo.orders_unsent(limit, ROUTE_BATCH),
+            lambda tx: self._unsent(now, ROUTE_BATCH),
             lambda order: (Expired(at=now, reason=reason), LogAction.EXPIRE,
                            {"venue": self.venue.name}))
         for event in events:
@@ -213,33 +239,35 @@ class ExecutionEngine:
                             details: dict[str, Any]) -> list[OrderEvent]:
         """Close an order that is still working in ordex with ``event`` (a cancel or an end
         ordex decided on): its row, log and status event in one unit of work."""
-        async def pick(repo: Repository) -> list[Order]:
-            order = await repo.order(order_id, lock=True)
+        async def pick(tx: Tx) -> list[Order]:
+            order = await tx.order(order_id)
             return [order] if order is not None and order.status in _WORKING else []
         return await self._transition(pick, lambda order: (event, action, details))
 
-    async def _transition(self, pick: Callable[[Repository], Awaitable[list[Order]]],
+    async def _transition(self, pick: Callable[[Tx], Awaitable[list[Order]] | list[Order]],
                           change: Callable[[Order], Change]) -> list[OrderEvent]:
-        """In one unit of work: the orders ``pick`` returns, each changed as ``change`` says
-        (row, log, status event); then published."""
-        async with UnitOfWork(self.db) as uow:
-            orders = await pick(uow.repo)
-            if not orders:
-                return []
-            pending = [await self._change(uow, order, *change(order)) for order in orders]
-            events = await append_events(uow.repo, pending, self.clock)
-            await uow.commit()
-        self.publish(events)
-        return events
+        """In one unit of work: the orders ``pick`` returns (those still as picked when it
+        runs), each changed as ``change`` says: row, log and status event."""
+        async def unit(tx: Tx) -> list[OrderEvent]:
+            picked = pick(tx)
+            orders = await picked if inspect.isawaitable(picked) else picked
+            events: list[OrderEvent] = []
+            for order in orders:
+                current = await tx.order(order.id)
+                if current is None or current != order:
+                    continue
+                events.append(self._change(tx, current, *change(current)))
+            return events
+        return await self.core.run(unit)
 
-    async def _change(self, uow: UnitOfWork, order: Order, event: DomainEvent, action: LogAction,
-                      details: dict[str, Any]) -> PendingEvent:
-        """Apply ``event`` to a locked ``order`` in ``uow``: the row, its log and its event."""
+    def _change(self, tx: Tx, order: Order, event: DomainEvent, action: LogAction,
+                details: dict[str, Any]) -> OrderEvent:
+        """Apply ``event`` to ``order`` in ``tx``: the row, its log and its status event."""
         after = apply(order, event)
-        await uow.repo.update_order(after)
-        await uow.repo.log(ExecutionLogEntry(new_id(), after.trader_id, after.id, action,
-                                             after.status.value, event.at, after.reason, details))
-        return PendingEvent(after, after.status.value, payload(after))
+        tx.update_order(after)
+        tx.log(ExecutionLogEntry(new_id(), after.trader_id, after.id, action,
+                                 after.status.value, event.at, after.reason, details))
+        return tx.event(after, after.status.value, self.clock.now(), payload(after))
 
     async def _send(self, order: Order) -> None:
         order_type, time_in_force, limit_price = venue_terms(order)
@@ -269,13 +297,10 @@ class ExecutionEngine:
                             {"venue": self.venue.name, "attempts": attempts, "error": why})
             return
         retry_at = now + self.policy.backoff(attempts, self.rng)
-        async with UnitOfWork(self.db) as uow:
-            await uow.repo.reschedule_send(order.id, retry_at)
-            await uow.repo.log(ExecutionLogEntry(
-                new_id(), order.trader_id, order.id, LogAction.RETRY, order.status.value, now,
-                f"attempt {attempts} not sent: {why}",
-                {"venue": self.venue.name, "attempt": attempts, "retry_at": retry_at.isoformat()}))
-            await uow.commit()
+        await self.core.run(lambda tx: reschedule_send(
+            tx, order.id, retry_at, f"attempt {attempts} not sent: {why}",
+            {"venue": self.venue.name, "attempt": attempts, "retry_at": retry_at.isoformat()},
+            now))
 
     async def _cancel(self, order: Order) -> None:
         try:
@@ -283,9 +308,7 @@ class ExecutionEngine:
         except VenueUnavailable as exc:
             log.warning("venue %s unavailable to cancel %s: %s", self.venue.name, order.id, exc,
                         extra={"order_id": order.id, "trader_id": order.trader_id})
-            async with UnitOfWork(self.db) as uow:
-                await uow.repo.unmark_cancel_sent(order.id)
-                await uow.commit()
+            await self.core.run(lambda tx: unmark_cancel_sent(tx, order.id))
 
     async def _report_loop(self) -> None:
         """Reports that are already waiting are applied together, in order, in one transaction:
@@ -328,14 +351,13 @@ class ExecutionEngine:
         await self._apply_in_one([report])
 
     async def _apply_in_one(self, reports: list[ExecutionReport]) -> None:
-        pending: list[PendingEvent] = []
-        async with UnitOfWork(self.db) as uow:
+        async def unit(tx: Tx) -> list[OrderEvent]:
+            now = self.clock.now()
+            events: list[OrderEvent] = []
             for report in reports:
-                pending.extend((await apply_report(uow.repo, report)).events)
-            events = await append_events(uow.repo, pending, self.clock)
-            await uow.commit()
-        if events:
-            self.publish(events)
+                events.extend((await apply_report(tx, report, now)).events)
+            return events
+        events = await self.core.run(unit)
         now = self.clock.now()
         for event in events:
             if event.type == OrderStatus.FILLED.value:
@@ -376,12 +398,12 @@ class ExecutionEngine:
             if status in (InstrumentStatus.ACTIVE, InstrumentStatus.HALTED):
                 status = InstrumentStatus.HALTED if quote.halted else InstrumentStatus.ACTIVE
             reference = price if price is not None else instrument.reference_price
-            await uow.repo.upsert_instrument(
-                replace(instrument, status=status,
-                        reference_price=reference.quantize(instrument.tick_size)
-                        if instrument.tick_size > 0 else Decimal(reference)),
-                self.clock.now())
+            changed = replace(instrument, status=status,
+                              reference_price=reference.quantize(instrument.tick_size)
+                              if instrument.tick_size > 0 else Decimal(reference))
+            await uow.repo.upsert_instrument(changed, self.clock.now())
             await uow.commit()
+        self.core.ledger.instruments[quote.symbol] = changed
         self._halted[quote.symbol] = quote.halted
         self._reference_saved[quote.symbol] = quote.timestamp
 
@@ -390,10 +412,12 @@ _WORKING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED,
                       OrderStatus.PENDING_CANCEL})
 
 
-def _locked(order_id: UUID, status: OrderStatus) -> Callable[[Repository],
-                                                             Awaitable[list[Order]]]:
-    """Picks one order, locked, if it is still in ``status``."""
-    async def pick(repo: Repository) -> list[Order]:
-        order = await repo.order(order_id, lock=True)
+_TIMED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+
+
+def _locked(order_id: UUID, status: OrderStatus) -> Callable[[Tx], Awaitable[list[Order]]]:
+    """Picks one order if it is still in ``status``."""
+    async def pick(tx: Tx) -> list[Order]:
+        order = await tx.order(order_id)
         return [order] if order is not None and order.status is status else []
     return pick

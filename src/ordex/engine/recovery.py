@@ -62,10 +62,12 @@ from ordex.domain.reconcile import (
 from ordex.domain.sending import RetryPolicy, Routing, routing_of
 from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.engine.missing import MissingOrders
+from ordex.engine.tx import Tx
+from ordex.engine.writes import note, reschedule_send, unmark_cancel_sent
 from ordex.ids import new_id
 from ordex.metrics import MetricsLog
 from ordex.store.database import Database
-from ordex.store.uow import UnitOfWork, reading
+from ordex.store.uow import reading
 from ordex.venues.base import (
     Capability,
     ExecutionReport,
@@ -100,6 +102,7 @@ class RecoveryPorts:
 
     venue: Venue
     db: Database
+    write: Callable[[Callable[[Tx], Awaitable[Any]]], Awaitable[Any]]
     apply_reports: Callable[[list[ExecutionReport]], Awaitable[None]]
     fail: Callable[[UUID, str, datetime, dict[str, Any]], Awaitable[None]]
     settle_cancel: Callable[[UUID, datetime], Awaitable[None]]
@@ -207,9 +210,7 @@ class Recovery:
         for order in waiting:
             found = await self.venue.query(str(order.id))
             if found is not None and found.state.is_open:
-                async with UnitOfWork(self.ports.db) as uow:
-                    await uow.repo.unmark_cancel_sent(order.id)
-                    await uow.commit()
+                await self.ports.write(lambda tx, o=order: unmark_cancel_sent(tx, o.id))
                 self.ports.wake()
             elif found is not None:
                 await self.adopt(order, found, now)
@@ -225,14 +226,10 @@ class Recovery:
             await self.ports.fail(order.id, unsent.reason, now, dict(unsent.details))
             return
         retry_at = now + self.ports.policy.backoff(order.send_attempts, self.ports.rng)
-        async with UnitOfWork(self.ports.db) as uow:
-            await uow.repo.reschedule_send(order.id, retry_at)
-            await uow.repo.log(ExecutionLogEntry(
-                new_id(), order.trader_id, order.id, LogAction.RETRY, order.status.value, now,
-                f"venue {name} has no record of attempt {order.send_attempts}",
-                {"venue": name, "attempt": order.send_attempts,
-                 "retry_at": retry_at.isoformat()}))
-            await uow.commit()
+        await self.ports.write(lambda tx: reschedule_send(
+            tx, order.id, retry_at, f"venue {name} has no record of attempt {order.send_attempts}",
+            {"venue": name, "attempt": order.send_attempts, "retry_at": retry_at.isoformat()},
+            now))
 
     # ---- adopting the venue's state -----------------------------------------------------------
 
@@ -291,13 +288,12 @@ class Recovery:
             log.info("order %s recovered from venue %s: %s, filled %s", order.id,
                      found.venue, after.status.value, after.filled_quantity,
                      extra={"order_id": order.id, "trader_id": order.trader_id})
-            async with UnitOfWork(self.ports.db) as uow:
-                await uow.repo.log(ExecutionLogEntry(
-                    new_id(), order.trader_id, order.id, LogAction.RECOVER,
-                    after.status.value, now, f"adopted venue {found.venue}'s state",
-                    {"venue": found.venue, "venue_state": found.state.value,
-                     "venue_filled": str(found.filled_quantity)}))
-                await uow.commit()
+            entry = ExecutionLogEntry(
+                new_id(), order.trader_id, order.id, LogAction.RECOVER,
+                after.status.value, now, f"adopted venue {found.venue}'s state",
+                {"venue": found.venue, "venue_state": found.state.value,
+                 "venue_filled": str(found.filled_quantity)})
+            await self.ports.write(lambda tx: note(tx, entry))
             self.ports.metrics.emit(metrics.RECOVERED, now, order_id=order.id,
                                     trader_id=order.trader_id, venue=found.venue,
                                     status=after.status.value,

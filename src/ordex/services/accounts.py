@@ -16,6 +16,8 @@ from ordex.clock import Clock
 from ordex.domain.accounts import Account, RiskLimits, Role
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.positions import Position
+from ordex.engine.core import Core
+from ordex.engine.tx import Tx
 from ordex.ids import hash_api_key, new_api_key, new_id
 from ordex.store.database import Database
 from ordex.store.uow import UnitOfWork, reading
@@ -41,9 +43,14 @@ class AccountService:
     (streams, long polls) of the accounts whose key changed.
     """
 
-    def __init__(self, db: Database, clock: Clock, auth_ttl: float = 5.0) -> None:
+    def __init__(self, db: Database, clock: Clock, core: Core | None = None,
+                 auth_ttl: float = 5.0) -> None:
+        """With ``core`` (the running service), changes to what trading reads (cash, limits)
+        go through the execution core, which owns that state; without it (the CLI, nothing
+        else running) straight to the store."""
         self.db = db
         self.clock = clock
+        self.core = core
         self.auth_ttl = auth_ttl
         self._known: dict[str, tuple[float, Account]] = {}
         self._versions: dict[UUID, int] = {}
@@ -180,11 +187,8 @@ class AccountService:
     async def update(self, account_id: UUID, *, limits: RiskLimits | None = None,
                      allow_short: bool | None = None, rate_limit_per_minute: int | None = None,
                      cash: Decimal | None = None) -> Account:
-        async with UnitOfWork(self.db) as uow:
-            account = await uow.repo.account(account_id, lock=True)
-            if account is None:
-                raise _not_found(str(account_id))
-            account = replace(
+        def changed(account: Account) -> Account:
+            return replace(
                 account,
                 limits=limits if limits is not None else account.limits,
                 allow_short=allow_short if allow_short is not None else account.allow_short,
@@ -192,10 +196,27 @@ class AccountService:
                                        else account.rate_limit_per_minute),
                 cash=cash if cash is not None else account.cash,
             )
-            await uow.repo.update_account(account, self.clock.now())
-            await uow.commit()
+
+        if self.core is not None:
+            async def unit(tx: Tx) -> None:
+                account = await tx.account(account_id)
+                if account is None:
+                    raise _not_found(str(account_id))
+                tx.set_account(changed(account), self.clock.now())
+            await self.core.run(unit)
+            async with reading(self.db) as repo:
+                updated = await repo.account(account_id)
+        else:
+            async with UnitOfWork(self.db) as uow:
+                account = await uow.repo.account(account_id, lock=True)
+                if account is None:
+                    raise _not_found(str(account_id))
+                updated = changed(account)
+                await uow.repo.update_account(updated, self.clock.now())
+                await uow.commit()
+        assert updated is not None
         self._known.clear()
-        return account
+        return updated
 
 
 def _not_found(ref: str) -> DomainError:

@@ -10,8 +10,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.exc import IntegrityError
-
 from ordex import metrics
 from ordex.clock import Clock
 from ordex.domain.accounts import Account
@@ -34,11 +32,10 @@ from ordex.domain.risk import check_order
 from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.domain.status import payload
 from ordex.domain.validation import AccountState, PricePolicy, reserve_price
+from ordex.engine.core import Core
+from ordex.engine.tx import Tx
 from ordex.ids import new_id
 from ordex.metrics import MetricsLog
-from ordex.store.database import Database
-from ordex.store.repository import Repository
-from ordex.store.uow import UnitOfWork, reading
 
 log = logging.getLogger("ordex.orders")
 
@@ -62,76 +59,52 @@ class Preview:
     buying_power_after: Decimal
 
 
-def _ignore(_: list[StatusEvent]) -> None:
-    return None
-
-
 class OrderService:
-    """``notify`` is called after each commit with the status events it wrote: the wiring
-    publishes them and wakes the execution engine. ``reference_price`` gives the live price of a
-    symbol when market data has one; otherwise the instrument's stored reference applies."""
+    """Commands on orders, each a unit of work run by the execution core (``engine.core``):
+    validated and risk-checked against the engine's memory, answered once committed.
+    ``reference_price`` gives the live price of a symbol when market data has one; otherwise the
+    instrument's stored reference applies."""
 
-    def __init__(self, db: Database, clock: Clock, policy: PricePolicy,
-                 notify: Callable[[list[StatusEvent]], None] = _ignore,
+    def __init__(self, core: Core, clock: Clock, policy: PricePolicy,
                  reference_price: Callable[[str], Decimal | None] | None = None,
                  metrics: MetricsLog | None = None) -> None:
-        self.db = db
+        self.core = core
         self.clock = clock
         self.metrics = metrics or MetricsLog(None)
         self.policy = policy
-        self.notify = notify
         self.reference_price = reference_price
 
     async def submit(self, cmd: SubmitOrder, extra: dict[str, str] | None = None) -> Submitted:
         """Validate, risk-check and persist an order; an existing client order id is a replay."""
-        if cmd.client_order_id is not None:
-            async with reading(self.db) as repo:
-                existing = await repo.order_by_client_id(cmd.trader_id, cmd.client_order_id)
-            if existing is not None:
-                return Submitted(_same_or_conflict(existing, cmd), created=False)
-        try:
-            async with UnitOfWork(self.db) as uow:
-                result = await self._submit_in(uow.repo, cmd, extra or {})
-                await uow.commit()
-        except IntegrityError:
-            if cmd.client_order_id is None:
-                raise
-            async with reading(self.db) as repo:
-                existing = await repo.order_by_client_id(cmd.trader_id, cmd.client_order_id)
-            if existing is None:
-                raise
-            return Submitted(_same_or_conflict(existing, cmd), created=False)
+        result = await self.core.run(lambda tx: self._submit_in(tx, cmd, extra or {}))
         if isinstance(result, list):
             log.info("order refused", extra={"trader_id": cmd.trader_id,
                                              "client_order_id": cmd.client_order_id,
                                              "codes": ",".join(v.code for v in result)})
             raise DomainError(result)
-        log.info("order accepted", extra={"order_id": result.order.id,
-                                          "trader_id": cmd.trader_id,
-                                          "client_order_id": cmd.client_order_id})
         if result.created:
             o = result.order
+            log.info("order accepted", extra={"order_id": o.id, "trader_id": cmd.trader_id,
+                                              "client_order_id": cmd.client_order_id})
             self.metrics.emit(metrics.SUBMITTED, o.created_at, order_id=o.id,
                               trader_id=o.trader_id, symbol=o.symbol, side=o.side.value,
                               quantity=str(o.quantity), type=o.type.value, retry_count=0,
                               retry_of=o.extra.get("retry_of"))
-        if result.events:
-            self.notify(result.events)
         return result
 
-    async def _submit_in(self, repo: Repository, cmd: SubmitOrder,
+    async def _submit_in(self, tx: Tx, cmd: SubmitOrder,
                          extra: dict[str, str]) -> Submitted | list[Violation]:
         now = self.clock.now()
-        account = await repo.account(cmd.trader_id, lock=True)
+        account = await tx.account(cmd.trader_id)
         if account is None:
             raise DomainError(_account_gone())
         if cmd.client_order_id is not None:
-            existing = await repo.order_by_client_id(cmd.trader_id, cmd.client_order_id)
+            existing = await tx.order_by_client_id(cmd.trader_id, cmd.client_order_id)
             if existing is not None:
                 return Submitted(_same_or_conflict(existing, cmd), created=False)
-        violations, unit, _ = await self._check(repo, account, cmd, now, start_day=True)
+        violations, unit, _ = self._check(tx, account, cmd, now, start_day=True)
         if violations:
-            await repo.log(ExecutionLogEntry(
+            tx.log(ExecutionLogEntry(
                 new_id(), cmd.trader_id, None, LogAction.REJECT, OrderStatus.REJECTED.value, now,
                 "; ".join(v.message for v in violations),
                 {"codes": [v.code.value for v in violations], "request": _request_details(cmd)},
@@ -149,95 +122,92 @@ class OrderService:
         )
         submitted = _log(order, LogAction.SUBMIT, now)
         order = apply(order, Accepted(at=now))
-        await repo.insert_order(order)
-        await repo.log(submitted, _log(order, LogAction.APPROVE, now))
-        event = await repo.insert_event(order, order.status.value, now, payload(order))
+        tx.insert_order(order)
+        tx.log(submitted, _log(order, LogAction.APPROVE, now))
+        event = tx.event(order, order.status.value, now, payload(order))
         return Submitted(order, created=True, events=[event])
 
     async def preview(self, cmd: SubmitOrder) -> Preview:
         """What ``submit`` would decide of ``cmd`` now, and what it would cost; nothing is
         written."""
         now = self.clock.now()
-        async with reading(self.db) as repo:
-            account = await repo.account(cmd.trader_id)
-            if account is None:
-                raise DomainError(_account_gone())
-            violations, unit, state = await self._check(repo, account, cmd, now,
-                                                        start_day=False)
+        view = self.core.view()
+        account = await view.account(cmd.trader_id)
+        if account is None:
+            raise DomainError(_account_gone())
+        violations, unit, state = self._check(view, account, cmd, now, start_day=False)
         buying_power = state.buying_power()
         notional = cmd.quantity * unit if unit else None
         after = buying_power - notional if notional is not None and cmd.side is Side.BUY \
             else buying_power
         return Preview(violations, unit or None, notional, buying_power, after)
 
-    async def _check(self, repo: Repository, account: Account, cmd: SubmitOrder, now: datetime,
-                     *, start_day: bool) -> tuple[list[Violation], Decimal, AccountState]:
+    def _check(self, tx: Tx, account: Account, cmd: SubmitOrder, now: datetime,
+               *, start_day: bool) -> tuple[list[Violation], Decimal, AccountState]:
         """Validation and risk against the live price; the unit price reserved per share."""
-        instrument = await repo.instrument(cmd.symbol)
+        instrument = tx.instrument(cmd.symbol)
         if instrument is not None:
             instrument = marked(instrument, self.reference_price)
-        state = await self._account_state(repo, account, now, start_day=start_day)
+        state = self._account_state(tx, account, now, start_day=start_day)
         violations = check_order(cmd, instrument, state, self.policy)
         unit = reserve_price(cmd, instrument, self.policy) if instrument is not None else Decimal(0)
         return violations, unit, state
 
-    async def _account_state(self, repo: Repository, account: Account, now: datetime, *,
-                             start_day: bool) -> AccountState:
-        rows = await repo.positions(account.id)
-        held = {p.symbol: p.quantity for p in rows if p.quantity}
-        open_orders = await repo.open_exposure(account.id)
-        marks = {i.symbol: i for i in await repo.instruments(held)} if held else {}
-        current = equity(account.cash, held, marks)
+    def _account_state(self, tx: Tx, account: Account, now: datetime, *,
+                       start_day: bool) -> AccountState:
+        held = {s: p.quantity for s, p in tx.positions(account.id).items() if p.quantity}
+        current = equity(account.cash, held, tx.instruments(set(held)))
         today = now.date()
         if account.trading_day != today or account.day_start_equity is None:
-            if start_day:
-                await repo.start_trading_day(account.id, today, current, now)
             account = replace(account, trading_day=today, day_start_equity=current)
-        return AccountState(account, held, open_orders,
+            if start_day:
+                tx.set_account(account, now)
+        return AccountState(account, held, tx.exposure(account.id),
                             daily_pnl(current, account.day_start_equity))
 
     async def cancel(self, cmd: CancelOrder) -> Order:
         """Cancel a working order: at once if no venue has it yet, otherwise request it."""
-        async with UnitOfWork(self.db) as uow:
-            order = await uow.repo.order(cmd.order_id, cmd.trader_id, lock=True)
-            if order is None:
-                raise DomainError(not_found_order(cmd.order_id))
-            if order.status is OrderStatus.PENDING_CANCEL:
-                return order
-            if order.status.is_terminal:
-                raise DomainError(Violation(
-                    Code.ORDER_NOT_CANCELABLE, None,
-                    f"This order is already {order.status.value.replace('_', ' ')}; there is "
-                    "nothing left to cancel.",
-                    "Only working orders (accepted or partially filled) can be cancelled.",
-                ))
-            now = self.clock.now()
-            if order.routed_at is not None:
-                order = apply(order, CancelRequested(at=now, reason="cancelled by trader"))
-            else:
-                order = apply(order, Cancelled(at=now, reason="cancelled by trader"))
-            await uow.repo.update_order(order)
-            await uow.repo.log(_log(order, LogAction.CANCEL, now, "requested by trader"))
-            event = await uow.repo.insert_event(order, order.status.value, now, payload(order))
-            await uow.commit()
-        self.notify([event])
-        log.info("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
-                                        "status": order.status.value})
-        self.metrics.emit(metrics.CANCELLED_BY_TRADER, now, order_id=order.id,
-                          trader_id=order.trader_id, status=order.status.value,
-                          filled_quantity=str(order.filled_quantity),
-                          retry_count=max(order.send_attempts - 1, 0))
+        order, changed = await self.core.run(lambda tx: self._cancel_in(tx, cmd))
+        if changed:
+            log.info("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
+                                            "status": order.status.value})
+            self.metrics.emit(metrics.CANCELLED_BY_TRADER, order.updated_at, order_id=order.id,
+                              trader_id=order.trader_id, status=order.status.value,
+                              filled_quantity=str(order.filled_quantity),
+                              retry_count=max(order.send_attempts - 1, 0))
         return order
+
+    async def _cancel_in(self, tx: Tx, cmd: CancelOrder) -> tuple[Order, bool]:
+        order = await tx.order(cmd.order_id, cmd.trader_id)
+        if order is None:
+            raise DomainError(not_found_order(cmd.order_id))
+        if order.status is OrderStatus.PENDING_CANCEL:
+            return order, False
+        if order.status.is_terminal:
+            raise DomainError(Violation(
+                Code.ORDER_NOT_CANCELABLE, None,
+                f"This order is already {order.status.value.replace('_', ' ')}; there is "
+                "nothing left to cancel.",
+                "Only working orders (accepted or partially filled) can be cancelled.",
+            ))
+        now = self.clock.now()
+        if order.routed_at is not None:
+            order = apply(order, CancelRequested(at=now, reason="cancelled by trader"))
+        else:
+            order = apply(order, Cancelled(at=now, reason="cancelled by trader"))
+        tx.update_order(order)
+        tx.log(_log(order, LogAction.CANCEL, now, "requested by trader"))
+        tx.event(order, order.status.value, now, payload(order))
+        return order, True
 
     async def retry(self, trader_id: UUID, order_id: UUID) -> Submitted:
         """A failed order sent again as a new order with the same terms, through every check
         again. Its client order id is derived from the failed order, so retrying twice returns
         the same new order: a retry can never make two. The failed order is acknowledged."""
         client_order_id = f"retry-{order_id}"
-        async with reading(self.db) as repo:
-            failed = await repo.order(order_id, trader_id)
-            earlier = await repo.order_by_client_id(trader_id, client_order_id)
-        failed = _must_be_failed(failed, order_id, "retried")
+        view = self.core.view()
+        failed = _must_be_failed(await view.order(order_id, trader_id), order_id, "retried")
+        earlier = await view.order_by_client_id(trader_id, client_order_id)
         if earlier is not None:
             again = Submitted(earlier, created=False)
         else:  # what filled after the failure (the venue had it after all) is not bought twice
@@ -255,21 +225,20 @@ class OrderService:
     async def acknowledge(self, trader_id: UUID, order_id: UUID, *,
                           retried_as: UUID | None = None) -> Order:
         """The trader has seen a failed order: it is closed for good (idempotent)."""
-        async with UnitOfWork(self.db) as uow:
-            order = _must_be_failed(await uow.repo.order(order_id, trader_id, lock=True),
-                                    order_id, "acknowledged")
+        async def unit(tx: Tx) -> Order:
+            order = _must_be_failed(await tx.order(order_id, trader_id), order_id,
+                                    "acknowledged")
             if order.acknowledged_at is not None:
                 return order
             now = self.clock.now()
             extra = {**order.extra, **({"retried_as": str(retried_as)} if retried_as else {})}
             order = replace(order, acknowledged_at=now, extra=extra, updated_at=now)
-            await uow.repo.update_order(order)
+            tx.update_order(order)
             note = f"retried as {retried_as}" if retried_as else "acknowledged by trader"
-            await uow.repo.log(_log(order, LogAction.ACKNOWLEDGE, now, note))
-            event = await uow.repo.insert_event(order, "acknowledged", now, payload(order))
-            await uow.commit()
-        self.notify([event])
-        return order
+            tx.log(_log(order, LogAction.ACKNOWLEDGE, now, note))
+            tx.event(order, "acknowledged", now, payload(order))
+            return order
+        return await self.core.run(unit)
 
 
 def _must_be_failed(order: Order | None, order_id: UUID, what: str) -> Order:

@@ -1,0 +1,38 @@
+"""Small units of work of the engine's own bookkeeping: a send rescheduled, a cancel to send
+again, a log row."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ordex.domain.fills import ExecutionLogEntry, LogAction
+from ordex.domain.orders import OrderStatus
+from ordex.engine.tx import Tx
+from ordex.ids import new_id
+
+
+async def reschedule_send(tx: Tx, order_id: UUID, at: datetime, reason: str,
+                          details: dict[str, Any], now: datetime) -> None:
+    """The order did not reach a venue: it is sent again (same id) from ``at``, if no venue
+    has confirmed it meanwhile."""
+    order = await tx.order(order_id)
+    if order is None or order.status is not OrderStatus.ACCEPTED \
+            or order.venue_order_id is not None:
+        return
+    tx.update_order(replace(order, routed_at=None, next_attempt_at=at))
+    tx.log(ExecutionLogEntry(new_id(), order.trader_id, order.id, LogAction.RETRY,
+                             order.status.value, now, reason, details))
+
+
+async def unmark_cancel_sent(tx: Tx, order_id: UUID) -> None:
+    """The cancel did not get through: it is sent again."""
+    order = await tx.order(order_id)
+    if order is not None and order.cancel_sent_at is not None:
+        tx.update_order(replace(order, cancel_sent_at=None))
+
+
+async def note(tx: Tx, entry: ExecutionLogEntry) -> None:
+    tx.log(entry)
