@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
+from ordex.bootstrap import Services
 from ordex.client import AsyncClient, OrdexError
 from ordex.config import Settings
 from ordex.domain.accounts import Role
 from ordex.domain.orders import OrderType, Side, TimeInForce
+from ordex.engine.tx import Tx
 from ordex.services.demo import demo_instruments
-from ordex.store.uow import UnitOfWork, reading
+from ordex.store.uow import reading
 from ordex.venues.base import NewOrder
 from ordex.venues.simulated.exchange import SimulatedExchange
 from ordex.venues.simulated.inprocess import InProcessVenue
@@ -308,10 +310,7 @@ async def test_a_restart_never_sends_again_an_order_that_reached_the_venue(
             limit = (quote.bid * Decimal("0.98")).quantize(Decimal("0.01"))
             order = await ordex.submit("KO", "buy", "10", type="limit", limit_price=limit,
                                        time_in_force="gtc")
-        async with UnitOfWork(first.services.db) as uow:
-            assert await uow.repo.mark_routed(_uuid(order["id"]), "SIM",
-                                              first.services.clock.now())
-            await uow.commit()
+        await _mark_routed(first.services, order["id"])
         if reached_venue:
             await venue.submit(NewOrder(order["id"], "KO", Side.BUY, OrderType.LIMIT,
                                         Decimal(10), TimeInForce.GTC, limit))
@@ -408,18 +407,14 @@ async def test_a_cancel_caught_by_a_crash_is_settled_after_the_restart(
         async with AsyncClient(first.url, issued.api_key) as ordex:
             order = await ordex.submit("KO", "buy", "10", type="limit", limit_price=limit,
                                        time_in_force="gtc")
-            async with UnitOfWork(first.services.db) as uow:
-                await uow.repo.mark_routed(_uuid(order["id"]), "SIM",
-                                           first.services.clock.now())
-                await uow.commit()
+            await _mark_routed(first.services, order["id"])
             if at_venue_first:
                 await venue.submit(NewOrder(order["id"], "KO", Side.BUY, OrderType.LIMIT,
                                             Decimal(10), TimeInForce.GTC, limit))
             assert (await ordex.cancel(order["id"]))["status"] == "pending_cancel"
         if at_venue_first:
-            async with UnitOfWork(first.services.db) as uow:
-                await uow.repo.mark_cancel_sent(_uuid(order["id"]), first.services.clock.now())
-                await uow.commit()
+            await _change(first.services, order["id"],
+                          cancel_sent_at=first.services.clock.now())
     async with live_service(settings.model_copy(update=FAST), venue) as second, \
             AsyncClient(second.url, issued.api_key) as ordex:
         done = await ordex.wait_for(order["id"], FINAL, within=8)
@@ -429,3 +424,20 @@ async def test_a_cancel_caught_by_a_crash_is_settled_after_the_restart(
             assert found is not None and found.state.value == "cancelled"
         else:
             assert found is None and "never reached venue SIM" in done["reason"]
+
+
+async def _change(services: Services, order_id: str, **changes: Any) -> None:
+    """What the engine records at a step of its own (through the one write path), as if the
+    process then died before the next step."""
+    async def unit(tx: Tx) -> None:
+        order = await tx.order(_uuid(order_id))
+        assert order is not None
+        tx.update_order(replace(order, **changes))
+    await services.core.run(unit)
+
+
+async def _mark_routed(services: Services, order_id: str) -> None:
+    """The intent to send recorded, the order not yet sent."""
+    now = services.clock.now()
+    await _change(services, order_id, routed_at=now, venue="SIM", updated_at=now,
+                  send_attempts=1)
