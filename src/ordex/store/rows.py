@@ -402,7 +402,7 @@ class PostgresRowWriter:
 
     async def _learn_schema(self, conn: asyncpg.Connection) -> None:
         identity, sequence = await conn.fetchrow(
-            "SELECT a.attidentity, pg_get_serial_sequence('order_events', 'seq') "
+            "SELECT a.attidentity::text, pg_get_serial_sequence('order_events', 'seq') "
             "FROM pg_attribute a WHERE a.attrelid = 'order_events'::regclass "
             "AND a.attname = 'seq'")
         self._sql = statements(_dollar, returning=True, seq_always_generated=identity == "a")
