@@ -3,6 +3,7 @@ stored exactly as SQLAlchemy stores them, so the repository reads them back unch
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -376,3 +377,23 @@ async def test_an_identity_seq_column_takes_the_writers_numbers(services: Servic
         await writer.close()
     async with reading(services.db) as repo:
         assert await repo.events_after(0) == [event]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_lost_connection_is_opened_again_before_the_next_batch(
+        services: Services, writer: RowWriter) -> None:
+    account = await stored_account(services)
+    first, second = new_order(account.id), new_order(account.id)
+    await writer.write(Batch(new_orders=[first]))
+    admin = await asyncpg.connect(postgres_dsn(services.db.url))
+    try:
+        cut = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    finally:
+        await admin.close()
+    assert cut >= 1
+    await asyncio.sleep(0.2)  # the writer's event loop sees the connection close
+    await writer.write(Batch(new_orders=[second]))
+    async with reading(services.db) as repo:
+        assert await repo.order(second.id) == second

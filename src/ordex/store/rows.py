@@ -371,7 +371,7 @@ def _dollar(i: int) -> str:
 class PostgresRowWriter:
     """One ``asyncpg`` connection (opened again before a batch if it was lost); a batch is one
     transaction with an ``executemany`` per kind of row, whose statements asyncpg prepares once
-    and caches.
+    and caches: BEGIN, a round trip per kind of row, COMMIT.
 
     ``order_events.seq`` is a serial column: the core assigns the numbers, and after a batch of
     events the column's sequence is moved past the highest, so that a row the sequence numbers
@@ -407,24 +407,51 @@ class PostgresRowWriter:
             "AND a.attname = 'seq'")
         self._sql = statements(_dollar, returning=True, seq_always_generated=identity == "a")
         if sequence is not None:
-            self._seq_catch_up = (f"SELECT setval('{sequence}', $1::bigint) FROM {sequence} "
-                                  "WHERE NOT is_called OR last_value < $1::bigint")
+            self._seq_catch_up = (f"SELECT setval('{sequence}', {{seq:d}}) FROM {sequence} "
+                                  "WHERE NOT is_called OR last_value < {seq:d}")
 
     async def write(self, batch: Batch) -> None:
         if not batch:
             return
         steps = plan(batch, self._sql, POSTGRES_ROWS)
         conn = await self._connection()
-        async with conn.transaction():
+        end = "COMMIT"
+        if batch.events and self._seq_catch_up:  # in COMMIT's round trip
+            end = f"{self._seq_catch_up.format(seq=max(e.seq for e in batch.events))}; COMMIT"
+        await conn.execute("BEGIN")
+        try:
             for step in steps:
-                if step.table is None:
-                    await conn.executemany(step.sql, step.rows)
-                    continue
-                found = len(await conn.fetchmany(step.sql, step.rows))
-                if found != len(step.rows):
-                    raise MissingRows(step.table, len(step.rows), found)
-            if batch.events and self._seq_catch_up:
-                await conn.execute(self._seq_catch_up, max(e.seq for e in batch.events))
+                await self._run(conn, step)
+            await conn.execute(end)
+        except BaseException:
+            await self._abandon(conn)
+            raise
+
+    @staticmethod
+    async def _run(conn: asyncpg.Connection, step: Step) -> None:
+        # One row goes through execute/fetch: the same prepared statement, less work than the
+        # executemany machinery around it.
+        if step.table is None:
+            if len(step.rows) == 1:
+                await conn.execute(step.sql, *step.rows[0])
+            else:
+                await conn.executemany(step.sql, step.rows)
+            return
+        if len(step.rows) == 1:
+            found = len(await conn.fetch(step.sql, *step.rows[0]))
+        else:
+            found = len(await conn.fetchmany(step.sql, step.rows))
+        if found != len(step.rows):
+            raise MissingRows(step.table, len(step.rows), found)
+
+    async def _abandon(self, conn: asyncpg.Connection) -> None:
+        """Roll back what a failed batch began; a connection that cannot is dropped (the next
+        batch opens another)."""
+        try:
+            if not conn.is_closed() and conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
+        except Exception:
+            conn.terminate()
 
     async def close(self) -> None:
         if self._conn is not None:
