@@ -60,8 +60,10 @@ class Batch:
 
 class RowWriter(Protocol):
     async def write(self, batch: Batch) -> None:
-        """Write the whole batch in one transaction, or nothing of it (the error propagates).
-        A write whose caller is cancelled may still commit."""
+        """Write the whole batch in one transaction, or nothing of it: the error propagates (a
+        constraint's, :class:`MissingRows`, or ``ValueError`` for a naive datetime). The batch
+        must not change until the write returns; a write whose caller is cancelled may still
+        commit."""
 
     async def close(self) -> None: ...
 
@@ -364,8 +366,6 @@ class SqliteRowWriter:
 
 def _dollar(i: int) -> str:
     return f"${i}"
-
-
 
 
 class PostgresRowWriter:
