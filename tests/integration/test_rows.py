@@ -30,6 +30,7 @@ from ordex.domain.status import LastFill, OrderEvent, payload
 from ordex.store.repository import Repository
 from ordex.store.rows import (
     ORDER_COLUMNS,
+    SQLITE_ROWS,
     Batch,
     MissingRows,
     RowWriter,
@@ -328,8 +329,6 @@ def test_times_are_formatted_as_sqlalchemy_binds_them_on_sqlite(value: datetime)
 
 @given(value=st.decimals(allow_nan=False, allow_infinity=False))
 def test_decimals_are_formatted_as_sqlalchemy_binds_them_on_sqlite(value: Decimal) -> None:
-    from ordex.store.rows import SQLITE_ROWS
-
     fill = Fill(uuid4(), uuid4(), uuid4(), "AAPL", Side.BUY, T0, value, value, "SIM", value,
                 "E")
     stored = ExactDecimal().process_bind_param(value, sqlite.dialect())
