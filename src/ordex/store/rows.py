@@ -1,13 +1,35 @@
-"""The order path's writes, one transaction per batch (placeholder through the repository)."""
+"""The order path's writes, straight through the driver: one transaction per batch.
+
+The execution core keeps order state in memory and, for each group of commands and venue
+reports, hands a :class:`Batch` of resulting rows to a :class:`RowWriter`, which writes them all in
+one transaction with statements fixed once and run through ``executemany``: no SQLAlchemy
+expression, compilation or greenlet hop on the way. The rows are stored exactly as SQLAlchemy
+stores them (``types.py`` and the column types of ``tables.py``), so everything that reads
+through the :class:`~ordex.store.repository.Repository` reads them back unchanged:
+
+- SQLite: UUIDs as 32 hex digits, Decimals as ``format(v, "f")`` text, times as
+  ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` text, dates as ISO text, booleans as 0/1, JSON as
+  ``json.dumps`` text (SQLAlchemy's serializer: orjson's compact output would differ);
+- PostgreSQL: native uuid, numeric, timestamptz and date; JSON as the same ``json.dumps`` text
+  (the ``json`` type keeps the text as given).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from operator import itemgetter
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
-from sqlalchemy import insert
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from ordex.domain.accounts import Account
 from ordex.domain.fills import ExecutionLogEntry, Fill
@@ -15,12 +37,14 @@ from ordex.domain.orders import Order
 from ordex.domain.positions import Position
 from ordex.domain.status import OrderEvent
 from ordex.store.database import Database
-from ordex.store.tables import order_events
-from ordex.store.uow import UnitOfWork
+
+Row = tuple[Any, ...]
 
 
 @dataclass(slots=True)
 class Batch:
+    """Every row one group of commands and venue reports changes, written in this order."""
+
     new_orders: list[Order] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
@@ -35,39 +59,422 @@ class Batch:
 
 
 class RowWriter(Protocol):
-    async def write(self, batch: Batch) -> None: ...
+    async def write(self, batch: Batch) -> None:
+        """Write the whole batch in one transaction, or nothing of it: the error propagates (a
+        constraint's, :class:`MissingRows`, or ``ValueError`` for a naive datetime). The batch
+        must not change until the write returns; a write whose caller is cancelled may still
+        commit."""
+
     async def close(self) -> None: ...
 
 
-class RepositoryWriter:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+class MissingRows(LookupError):
+    """An update by id found no row for some of its ids: the batch is not written."""
+
+    def __init__(self, table: str, expected: int, found: int) -> None:
+        super().__init__(f"update of {table}: {found} of {expected} rows exist")
+        self.table, self.expected, self.found = table, expected, found
+
+
+# Columns, in the order the row builders below produce their values.
+ORDER_COLUMNS = (
+    "id", "trader_id", "client_order_id", "symbol", "side", "type", "quantity", "limit_price",
+    "stop_loss", "take_profit", "time_in_force", "status", "filled_quantity", "average_price",
+    "reserve_price", "reason", "extra", "created_at", "updated_at", "venue", "venue_order_id",
+    "routed_at", "cancel_sent_at", "max_slippage_pct", "slippage_price", "timeout_seconds",
+    "expires_at", "send_attempts", "next_attempt_at", "acknowledged_at",
+)
+# An order update rewrites every column but these; its row is the others, then the id.
+ORDER_FIXED = ("id", "trader_id", "created_at")
+ORDER_UPDATED = tuple(c for c in ORDER_COLUMNS if c not in ORDER_FIXED)
+FILL_COLUMNS = ("id", "order_id", "trader_id", "symbol", "side", "timestamp", "quantity",
+                "price", "venue", "commission", "exec_id")
+POSITION_COLUMNS = ("account_id", "symbol", "quantity", "average_cost", "realized_pnl",
+                    "updated_at")
+POSITION_KEY = ("account_id", "symbol")
+# What an account update rewrites (never name, role or key columns); the id comes last.
+ACCOUNT_UPDATED = ("cash", "allow_short", "max_position_shares", "max_position_notional",
+                   "max_order_notional", "daily_loss_limit", "max_open_orders",
+                   "rate_limit_per_minute", "day_start_equity", "trading_day", "updated_at")
+LOG_COLUMNS = ("id", "order_id", "trader_id", "action", "status", "timestamp", "reason",
+               "details")
+EVENT_COLUMNS = ("seq", "order_id", "trader_id", "type", "status", "timestamp", "payload",
+                 "trader_seq")
+
+_order_updated_values = itemgetter(*(ORDER_COLUMNS.index(c) for c in ORDER_UPDATED))
+
+
+class Statements(NamedTuple):
+    insert_order: str
+    update_order: str
+    insert_fill: str
+    upsert_position: str
+    update_account: str
+    insert_log: str
+    insert_event: str
+
+
+def statements(mark: Callable[[int], str], *, returning: bool = False,
+               seq_always_generated: bool = False) -> Statements:
+    """The SQL of each write, with placeholders ``mark(1)``, ``mark(2)``, ...; ``returning``
+    makes the updates return their ids (to count them where the driver gives no row count);
+    ``seq_always_generated`` says ``order_events.seq`` is PostgreSQL's ``GENERATED ALWAYS AS
+    IDENTITY``, which takes given values only when told to."""
+
+    def insert(table: str, columns: Sequence[str], overriding: str = "",
+               tail: str = "") -> str:
+        marks = ", ".join(mark(i) for i in range(1, len(columns) + 1))
+        return f"INSERT INTO {table} ({', '.join(columns)}) {overriding}VALUES ({marks}){tail}"
+
+    def update(table: str, columns: Sequence[str]) -> str:
+        sets = ", ".join(f"{c} = {mark(i)}" for i, c in enumerate(columns, 1))
+        back = " RETURNING id" if returning else ""
+        return f"UPDATE {table} SET {sets} WHERE id = {mark(len(columns) + 1)}{back}"
+
+    position_sets = ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS
+                              if c not in POSITION_KEY)
+    return Statements(
+        insert_order=insert("orders", ORDER_COLUMNS),
+        update_order=update("orders", ORDER_UPDATED),
+        insert_fill=insert("fills", FILL_COLUMNS),
+        upsert_position=insert(
+            "positions", POSITION_COLUMNS,
+            tail=f" ON CONFLICT ({', '.join(POSITION_KEY)}) DO UPDATE SET {position_sets}"),
+        update_account=update("accounts", ACCOUNT_UPDATED),
+        insert_log=insert("execution_logs", LOG_COLUMNS),
+        insert_event=insert("order_events", EVENT_COLUMNS, overriding=(
+            "OVERRIDING SYSTEM VALUE " if seq_always_generated else "")),
+    )
+
+
+# Values as each backend stores them (see the module's docstring).
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # UTCDateTime's text on SQLite
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: ordex stores only timezone-aware UTC times")
+    return value.astimezone(UTC)
+
+
+def sqlite_time(value: datetime) -> str:
+    """``value.astimezone(UTC).strftime(TIME_FORMAT)``, in a little more than half the time."""
+    value = _utc(value)
+    if value.year < 1000:  # strftime does not pad the year to four digits
+        return value.strftime(TIME_FORMAT)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _sqlite_opt_time(value: datetime | None) -> str | None:
+    return None if value is None else sqlite_time(value)
+
+
+def _sqlite_decimal(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _sqlite_opt_decimal(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _sqlite_uuid(value: UUID) -> str:
+    return value.hex
+
+
+def _sqlite_opt_uuid(value: UUID | None) -> str | None:
+    return None if value is None else value.hex
+
+
+def _sqlite_day(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _pg_opt_time(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+class Rows(NamedTuple):
+    """Row builders for one backend: object(s) in, the statement's parameters out."""
+
+    order: Callable[[Order], Row]
+    order_update: Callable[[Order], Row]
+    fill: Callable[[Fill], Row]
+    position: Callable[[UUID, Position, datetime], Row]
+    account: Callable[[Account, datetime], Row]
+    log: Callable[[ExecutionLogEntry], Row]
+    event: Callable[[OrderEvent], Row]
+
+
+def row_builders(uuid: Callable[[UUID], Any], opt_uuid: Callable[[UUID | None], Any],
+                 dec: Callable[[Decimal], Any], opt_dec: Callable[[Decimal | None], Any],
+                 time: Callable[[datetime], Any], opt_time: Callable[[datetime | None], Any],
+                 day: Callable[[date | None], Any]) -> Rows:
+    """The builders, given how the backend takes each kind of value (bound as closure
+    variables: these run for every row)."""
+    to_json = json.dumps
+
+    def order(o: Order) -> Row:
+        return (
+            uuid(o.id), uuid(o.trader_id), o.client_order_id, o.symbol, o.side.value,
+            o.type.value, dec(o.quantity), opt_dec(o.limit_price), opt_dec(o.stop_loss),
+            opt_dec(o.take_profit), o.time_in_force.value, o.status.value,
+            dec(o.filled_quantity), opt_dec(o.average_price), dec(o.reserve_price), o.reason,
+            to_json(o.extra), time(o.created_at), time(o.updated_at), o.venue, o.venue_order_id,
+            opt_time(o.routed_at), opt_time(o.cancel_sent_at), opt_dec(o.max_slippage_pct),
+            opt_dec(o.slippage_price), o.timeout_seconds, opt_time(o.expires_at),
+            o.send_attempts, opt_time(o.next_attempt_at), opt_time(o.acknowledged_at),
+        )
+
+    def order_update(o: Order) -> Row:
+        full = order(o)
+        return (*_order_updated_values(full), full[0])
+
+    def fill(f: Fill) -> Row:
+        return (uuid(f.id), uuid(f.order_id), uuid(f.trader_id), f.symbol, f.side.value,
+                time(f.timestamp), dec(f.quantity), dec(f.price), f.venue, dec(f.commission),
+                f.exec_id)
+
+    def position(account_id: UUID, p: Position, at: datetime) -> Row:
+        return (uuid(account_id), p.symbol, dec(p.quantity), dec(p.average_cost),
+                dec(p.realized_pnl), time(at))
+
+    def account(a: Account, at: datetime) -> Row:
+        limits = a.limits
+        return (dec(a.cash), a.allow_short, dec(limits.max_position_shares),
+                dec(limits.max_position_notional), dec(limits.max_order_notional),
+                dec(limits.daily_loss_limit), limits.max_open_orders, a.rate_limit_per_minute,
+                opt_dec(a.day_start_equity), day(a.trading_day), time(at), uuid(a.id))
+
+    def log(e: ExecutionLogEntry) -> Row:
+        return (uuid(e.id), opt_uuid(e.order_id), uuid(e.trader_id), e.action.value, e.status,
+                time(e.timestamp), e.reason, to_json(e.details))
+
+    def event(e: OrderEvent) -> Row:
+        return (e.seq, uuid(e.order_id), uuid(e.trader_id), e.type, e.status, time(e.timestamp),
+                to_json(e.payload), e.trader_seq)
+
+    return Rows(order, order_update, fill, position, account, log, event)
+
+
+SQLITE_ROWS = row_builders(_sqlite_uuid, _sqlite_opt_uuid, _sqlite_decimal, _sqlite_opt_decimal,
+                           sqlite_time, _sqlite_opt_time, _sqlite_day)
+POSTGRES_ROWS = row_builders(_same, _same, _same, _same, _utc, _pg_opt_time, _same)
+
+
+class Step(NamedTuple):
+    sql: str
+    rows: list[Row]
+    table: str | None  # an update by id, whose every row must exist
+
+
+def plan(batch: Batch, sql: Statements, rows: Rows) -> list[Step]:
+    """The batch's statements with their parameters, in the order they run, empty ones left
+    out. Building every row first means a bad value fails before the transaction begins."""
+    steps = []
+    if batch.new_orders:
+        steps.append(Step(sql.insert_order, [rows.order(o) for o in batch.new_orders], None))
+    if batch.orders:
+        steps.append(Step(sql.update_order, [rows.order_update(o) for o in batch.orders],
+                          "orders"))
+    if batch.fills:
+        steps.append(Step(sql.insert_fill, [rows.fill(f) for f in batch.fills], None))
+    if batch.positions:
+        steps.append(Step(sql.upsert_position,
+                          [rows.position(a, p, at) for a, p, at in batch.positions], None))
+    if batch.accounts:
+        steps.append(Step(sql.update_account, [rows.account(a, at) for a, at in batch.accounts],
+                          "accounts"))
+    if batch.logs:
+        steps.append(Step(sql.insert_log, [rows.log(e) for e in batch.logs], None))
+    if batch.events:
+        steps.append(Step(sql.insert_event, [rows.event(e) for e in batch.events], None))
+    return steps
+
+
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                  "PRAGMA busy_timeout=30000", "PRAGMA foreign_keys=ON")
+SQLITE_SQL = statements(lambda _: "?")
+
+
+class SqliteRowWriter:
+    """Its own ``sqlite3`` connection, used from one worker thread only: a batch is one hop to
+    that thread, which builds the rows and writes them between ``BEGIN IMMEDIATE`` and
+    ``COMMIT``. Other writers of the file (SQLAlchemy's writer) wait on the busy timeout."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ordex-rows")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteRowWriter:
+        writer = cls(path)
+        try:
+            await writer._run(writer._connect)
+        except BaseException:
+            writer._thread.shutdown(wait=False)
+            raise
+        return writer
+
+    async def _run(self, work: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
+
+    def _connect(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            for pragma in SQLITE_PRAGMAS:
+                conn.execute(pragma)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
 
     async def write(self, batch: Batch) -> None:
-        async with UnitOfWork(self.db) as uow:
-            repo = uow.repo
-            for order in batch.new_orders:
-                await repo.insert_order(order)
-            for order in batch.orders:
-                await repo.update_order(order)
-            for fill in batch.fills:
-                await repo.insert_fill(fill)
-            for owner, pos, at in batch.positions:
-                await repo.set_position(owner, pos, at)
-            for account, at in batch.accounts:
-                await repo.update_account(account, at)
-            if batch.logs:
-                await repo.log(*batch.logs)
-            for e in batch.events:
-                await repo.conn.execute(insert(order_events).values(
-                    seq=e.seq, order_id=e.order_id, trader_id=e.trader_id, type=e.type,
-                    status=e.status, timestamp=e.timestamp, payload=e.payload,
-                    trader_seq=e.trader_seq))
-            await uow.commit()
+        if batch:
+            await self._run(self._write, batch)
+
+    def _write(self, batch: Batch) -> None:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the row writer is closed")
+        steps = plan(batch, SQLITE_SQL, SQLITE_ROWS)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for step in steps:
+                done = conn.executemany(step.sql, step.rows)
+                if step.table is not None and done.rowcount != len(step.rows):
+                    raise MissingRows(step.table, len(step.rows), done.rowcount)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
-        return None
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._run(conn.close)
+        self._thread.shutdown(wait=True)
+
+
+def _dollar(i: int) -> str:
+    return f"${i}"
+
+
+class PostgresRowWriter:
+    """One ``asyncpg`` connection (opened again before a batch if it was lost); a batch is one
+    transaction with an ``executemany`` per kind of row, whose statements asyncpg prepares once
+    and caches: BEGIN, a round trip per kind of row, COMMIT.
+
+    ``order_events.seq`` is a serial column: the core assigns the numbers, and after a batch of
+    events the column's sequence is moved past the highest, so that a row the sequence numbers
+    itself (``Repository.insert_event``) cannot take one of them."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+        self._sql = statements(_dollar, returning=True)
+        self._seq_catch_up = ""
+
+    @classmethod
+    async def open(cls, dsn: str) -> PostgresRowWriter:
+        writer = cls(dsn)
+        await writer._connection()
+        return writer
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                await self._learn_schema(conn)
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def _learn_schema(self, conn: asyncpg.Connection) -> None:
+        identity, sequence = await conn.fetchrow(
+            "SELECT a.attidentity::text, pg_get_serial_sequence('order_events', 'seq') "
+            "FROM pg_attribute a WHERE a.attrelid = 'order_events'::regclass "
+            "AND a.attname = 'seq'")
+        self._sql = statements(_dollar, returning=True, seq_always_generated=identity == "a")
+        if sequence is not None:
+            self._seq_catch_up = (f"SELECT setval('{sequence}', {{seq:d}}) FROM {sequence} "
+                                  "WHERE NOT is_called OR last_value < {seq:d}")
+
+    async def write(self, batch: Batch) -> None:
+        if not batch:
+            return
+        steps = plan(batch, self._sql, POSTGRES_ROWS)
+        conn = await self._connection()
+        end = "COMMIT"
+        if batch.events and self._seq_catch_up:  # in COMMIT's round trip
+            end = f"{self._seq_catch_up.format(seq=max(e.seq for e in batch.events))}; COMMIT"
+        await conn.execute("BEGIN")
+        try:
+            for step in steps:
+                await self._run(conn, step)
+            await conn.execute(end)
+        except BaseException:
+            await self._abandon(conn)
+            raise
+
+    @staticmethod
+    async def _run(conn: asyncpg.Connection, step: Step) -> None:
+        # One row goes through execute/fetch: the same prepared statement, less work than the
+        # executemany machinery around it.
+        if step.table is None:
+            if len(step.rows) == 1:
+                await conn.execute(step.sql, *step.rows[0])
+            else:
+                await conn.executemany(step.sql, step.rows)
+            return
+        if len(step.rows) == 1:
+            found = len(await conn.fetch(step.sql, *step.rows[0]))
+        else:
+            found = len(await conn.fetchmany(step.sql, step.rows))
+        if found != len(step.rows):
+            raise MissingRows(step.table, len(step.rows), found)
+
+    async def _abandon(self, conn: asyncpg.Connection) -> None:
+        """Roll back what a failed batch began; a connection that cannot is dropped (the next
+        batch opens another)."""
+        try:
+            if not conn.is_closed() and conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
+        except Exception:
+            conn.terminate()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+
+def sqlite_path(url: str) -> str:
+    """The database file of a ``sqlite[+driver]:///path`` URL (a separate connection to an
+    in-memory database would be another database, so there is none)."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or "mode=memory" in path:
+        raise ValueError(f"the row writer needs a SQLite file, not {url!r}")
+    return path
+
+
+def postgres_dsn(url: str) -> str:
+    """asyncpg's DSN for a ``postgresql[+asyncpg]://`` URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def open_writer(db: Database) -> RowWriter:
-    return RepositoryWriter(db)
+    """The row writer for ``db``'s backend, connected."""
+    if db.is_sqlite:
+        return await SqliteRowWriter.open(sqlite_path(db.url))
+    return await PostgresRowWriter.open(postgres_dsn(db.url))
