@@ -37,15 +37,8 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from tests.support.browser import chromium_browser
 
 from bench.bench_execution import SYMBOLS
-from bench.bench_submit import (
-    begin,
-    create_traders,
-    finish,
-    fmt,
-    percentile,
-    run_async,
-    start_service,
-)
+from bench.bench_submit import begin, create_traders, finish, fmt, percentile
+from bench.servers import run_async, start_service
 
 SPEC_MS = 500.0  # NFR-002: status updates reach the UI within 500 ms
 TARGET_P95_MS = 100.0  # issue: fill -> blotter row, p95

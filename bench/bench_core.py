@@ -41,14 +41,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.postgres import PostgresServer
-
 from bench import core_runs as cr
 from bench.bench_execution import Trader
-from bench.bench_submit import ROOT, begin, finish, fmt, run_async
+from bench.bench_submit import begin, finish, fmt
 from bench.core_inprocess import plan_orders, run_ordex
 from bench.core_runs import CoreRun, FanOut, FanRun, Service
 from bench.profile_summary import read, summary_lines
+from bench.servers import ROOT, run_async, start_postgres
 from bench.store_seed import analyze, prepare_store, seed_history
 
 CPU_TARGET_MS = 2.0
@@ -806,11 +805,7 @@ def main(argv: list[str] | None = None) -> int:
         http_sections = {"1", "2", "3", "4", "6"} & opts.sections
         for backend in opts.backends if http_sections else []:
             with contextlib.ExitStack() as server_stack:
-                pg: PostgresServer | None = None
-                if backend == "postgres":
-                    pg = PostgresServer()
-                    server_stack.callback(pg.stop)
-                    pg.start()
+                pg = start_postgres(server_stack) if backend == "postgres" else None
                 tmp = cr.new_tmp(server_stack, backend)
                 service = cr.start_ordex(server_stack, tmp, backend, pg)
                 try:

@@ -35,12 +35,10 @@ import gc
 import json
 import math
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -51,23 +49,21 @@ from typing import Any
 import httpx
 from tests.support.postgres import PostgresServer, free_port
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.bench_submit import (
+from bench import streams
+from bench.bench_submit import Summary, begin, create_traders, finish, fmt
+from bench.servers import (
     HOST,
     ROOT,
     ServiceProcess,
-    Summary,
-    admin_key,
-    begin,
-    create_database,
-    create_traders,
-    finish,
-    fmt,
+    new_store,
+    new_tmp,
     ordex_command,
     run_async,
     service_env,
+    start_postgres,
+    start_serve,
 )
 from ordex.domain.instruments import InstrumentStatus
 from ordex.services.demo import UNIVERSE
@@ -95,7 +91,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 class ChildProcess(ServiceProcess):
-    """bench_submit's ``ServiceProcess`` with extra environment, a parent-death signal, and the
+    """``servers.ServiceProcess`` with extra environment, a parent-death signal, and the
     temporary directory as working directory (so that no default relative path, such as
     ``data/``, lands in the project)."""
 
@@ -216,11 +212,7 @@ class Trader:
 
     async def connect(self, ws_url: str) -> None:
         """Open the stream and wait for ``subscribed``, so that no event of ours is missed."""
-        self.ws = await ws_connect(ws_url, open_timeout=30, ping_interval=None)
-        await self.ws.send(json.dumps({"api_key": self.key, "after": 0}))
-        first = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
-        if first.get("type") != "subscribed":
-            raise RuntimeError(f"the stream answered {first!r}, not 'subscribed'")
+        self.ws = await streams.subscribe(ws_url, self.key, within=30)
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -241,13 +233,7 @@ class Trader:
             self.stream_error = f"stream closed: {exc}"
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 5)
+        await streams.close(self.ws, self._reader)
 
     def new_order(self) -> tuple[Track, bytes]:
         n = self.count
@@ -646,18 +632,10 @@ def bench_combo(backend: str, venue: str, opts: argparse.Namespace, tcp: TcpSupp
     started = time.perf_counter()
     combo = Combo(backend, venue)
     with contextlib.ExitStack() as stack:
-        tmp = Path(tempfile.mkdtemp(prefix=f"ordex-bench-exec-{backend}-{venue}-"))
-        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-        if backend == "postgres":
-            assert pg is not None
-            database = f"ordex_exec_{venue}"
-            run_async(create_database(pg.dsn(), database))
-            store_args = ["--database-url", pg.url(database)]
-            # The data dir still holds the FIX client's session store.
-            serve_args = [*store_args, "--no-demo", "--data-dir", str(tmp / "data")]
-        else:
-            store_args = ["--data-dir", str(tmp / "data")]
-            serve_args = store_args
+        tmp = new_tmp(stack, f"ordex-bench-exec-{backend}-{venue}-")
+        # On PostgreSQL the data dir still holds the FIX client's session store.
+        store = new_store(backend, tmp / "data", pg, f"ordex_exec_{venue}")
+        serve_args = store.serve
         extra_env: dict[str, str] = {}
         venue_proc: ChildProcess | None = None
         if venue == "tcp":
@@ -678,18 +656,11 @@ def bench_combo(backend: str, venue: str, opts: argparse.Namespace, tcp: TcpSupp
                 serve_args = [*serve_args, "--venue", address]
             else:
                 extra_env["ORDEX_VENUE"] = address
-        port = free_port()
-        server = ChildProcess(
-            [ordex_command(), "serve", "--host", HOST, "--port", str(port), *serve_args],
-            tmp / "server.log", extra_env)
-        stack.callback(server.stop)
-        server.start()
-        base_url = f"http://{HOST}:{port}"
-        server.wait_ready(base_url)
+        server, base_url = start_serve(stack, serve_args, tmp / "server.log",
+                                       functools.partial(ChildProcess, extra_env=extra_env))
         procs = Procs(server, venue_proc)
         try:
-            run_async(measure(base_url, admin_key(backend, store_args, tmp / "data"), opts,
-                              procs, combo, started))
+            run_async(measure(base_url, store.admin_key(), opts, procs, combo, started))
         except Exception:
             print(f"--- {backend}/{venue} service log (tail) ---\n{server.log_tail()}",
                   file=sys.stderr)
@@ -711,9 +682,7 @@ def bench_backend(backend: str, venues: list[str], opts: argparse.Namespace,
         pg: PostgresServer | None = None
         if backend == "postgres":
             try:
-                pg = PostgresServer()
-                stack.callback(pg.stop)
-                pg.start()
+                pg = start_postgres(stack)
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 note = f"PostgreSQL could not be started: {str(exc).splitlines()[0][:200]}"
                 return [Combo(backend, venue, failed=note) for venue in venues]

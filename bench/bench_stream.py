@@ -20,34 +20,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from tests.support.postgres import PostgresServer, free_port
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 
-from bench.bench_submit import (
-    HOST,
-    ORDER_BODY,
-    ROOT,
-    ServiceProcess,
-    admin_key,
-    begin,
-    create_database,
-    create_traders,
-    finish,
-    ordex_command,
-    run_async,
-    service_env,
-)
+from bench import streams
+from bench.bench_submit import ORDER_BODY, begin, create_traders, finish
+from bench.servers import ROOT, ServiceProcess, run_async, service_env, start_service
 
 IDLE_SECONDS = 2.0
 QUIET_SECONDS = 0.5
@@ -110,10 +96,8 @@ class Subscriber:
 
 
 async def subscribe(ws_url: str, key: str, after: int, compression: str | None) -> Subscriber:
-    ws = await ws_connect(ws_url, open_timeout=60, ping_interval=None, compression=compression)
-    await ws.send(json.dumps({"api_key": key, "after": after}))
-    assert json.loads(await ws.recv())["type"] == "subscribed"
-    return Subscriber(ws)
+    return Subscriber(await streams.subscribe(ws_url, key, after=after, within=60,
+                                              compression=compression))
 
 
 async def last_seq(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
@@ -178,26 +162,8 @@ async def measure(base_url: str, admin: str, server: ServiceProcess,
 
 def start(backend: str, stack: contextlib.ExitStack, streams: int) -> tuple[str, str,
                                                                              ServiceProcess]:
-    tmp = Path(tempfile.mkdtemp(prefix=f"ordex-bench-stream-{backend}-"))
-    stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-    if backend == "postgres":
-        pg = PostgresServer()
-        stack.callback(pg.stop)
-        pg.start()
-        run_async(create_database(pg.dsn(), "ordex_bench"))
-        store_args = ["--database-url", pg.url("ordex_bench")]
-        serve_args = [*store_args, "--no-demo"]
-    else:
-        store_args = ["--data-dir", str(tmp / "data")]
-        serve_args = store_args
-    port = free_port()
-    server = StreamService([ordex_command(), "serve", "--host", HOST, "--port", str(port),
-                            "--log-level", "warning", *serve_args], tmp / "server.log", streams)
-    stack.callback(server.stop)
-    server.start()
-    base_url = f"http://{HOST}:{port}"
-    server.wait_ready(base_url)
-    return base_url, admin_key(backend, store_args, tmp / "data"), server
+    return start_service(backend, stack, ["--log-level", "warning"], label="stream",
+                         process=functools.partial(StreamService, streams=streams))
 
 
 def report(backend: str, rounds: list[Round], opts: argparse.Namespace) -> None:

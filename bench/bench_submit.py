@@ -31,24 +31,19 @@ import math
 import os
 import platform
 import random
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
-import asyncpg
 import httpx
-from tests.support.postgres import PostgresServer, free_port
 
+from bench.servers import LOOP, ROOT, ServiceProcess, run_async, start_service
 from ordex.domain.accounts import Account, RiskLimits, Role
 from ordex.domain.commands import SubmitOrder
 from ordex.domain.errors import Violation
@@ -58,13 +53,6 @@ from ordex.domain.risk import check_risk
 from ordex.domain.validation import AccountState, PricePolicy, reserve_price, validate
 from ordex.services.demo import demo_instruments
 
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-    uvloop = None
-
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 ORDER_BODY = json.dumps({"symbol": "AAPL", "side": "buy", "quantity": "1", "type": "limit",
                          "limit_price": "189.00"}).encode()
 TRADER_CASH = "100000000"
@@ -74,8 +62,6 @@ SPEC_TARGET_MS = 100.0
 AIM_P99_MS = 0.5
 NFR003_MAX_RATIO = 1.05  # p95 with 100 concurrent traders at most 5% above one trader's
 SOLO_SPACING_S = 0.05  # between the orders of the one-at-a-time paced baseline
-
-T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,102 +264,6 @@ class BackendResult:
                 *((f"paced {p.label}", p) for p in self.paced), ("growth", self.growth)]
 
 
-class ServiceProcess:
-    """``ordex serve`` as a child process, stopped by its own pid."""
-
-    def __init__(self, args: list[str], log_path: Path) -> None:
-        self.args = args
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
-
-    def start(self) -> None:
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=service_env(),
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-
-    def wait_ready(self, base_url: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=base_url, trust_env=False, timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise RuntimeError(f"the service exited with {self.proc.returncode}:\n"
-                                       + self.log_tail())
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        raise RuntimeError("the service did not answer /healthz in time:\n" + self.log_tail())
-
-    def cpu_seconds(self) -> float | None:
-        """User plus system CPU time of the service (all its threads), from /proc."""
-        if self.proc is None:
-            return None
-        try:
-            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-def service_env() -> dict[str, str]:
-    """The environment without ORDEX_* settings, so that only the flags choose the store."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("ORDEX_")}
-
-
-def ordex_command() -> str:
-    local = Path(sys.executable).parent / "ordex"
-    if local.exists():
-        return str(local)
-    found = shutil.which("ordex")
-    if found is None:
-        raise SystemExit("the 'ordex' command was not found; install the project into .venv")
-    return found
-
-
-def cli_create_account(name: str, role: str, cash: str, store_args: list[str]) -> str:
-    """``ordex accounts create``; the API key is the last line it prints."""
-    done = subprocess.run(
-        [ordex_command(), "accounts", "create", name, "--role", role, "--cash", cash,
-         *store_args],
-        cwd=ROOT, env=service_env(), capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"ordex accounts create failed: {done.stderr or done.stdout}")
-    return done.stdout.strip().splitlines()[-1]
-
-
-async def create_database(dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
 async def create_traders(client: httpx.AsyncClient, admin_key: str, count: int,
                          first: int = 0) -> list[str]:
     """Trader accounts with plenty of cash and raised limits, through the admin API; named
@@ -565,50 +455,6 @@ async def measure(base_url: str, admin_key: str, opts: argparse.Namespace,
         if opts.growth_orders:
             await timed(growth, server, send_orders(client, grower, opts.growth_orders, growth))
     return BackendResult(backend, setup_s, floor, single, many, growth, single_accounts, runs)
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop when it is installed (as ``uvicorn[standard]`` brings it), like the service."""
-    if uvloop is None:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
-
-
-def start_service(backend: str, stack: contextlib.ExitStack,
-                  extra_args: Sequence[str] = ()) -> tuple[str, str, ServiceProcess]:
-    """``ordex serve`` on ``backend`` (a throwaway PostgreSQL server, or SQLite in a temporary
-    data dir with the demo), stopped when ``stack`` closes. Returns its URL, an admin key and the
-    process."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"ordex-bench-{backend}-"))
-    stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-    if backend == "postgres":
-        pg = PostgresServer()
-        stack.callback(pg.stop)
-        pg.start()
-        run_async(create_database(pg.dsn(), "ordex_bench"))
-        store_args = ["--database-url", pg.url("ordex_bench")]
-        serve_args = [*store_args, "--no-demo"]
-    else:
-        store_args = ["--data-dir", str(tmp / "data")]
-        serve_args = store_args
-    port = free_port()
-    server = ServiceProcess(
-        [ordex_command(), "serve", "--host", HOST, "--port", str(port), *serve_args, *extra_args],
-        tmp / "server.log")
-    stack.callback(server.stop)
-    server.start()
-    base_url = f"http://{HOST}:{port}"
-    server.wait_ready(base_url)
-    return base_url, admin_key(backend, store_args, tmp / "data"), server
-
-
-def admin_key(backend: str, store_args: list[str], data_dir: Path) -> str:
-    """An admin key: made with ``ordex accounts create`` on PostgreSQL (no demo there), the
-    demo's on SQLite."""
-    if backend == "postgres":
-        return cli_create_account("bench-admin", "admin", "0", store_args)
-    return str(json.loads((data_dir / "demo-keys.json").read_text())["admin"])
 
 
 def bench_backend(backend: str, opts: argparse.Namespace) -> BackendResult:
@@ -834,7 +680,7 @@ def begin(title: str, quick: bool) -> float:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"ordex {title} benchmark ({'quick' if quick else 'full'} run): Python "
           f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {load}, client "
-          f"loop {'uvloop' if uvloop else 'asyncio'}")
+          f"loop {LOOP}")
     return time.perf_counter()
 
 

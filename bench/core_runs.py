@@ -1,19 +1,19 @@
 """Client-side runs of ``bench_core``: services as child processes, traders with streams, paced
 open-loop runs with an overload guard, one-at-a-time runs, stream fan-out.
 
-Builds on ``bench_submit`` (processes, accounts, figures) and ``bench_execution`` (traders and
-their WebSocket streams, per-order tracks, CPU accounting of a run).
+Builds on ``servers`` (processes), ``bench_submit`` (accounts, figures) and ``bench_execution``
+(traders and their WebSocket streams, per-order tracks, CPU accounting of a run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 from tests.support.postgres import PostgresServer, free_port
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from bench import servers, streams
 from bench.bench_execution import (
     TERMINAL,
     ChildProcess,
@@ -37,17 +37,9 @@ from bench.bench_execution import (
     Trader,
     measured,
 )
-from bench.bench_submit import (
-    HOST,
-    ROOT,
-    admin_key,
-    create_database,
-    create_traders,
-    ordex_command,
-    percentile,
-    run_async,
-)
+from bench.bench_submit import create_traders, percentile
 from bench.lean_http import LeanClient
+from bench.servers import HOST, ROOT, log_tail, new_store, start_serve
 from ordex.services.demo import demo_instruments
 
 ORDER_TIMEOUT_S = 15.0
@@ -196,11 +188,7 @@ def start_floor(stack: contextlib.ExitStack, tmp: Path) -> Service:
 
 
 def new_tmp(stack: contextlib.ExitStack, prefix: str) -> Path:
-    import shutil
-
-    tmp = Path(tempfile.mkdtemp(prefix=f"ordex-bench-core-{prefix}-"))
-    stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-    return tmp
+    return servers.new_tmp(stack, f"ordex-bench-core-{prefix}-")
 
 
 def start_ordex(stack: contextlib.ExitStack, tmp: Path, backend: str,
@@ -209,28 +197,16 @@ def start_ordex(stack: contextlib.ExitStack, tmp: Path, backend: str,
                 name: str = "") -> Service:
     """``ordex serve`` on 127.0.0.1 as a child process: SQLite in ``data_dir`` (default a new
     one in ``tmp``, the demo seeded) or a new database on the PostgreSQL server ``pg``."""
-    data = data_dir or tmp / "data"
-    if backend == "postgres":
-        assert pg is not None
-        run_async(create_database(pg.dsn(), database))
-        store_args = ["--database-url", pg.url(database)]
-        serve_args = [*store_args, "--no-demo", "--data-dir", str(data)]
-    else:
-        store_args = ["--data-dir", str(data)]
-        serve_args = store_args
-    port = free_port()
-    proc = MeteredChild([ordex_command(), "serve", "--host", HOST, "--port", str(port),
-                         *serve_args], tmp / f"server{name}.log", extra_env)
-    stack.callback(proc.stop)
-    proc.start()
-    base = f"http://{HOST}:{port}"
+    store = new_store(backend, data_dir or tmp / "data", pg, database)
+    log = tmp / f"server{name}.log"
     try:
-        proc.wait_ready(base)
-        key = admin_key(backend, store_args, data)
+        proc, base = start_serve(stack, store.serve, log,
+                                 functools.partial(MeteredChild, extra_env=extra_env))
+        key = store.admin_key()
     except Exception:
-        print(f"--- {backend} service log (tail) ---\n{proc.log_tail()}", file=sys.stderr)
+        print(f"--- {backend} service log (tail) ---\n{log_tail(log)}", file=sys.stderr)
         raise
-    return Service(f"{backend}{name}", base, Procs(proc), key, data)
+    return Service(f"{backend}{name}", base, Procs(proc), key, store.data_dir)
 
 
 class BenchClient(LeanClient):
@@ -464,12 +440,7 @@ class Listener:
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self, ws_url: str, key: str) -> None:
-        self.ws = await ws_connect(ws_url, open_timeout=60, ping_interval=None,
-                                   max_size=None)
-        await self.ws.send(json.dumps({"api_key": key, "after": 0}))
-        first = json.loads(await asyncio.wait_for(self.ws.recv(), 60))
-        if first.get("type") != "subscribed":
-            raise RuntimeError(f"the stream answered {first!r}, not 'subscribed'")
+        self.ws = await streams.subscribe(ws_url, key, within=60, max_size=None)
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -487,13 +458,7 @@ class Listener:
             self.error = f"stream closed: {exc}"
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 5)
+        await streams.close(self.ws, self._reader)
 
 
 class FanOut:

@@ -62,11 +62,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     lock.acquire()
     try:
         sock = listen(settings.host, settings.port)
-        where = f"http://{settings.host}:{sock.getsockname()[1]}"
+        base_url = f"http://{settings.host}:{sock.getsockname()[1]}"
         asyncio.run(_reachable(settings))
 
         def ready(services: Services) -> None:
-            print(f"ordex is running at {where}  (API docs: {where}/docs)", flush=True)
+            print(f"ordex is running at {base_url}  (API docs: {base_url}/docs)", flush=True)
             print(f"store: {redact(settings.resolved_database_url())}", flush=True)
             if services.demo_keys:
                 print("demo API keys (send as 'Authorization: Bearer KEY'):", flush=True)

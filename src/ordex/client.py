@@ -19,7 +19,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -117,6 +117,13 @@ def _page(body: dict[str, Any], key: str) -> Page:
     return Page(list(body[key]), body.get("next_cursor"), body)
 
 
+def _next_page(call: _Call, page: Page) -> _Call | None:
+    """The request of the page after ``page`` (fetched by ``call``); None after the last."""
+    if page.next_cursor is None:
+        return None
+    return replace(call, params={**(call.params or {}), "cursor": page.next_cursor})
+
+
 def _result(response: httpx.Response) -> Any:
     if response.status_code >= 400:
         raise error_for(response)
@@ -128,16 +135,31 @@ def _ws_url(base_url: str) -> str:
         "/v1/stream"
 
 
-def _hello(api_key: str, after: int, everyone: bool) -> str:
-    return json.dumps({"api_key": api_key, "after": after, "all": everyone})
-
-
 def _stream_message(text: str | bytes) -> dict[str, Any] | None:
     """An event to hand on, None for protocol messages; a refusal raises."""
     message = json.loads(text)
     if message.get("type") == "error":
         raise Unauthorized(401, [message])
     return message if "seq" in message else None
+
+
+class _Resume:
+    """Where a stream is: the hello that resumes after the last event seen, and each message
+    read, keeping that place."""
+
+    def __init__(self, api_key: str, after: int, everyone: bool) -> None:
+        self.api_key = api_key
+        self.last = after
+        self.everyone = everyone
+
+    def hello(self) -> str:
+        return json.dumps({"api_key": self.api_key, "after": self.last, "all": self.everyone})
+
+    def read(self, text: str | bytes) -> dict[str, Any] | None:
+        event = _stream_message(text)
+        if event is not None:
+            self.last = event["seq"]
+        return event
 
 
 class AsyncClient:
@@ -210,14 +232,8 @@ class AsyncClient:
 
     async def iter_orders(self, **filters: Any) -> AsyncIterator[dict[str, Any]]:
         """Every order matching the filters, newest first, page after page."""
-        cursor = filters.pop("cursor", None)
-        while True:
-            page = await self.list_page(**filters, cursor=cursor)
-            for order in page:
-                yield order
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        async for order in self._every(_list_call(filters), "orders"):
+            yield order
 
     async def fills(self, order_id: str | None = None, **filters: Any) -> list[dict[str, Any]]:
         """One page of fills: one order's, or the trader's (symbol, from, to, limit, cursor)."""
@@ -229,14 +245,15 @@ class AsyncClient:
     async def iter_fills(self, order_id: str | None = None,
                          **filters: Any) -> AsyncIterator[dict[str, Any]]:
         """Every fill matching the filters, newest first, page after page."""
-        cursor = filters.pop("cursor", None)
-        while True:
-            page = await self.fills_page(order_id, **filters, cursor=cursor)
-            for fill in page:
-                yield fill
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        async for fill in self._every(_fills_call(order_id, filters), "fills"):
+            yield fill
+
+    async def _every(self, call: _Call | None, key: str) -> AsyncIterator[dict[str, Any]]:
+        while call is not None:
+            page = _page(await self._call(call), key)
+            for item in page:
+                yield item
+            call = _next_page(call, page)
 
     async def positions(self) -> list[dict[str, Any]]:
         return list((await self._call(_Call("GET", "/v1/positions")))["positions"])
@@ -272,15 +289,13 @@ class AsyncClient:
     async def stream(self, after: int = 0, *, everyone: bool = False,
                      reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
         """Status events in seq order; reconnects and resumes from the last seq seen."""
-        last = after
+        place = _Resume(self.api_key, after, everyone)
         while True:
             try:
                 async with ws_connect(_ws_url(self.base_url)) as ws:
-                    await ws.send(_hello(self.api_key, last, everyone))
+                    await ws.send(place.hello())
                     async for text in ws:
-                        event = _stream_message(text)
-                        if event is not None:
-                            last = event["seq"]
+                        if (event := place.read(text)) is not None:
                             yield event
             except (ConnectionClosed, OSError):
                 if not reconnect:
@@ -353,13 +368,7 @@ class Client:
         return _page(self._call(_list_call(filters)), "orders")
 
     def iter_orders(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        cursor = filters.pop("cursor", None)
-        while True:
-            page = self.list_page(**filters, cursor=cursor)
-            yield from page
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        yield from self._every(_list_call(filters), "orders")
 
     def fills(self, order_id: str | None = None, **filters: Any) -> list[dict[str, Any]]:
         return self.fills_page(order_id, **filters).items
@@ -369,13 +378,13 @@ class Client:
 
     def iter_fills(self, order_id: str | None = None,
                    **filters: Any) -> Iterator[dict[str, Any]]:
-        cursor = filters.pop("cursor", None)
-        while True:
-            page = self.fills_page(order_id, **filters, cursor=cursor)
+        yield from self._every(_fills_call(order_id, filters), "fills")
+
+    def _every(self, call: _Call | None, key: str) -> Iterator[dict[str, Any]]:
+        while call is not None:
+            page = _page(self._call(call), key)
             yield from page
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+            call = _next_page(call, page)
 
     def positions(self) -> list[dict[str, Any]]:
         return list(self._call(_Call("GET", "/v1/positions"))["positions"])
@@ -407,15 +416,13 @@ class Client:
 
     def stream(self, after: int = 0, *, everyone: bool = False,
                reconnect: bool = True) -> Iterator[dict[str, Any]]:
-        last = after
+        place = _Resume(self.api_key, after, everyone)
         while True:
             try:
                 with ws_connect_sync(_ws_url(self.base_url)) as ws:
-                    ws.send(_hello(self.api_key, last, everyone))
+                    ws.send(place.hello())
                     for text in ws:
-                        event = _stream_message(text)
-                        if event is not None:
-                            last = event["seq"]
+                        if (event := place.read(text)) is not None:
                             yield event
             except (ConnectionClosed, OSError):
                 if not reconnect:

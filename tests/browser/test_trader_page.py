@@ -16,12 +16,9 @@ from playwright.async_api import Browser, Page, expect
 from ordex.client import AsyncClient
 from ordex.config import Settings
 from ordex.domain.accounts import Role
-from ordex.services.demo import demo_instruments
-from ordex.venues.simulated.exchange import SimulatedExchange
 from ordex.venues.simulated.inprocess import InProcessVenue
-from ordex.venues.simulated.market import MarketConfig
 from tests.support.browser import chromium_browser, screenshot_path
-from tests.support.live import Live, live_service
+from tests.support.live import Live, live_service, quiet_venue
 from tests.support.proxy import TcpProxy
 
 WAIT_MS = 10_000
@@ -55,11 +52,7 @@ class Desk:
 async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     settings = Settings(data_dir=tmp_path / "data", seed_demo=False, execution_enabled=True,
                         retry_base_seconds=0.05)
-    exchange = SimulatedExchange(
-        "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
-                for i in demo_instruments()],
-        config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=5)
-    venue = InProcessVenue(exchange, tick_interval=None)
+    venue = quiet_venue(5)
     async with live_service(settings, venue) as live, chromium_browser() as browser:
         venue.step()
         yield Desk(live, venue, browser)

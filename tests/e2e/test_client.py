@@ -24,12 +24,8 @@ from ordex.client import (
 )
 from ordex.config import Settings
 from ordex.domain.accounts import Role
-from ordex.services.demo import demo_instruments
-from ordex.venues.simulated.exchange import SimulatedExchange
-from ordex.venues.simulated.inprocess import InProcessVenue
-from ordex.venues.simulated.market import MarketConfig
 from tests.conftest import Api, auth
-from tests.support.live import Live, live_service
+from tests.support.live import Live, live_service, quiet_venue
 
 
 def public_methods(cls: type) -> dict[str, inspect.Signature]:
@@ -133,12 +129,8 @@ def test_an_answer_that_is_not_ordex_json_still_raises_a_typed_error() -> None:
 
 @pytest.fixture
 async def live(settings: Settings) -> AsyncIterator[Live]:
-    exchange = SimulatedExchange(
-        "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
-                for i in demo_instruments()],
-        config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=5)
     wired = settings.model_copy(update={"execution_enabled": True})
-    async with live_service(wired, InProcessVenue(exchange, tick_interval=None)) as running:
+    async with live_service(wired, quiet_venue(5)) as running:
         yield running
 
 

@@ -15,12 +15,9 @@ from ordex.client import AsyncClient, OrdexError
 from ordex.config import Settings
 from ordex.domain.accounts import Role
 from ordex.domain.orders import OrderType, Side, TimeInForce
-from ordex.services.demo import demo_instruments
-from ordex.venues.simulated.exchange import SimulatedExchange
 from ordex.venues.simulated.inprocess import InProcessVenue
-from ordex.venues.simulated.market import MarketConfig
 from tests.support.control import InProcessControl
-from tests.support.live import Live, live_service
+from tests.support.live import Live, live_service, quiet_venue
 
 FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
 
@@ -38,11 +35,7 @@ class Desk:
 
 @pytest.fixture
 async def desk(settings: Settings) -> AsyncIterator[Desk]:
-    exchange = SimulatedExchange(
-        "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
-                for i in demo_instruments()],
-        config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=11)
-    venue = InProcessVenue(exchange, tick_interval=None)
+    venue = quiet_venue(11)
     wired = settings.model_copy(update={"execution_enabled": True})
     async with live_service(wired, venue) as live:
         yield Desk(live, venue)

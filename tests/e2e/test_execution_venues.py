@@ -15,12 +15,8 @@ import pytest
 from ordex.client import AsyncClient
 from ordex.config import Settings
 from ordex.domain.accounts import Role
-from ordex.services.demo import demo_instruments
-from ordex.venues.simulated.exchange import SimulatedExchange
-from ordex.venues.simulated.inprocess import InProcessVenue
-from ordex.venues.simulated.market import MarketConfig
 from tests.support.control import AdminControl, InProcessControl, VenueControl
-from tests.support.live import Live, live_service
+from tests.support.live import Live, live_service, quiet_venue
 from tests.support.venue_process import VenueProcess
 
 FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
@@ -40,11 +36,7 @@ class Desk:
 async def desk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Desk]:
     settings = Settings(data_dir=tmp_path / "ordex", seed_demo=False, execution_enabled=True)
     if request.param == "inprocess":
-        exchange = SimulatedExchange(
-            "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
-                    for i in demo_instruments()],
-            config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=11)
-        venue = InProcessVenue(exchange, tick_interval=None)
+        venue = quiet_venue(11)
         async with live_service(settings, venue) as live:
             yield Desk(live, InProcessControl(venue))
         return

@@ -12,13 +12,9 @@ import pytest
 from ordex.client import AsyncClient
 from ordex.config import Settings
 from ordex.domain.accounts import Role
-from ordex.services.demo import demo_instruments
 from ordex.store.uow import reading
-from ordex.venues.simulated.exchange import SimulatedExchange
-from ordex.venues.simulated.inprocess import InProcessVenue
-from ordex.venues.simulated.market import MarketConfig
 from tests.conftest import Api, auth
-from tests.support.live import Live, live_service
+from tests.support.live import Live, live_service, quiet_venue
 
 ORDER = {"symbol": "AAPL", "side": "buy", "quantity": "10", "type": "limit",
          "limit_price": "189.00"}
@@ -83,12 +79,8 @@ def alice_id(headers: dict[str, str]) -> UUID:
 
 @pytest.fixture
 async def live(settings: Settings) -> AsyncIterator[Live]:
-    exchange = SimulatedExchange(
-        "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
-                for i in demo_instruments()],
-        config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=3)
     wired = settings.model_copy(update={"execution_enabled": True})
-    async with live_service(wired, InProcessVenue(exchange, tick_interval=None)) as running:
+    async with live_service(wired, quiet_venue(3)) as running:
         yield running
 
 

@@ -24,25 +24,14 @@ from ordex.config import Settings
 from ordex.domain.accounts import Role
 from ordex.domain.orders import OrderType, Side, TimeInForce
 from ordex.engine.tx import Tx
-from ordex.services.demo import demo_instruments
 from ordex.store.uow import reading
 from ordex.venues.base import NewOrder
-from ordex.venues.simulated.exchange import SimulatedExchange
 from ordex.venues.simulated.inprocess import InProcessVenue
-from ordex.venues.simulated.market import MarketConfig
-from tests.support.live import Live, live_service
+from tests.support.live import Live, live_service, quiet_venue
 
 FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
 FAST = {"execution_enabled": True, "retry_base_seconds": 0.05, "ack_timeout_seconds": 0.3,
         "stall_check_seconds": 0.3, "order_timeout_seconds": 2}
-
-
-def make_venue() -> InProcessVenue:
-    exchange = SimulatedExchange(
-        "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
-                for i in demo_instruments()],
-        config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=3)
-    return InProcessVenue(exchange, tick_interval=None)
 
 
 @dataclass
@@ -72,7 +61,7 @@ class Desk:
 
 @asynccontextmanager
 async def running_desk(settings: Settings, **more: Any) -> AsyncIterator[Desk]:
-    desk = Desk(settings.model_copy(update={**FAST, **more}), make_venue())
+    desk = Desk(settings.model_copy(update={**FAST, **more}), quiet_venue(3))
     async with live_service(desk.settings, desk.venue) as live:
         desk.live = live
         yield desk
@@ -300,7 +289,7 @@ async def test_a_restart_never_sends_again_an_order_that_reached_the_venue(
         settings: Settings, reached_venue: bool) -> None:
     """The process died after recording the intent to send, before or after the send itself.
     On restart ordex asks the venue first: one copy at the venue, either way."""
-    venue = make_venue()
+    venue = quiet_venue(3)
     quiet = settings.model_copy(update={**FAST, "execution_enabled": False})
     async with live_service(quiet, venue) as first:
         issued = await first.services.accounts.create("alice", Role.TRADER, Decimal("100000"))
@@ -397,7 +386,7 @@ async def test_a_cancel_caught_by_a_crash_is_settled_after_the_restart(
     """The process died after a cancel was recorded as sent (the order at the venue), or after a
     cancel of an order whose own send never happened: either way the cancel ends cancelled in
     ordex and at the venue, and the order is never sent."""
-    venue = make_venue()
+    venue = quiet_venue(3)
     quiet = settings.model_copy(update={**FAST, "execution_enabled": False})
     async with live_service(quiet, venue) as first:
         issued = await first.services.accounts.create("alice", Role.TRADER, Decimal("100000"))

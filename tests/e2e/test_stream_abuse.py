@@ -19,11 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from ordex.client import AsyncClient
 from ordex.config import Settings
 from ordex.domain.accounts import Role
-from ordex.services.demo import demo_instruments
-from ordex.venues.simulated.exchange import SimulatedExchange
-from ordex.venues.simulated.inprocess import InProcessVenue
-from ordex.venues.simulated.market import MarketConfig
-from tests.support.live import Live, live_service
+from tests.support.live import Live, live_service, quiet_venue
 
 FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
 CAP = 3
@@ -31,14 +27,9 @@ CAP = 3
 
 @pytest.fixture
 async def live(settings: Settings) -> AsyncIterator[Live]:
-    exchange = SimulatedExchange(
-        "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
-                for i in demo_instruments()],
-        config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=11)
-    venue = InProcessVenue(exchange, tick_interval=None)
     wired = settings.model_copy(update={"execution_enabled": True,
                                         "stream_connections_per_trader": CAP})
-    async with live_service(wired, venue) as service:
+    async with live_service(wired, quiet_venue(11)) as service:
         yield service
 
 

@@ -12,7 +12,11 @@ import uvicorn
 from ordex.api.app import create_app
 from ordex.bootstrap import Services, build
 from ordex.config import Settings
+from ordex.services.demo import demo_instruments
 from ordex.venues.base import Venue
+from ordex.venues.simulated.exchange import SimulatedExchange
+from ordex.venues.simulated.inprocess import InProcessVenue
+from ordex.venues.simulated.market import MarketConfig
 from tests.support.postgres import free_port
 
 
@@ -20,6 +24,16 @@ from tests.support.postgres import free_port
 class Live:
     url: str
     services: Services
+
+
+def quiet_venue(seed: int) -> InProcessVenue:
+    """The simulated exchange with the demo instruments and a market that does not move by
+    itself (no trades, no gaps, no ticker): prices change only when a test trades or steps it."""
+    exchange = SimulatedExchange(
+        "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
+                for i in demo_instruments()],
+        config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=seed)
+    return InProcessVenue(exchange, tick_interval=None)
 
 
 @asynccontextmanager
