@@ -18,6 +18,8 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from pathlib import Path
 from uuid import UUID
 
+import orjson
+
 from ordex.bootstrap import Services, build, prepare
 from ordex.bus.memory import ORDER_EVENTS
 from ordex.config import Settings
@@ -134,7 +136,10 @@ async def _drive(services: Services, plan: list[PlannedOrder], traders: int, con
     with services.bus.subscribe(ORDER_EVENTS) as sub:
         async def watch() -> None:
             while True:
-                message = await sub.queue.get()
+                frame = await sub.next_within(3600)
+                if frame is None:
+                    continue
+                message = orjson.loads(frame.own_text)
                 if message.get("status") in TERMINAL:
                     final.setdefault(str(message["order_id"]), str(message["status"]))
                     for ids, done in waiting:

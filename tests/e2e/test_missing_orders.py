@@ -14,14 +14,14 @@ from ordex.domain.accounts import Role
 from ordex.domain.orders import OrderType, Side, TimeInForce
 from ordex.store.uow import reading
 from ordex.venues.base import NewOrder
-from tests.e2e.test_recovery import FAST, FINAL, _uuid, at_venue, make_venue
-from tests.support.live import live_service
+from tests.e2e.test_recovery import FAST, FINAL, _uuid, at_venue
+from tests.support.live import live_service, quiet_venue
 
 
 async def resting_then_forgotten(settings: Settings) -> tuple[str, dict[str, Any], Decimal]:
     """A GTC bid the venue acknowledged; then ordex stops, and the venue that comes back has
     forgotten everything (a venue without a persisted book, restarted meanwhile)."""
-    venue = make_venue()
+    venue = quiet_venue(3)
     async with live_service(settings, venue) as live:
         issued = await live.services.accounts.create("alice", Role.TRADER, Decimal("100000"))
         quote = venue.exchange.quote("KO")
@@ -41,7 +41,7 @@ async def test_an_order_the_venue_no_longer_knows_ends_cancelled_with_a_reason(
     to accepted ("unknown client order id") and its cash stayed reserved."""
     settings = settings.model_copy(update=FAST)
     key, order, _ = await resting_then_forgotten(settings)
-    forgetful = make_venue()
+    forgetful = quiet_venue(3)
     async with live_service(settings, forgetful) as live, AsyncClient(live.url, key) as ordex:
         done = await ordex.wait_for(order["id"], FINAL, within=8)
         assert done["status"] == "cancelled"
@@ -63,7 +63,7 @@ async def test_an_order_the_venue_shows_again_on_the_second_question_stays_worki
         settings: Settings) -> None:
     settings = settings.model_copy(update={**FAST, "stall_check_seconds": 2.0})
     key, order, limit = await resting_then_forgotten(settings)
-    late = make_venue()
+    late = quiet_venue(3)
     async with live_service(settings, late) as live, AsyncClient(live.url, key) as ordex:
         engine = live.services.engine
         assert engine is not None
