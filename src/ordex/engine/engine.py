@@ -139,12 +139,19 @@ class ExecutionEngine:
 
     async def dispatch_once(self) -> int:
         """Send what is waiting: new orders, then cancels. Returns how many it found."""
+        if not (self.core.ledger.to_route or self.core.ledger.to_cancel):
+            return 0
         to_send, to_cancel = await self.core.run(self._mark_for_sending)
         now = self.clock.now()
         for order in to_send:
             self.metrics.emit(metrics.EXECUTED, now, order_id=order.id, trader_id=order.trader_id,
                               venue=self.venue.name, retry_count=order.send_attempts - 1)
-            await self._send(order)
+        first = [o for o in to_send if o.send_attempts == 1]
+        if first:
+            await self._send_first(first)
+        for order in to_send:
+            if order.send_attempts > 1:
+                await self._send(order)
         for order in to_cancel:
             await self._cancel(order)
         return max(len(to_send), len(to_cancel))
@@ -269,18 +276,24 @@ class ExecutionEngine:
                                  after.status.value, event.at, after.reason, details))
         return tx.event(after, after.status.value, self.clock.now(), payload(after))
 
+    async def _send_first(self, orders: list[Order]) -> None:
+        """First attempts, handed to the venue together."""
+        try:
+            outcomes = await self.venue.submit_many([_new_order(o) for o in orders])
+        except VenueUnavailable as exc:
+            outcomes = [exc] * len(orders)
+        for order, failed in zip(orders, outcomes, strict=True):
+            if failed is not None:
+                await self._not_sent(order, str(failed) or "venue unavailable")
+
     async def _send(self, order: Order) -> None:
-        order_type, time_in_force, limit_price = venue_terms(order)
         try:
             if order.send_attempts > 1:  # a re-attempt: only if the venue does not have it
                 found = await self.venue.query(str(order.id))
                 if found is not None:
                     await self.recovery.adopt(order, found, self.clock.now())
                     return
-            await self.venue.submit(NewOrder(
-                client_order_id=str(order.id), symbol=order.symbol, side=order.side,
-                type=order_type, quantity=order.quantity, time_in_force=time_in_force,
-                limit_price=limit_price))
+            await self.venue.submit(_new_order(order))
         except VenueUnavailable as exc:
             await self._not_sent(order, str(exc) or "venue unavailable")
 
@@ -410,6 +423,13 @@ class ExecutionEngine:
 
 _WORKING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED,
                       OrderStatus.PENDING_CANCEL})
+
+
+def _new_order(order: Order) -> NewOrder:
+    order_type, time_in_force, limit_price = venue_terms(order)
+    return NewOrder(client_order_id=str(order.id), symbol=order.symbol, side=order.side,
+                    type=order_type, quantity=order.quantity, time_in_force=time_in_force,
+                    limit_price=limit_price)
 
 
 _TIMED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})

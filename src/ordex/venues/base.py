@@ -240,6 +240,10 @@ class Venue(Protocol):
     async def submit(self, order: NewOrder) -> None:
         """Send a new order; its outcome arrives as reports. Raises VenueUnavailable."""
 
+    async def submit_many(self, orders: list[NewOrder]) -> list[VenueUnavailable | None]:
+        """Send new orders together (a venue may take them in one go); for each, None if it
+        was sent, or why it could not be."""
+
     async def cancel(self, client_order_id: str) -> None:
         """Ask the venue to cancel; the outcome arrives as a report."""
 

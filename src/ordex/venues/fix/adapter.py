@@ -299,6 +299,16 @@ class FixVenue:
         self._remember(order.client_order_id, order.symbol, order.side)
         await self._send(m.new_order_single(order))
 
+    async def submit_many(self, orders: list[NewOrder]) -> list[VenueUnavailable | None]:
+        outcomes: list[VenueUnavailable | None] = []
+        for order in orders:
+            try:
+                await self.submit(order)
+                outcomes.append(None)
+            except VenueUnavailable as exc:
+                outcomes.append(exc)
+        return outcomes
+
     async def cancel(self, client_order_id: str) -> None:
         symbol, side = self._known.get(client_order_id, (m.NOT_APPLICABLE, Side.BUY))
         cancel_id = f"{client_order_id}.cxl.{self._new_id()}"

@@ -177,6 +177,13 @@ class SimulatedExchange:
         """Receive a new order: ACK then any immediate fills, or a single REJECTED report."""
         return self._saved(self._submit(order))
 
+    def submit_many(self, orders: list[NewOrder]) -> list[list[ExecutionReport]]:
+        """Orders received together: each matched in turn, all journaled in one transaction
+        before any report goes out."""
+        reports = [self._submit(order) for order in orders]
+        self._save()
+        return reports
+
     def _submit(self, order: NewOrder) -> list[ExecutionReport]:
         now = self._clock()
         existing = self._orders.get(order.client_order_id)

@@ -130,6 +130,27 @@ class InProcessVenue:
             self._publish(reports)
         self._publish_quotes()
 
+    async def submit_many(self, orders: list[NewOrder]) -> list[VenueUnavailable | None]:
+        """Taken by the exchange in one go: matched in turn, journaled once."""
+        self._check_up()
+        outcomes: list[VenueUnavailable | None] = []
+        taken: list[NewOrder] = []
+        for order in orders:
+            if self.faults.refuse_sends > 0:
+                self.faults.refuse_sends -= 1
+                outcomes.append(VenueUnavailable(f"{self.name} is busy"))
+            else:
+                outcomes.append(None)
+                taken.append(order)
+        delay = self.faults.ack_delay
+        for order, reports in zip(taken, self.exchange.submit_many(taken), strict=True):
+            if delay > 0 and reports:
+                self._hold(order.client_order_id, reports, delay)
+            else:
+                self._publish(reports)
+        self._publish_quotes()
+        return outcomes
+
     async def cancel(self, client_order_id: str) -> None:
         self._check_up()
         self._publish(self.exchange.cancel(client_order_id))
