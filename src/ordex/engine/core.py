@@ -43,6 +43,9 @@ class Core:
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Unit[Any], asyncio.Future[Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # run last in every batch, on what its units did (the engine routes new orders there,
+        # so that they are committed and marked as sent in one transaction)
+        self.finish: Unit[None] | None = None
         self.batches = 0
         self.units = 0
 
@@ -101,6 +104,13 @@ class Core:
                 continue
             batch.absorb(tx)
             outcomes.append((future, result, None))
+        if self.finish is not None:
+            tx = batch.child()
+            try:
+                await self.finish(tx)
+                batch.absorb(tx)
+            except Exception:
+                log.exception("the end of a batch failed; what it would have done waits")
         rows = batch.rows()
         if rows:
             assert self.writer is not None

@@ -38,6 +38,7 @@ from ordex.domain.sending import (
 from ordex.domain.status import OrderEvent, payload
 from ordex.engine.apply import apply_report
 from ordex.engine.core import Core
+from ordex.engine.ledger import cancel_to_send, routable
 from ordex.engine.marketdata import MarketData
 from ordex.engine.recovery import Recovery, RecoveryPorts, RecoverySettings
 from ordex.engine.tx import Tx
@@ -82,6 +83,8 @@ class ExecutionEngine:
             metrics=self.metrics, policy=self.policy, rng=self.rng),
             recovery or RecoverySettings())
         self._wake = asyncio.Event()
+        self._outbox: list[tuple[list[Order], list[Order]]] = []
+        core.finish = self._route_in_batch
         self._tasks: list[asyncio.Task[None]] = []
         self._reference_saved: dict[str, datetime] = {}
         self._halted: dict[str, bool] = {}
@@ -118,6 +121,8 @@ class ExecutionEngine:
                 if loop.time() >= next_sweep:  # once a sweep, not at every wake
                     next_sweep = loop.time() + SWEEP_SECONDS
                     await self.sweep(self.clock.now())
+                while self._outbox:
+                    await self._send_marked(*self._outbox.pop(0))
                 if self.venue.connected and self.recovery.in_sync:
                     while await self.dispatch_once() >= ROUTE_BATCH:
                         pass
@@ -142,6 +147,23 @@ class ExecutionEngine:
         if not (self.core.ledger.to_route or self.core.ledger.to_cancel):
             return 0
         to_send, to_cancel = await self.core.run(self._mark_for_sending)
+        await self._send_marked(to_send, to_cancel)
+        return max(len(to_send), len(to_cancel))
+
+    async def _route_in_batch(self, tx: Tx) -> None:
+        """At the end of each batch: what its units made routable (new orders, cancels) is
+        marked as sent in the same transaction and handed to the sender after the commit."""
+        if not (self.venue.connected and self.recovery.in_sync):
+            return
+        to_send, to_cancel = await self._mark_for_sending(tx)
+        if to_send or to_cancel:
+            tx.after(lambda: self._hand_over(to_send, to_cancel))
+
+    def _hand_over(self, to_send: list[Order], to_cancel: list[Order]) -> None:
+        self._outbox.append((to_send, to_cancel))
+        self._wake.set()
+
+    async def _send_marked(self, to_send: list[Order], to_cancel: list[Order]) -> None:
         now = self.clock.now()
         for order in to_send:
             self.metrics.emit(metrics.EXECUTED, now, order_id=order.id, trader_id=order.trader_id,
@@ -154,13 +176,12 @@ class ExecutionEngine:
                 await self._send(order)
         for order in to_cancel:
             await self._cancel(order)
-        return max(len(to_send), len(to_cancel))
 
     async def _mark_for_sending(self, tx: Tx) -> tuple[list[Order], list[Order]]:
         """The intent to send, recorded before anything is sent: orders to route, cancels."""
         now = self.clock.now()
         to_send: list[Order] = []
-        for order_id in list(self.core.ledger.to_route):
+        for order_id in tx.pending(self.core.ledger.to_route, routable):
             order = await tx.order(order_id)
             if order is None or order.status is not OrderStatus.ACCEPTED \
                     or order.routed_at is not None:
@@ -177,7 +198,7 @@ class ExecutionEngine:
             if len(to_send) >= ROUTE_BATCH:
                 break
         to_cancel: list[Order] = []
-        for order_id in list(self.core.ledger.to_cancel)[:ROUTE_BATCH]:
+        for order_id in tx.pending(self.core.ledger.to_cancel, cancel_to_send)[:ROUTE_BATCH]:
             order = await tx.order(order_id)
             if order is None or order.status is not OrderStatus.PENDING_CANCEL \
                     or order.cancel_sent_at is not None:

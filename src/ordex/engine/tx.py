@@ -7,7 +7,7 @@ half of its changes behind."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -121,6 +121,14 @@ class Tx:
                     return order
         order_id = self.ledger.client_ids.get((trader_id, client_order_id))
         return None if order_id is None else await self.order(order_id)
+
+    def pending(self, known: Iterable[UUID], wanted: Callable[[Order], bool]) -> list[UUID]:
+        """``known`` (ids the ledger keeps for a purpose), then the orders this batch made or
+        changed that ``wanted`` picks; the caller checks each again as it reads it."""
+        ids = dict.fromkeys(known)
+        for tx in reversed(self._chain()):
+            ids.update((i, None) for i, o in tx.orders.items() if wanted(o))
+        return list(ids)
 
     def booked(self, order_id: UUID) -> set[tuple[str, str]]:
         """The (venue, exec id) of every fill booked for the order."""
