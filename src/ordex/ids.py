@@ -9,13 +9,26 @@ import time
 from uuid import UUID
 
 
+_last = [0, 0]  # the millisecond of the last id, and its counter
+
+
 def new_id() -> UUID:
-    """A UUIDv7: 48 bits of Unix milliseconds, then random bits, so ids sort by creation time."""
+    """A UUIDv7: 48 bits of Unix milliseconds, a 12-bit counter within the millisecond (RFC
+    9562's method 1, so that ids made one after the other in this process sort in that order),
+    then random bits."""
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    last_ms, counter = _last
+    if ms <= last_ms:
+        ms, counter = last_ms, counter + 1
+        if counter > 0xFFF:
+            ms, counter = ms + 1, 0
+    else:
+        counter = int.from_bytes(os.urandom(1), "big")  # a random start leaves room to count
+    _last[0], _last[1] = ms, counter
+    rand = int.from_bytes(os.urandom(8), "big")
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
-    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= counter << 64
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return UUID(int=value)

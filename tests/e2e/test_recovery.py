@@ -322,8 +322,11 @@ async def test_a_ghost_order_at_the_venue_is_reported_and_cancelled(desk: Desk) 
         found = desk.venue.exchange.query(ghost)
         return found is not None and not found.state.is_open
     assert await eventually(cancelled)
-    assert any(m["event"] == "order.ghost" and m["order_id"] == ghost
-               for m in metrics_lines(desk))
+
+    async def alerted() -> bool:  # the metrics file is written behind the service's back
+        return any(m["event"] == "order.ghost" and m["order_id"] == ghost
+                   for m in metrics_lines(desk))
+    assert await eventually(alerted)
 
 
 async def test_metrics_events_are_json_lines_with_the_plans_fields(desk: Desk) -> None:

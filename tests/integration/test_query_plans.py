@@ -220,6 +220,8 @@ async def seeded(request: pytest.FixtureRequest,
     started = time.perf_counter()
     history = await seed_history(services.db, traders, ORDERS)
     seconds = time.perf_counter() - started
+    await services.core.stop()  # the history was written behind the core's back: load it
+    await services.core.start()
     partial = frozenset(ix.name for t in metadata.sorted_tables for ix in t.indexes
                         if ix.name and ix.dialect_options["sqlite"]["where"] is not None)
     try:

@@ -73,7 +73,8 @@ class Ledger:
         self.to_cancel: dict[UUID, None] = {}
 
     async def load(self, db: Database) -> None:
-        """Everything the order path reads, from the store, once."""
+        """Everything the order path reads, from the store (what was held before is dropped)."""
+        self.__init__()  # type: ignore[misc]
         async with reading(db) as repo:
             for account in await repo.list_accounts():
                 self.accounts[account.id] = account
