@@ -8,7 +8,6 @@ import secrets
 import time
 from uuid import UUID
 
-
 _last = [0, 0]  # the millisecond of the last id, and its counter
 
 
