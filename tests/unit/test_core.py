@@ -188,3 +188,11 @@ def test_running_totals_always_equal_the_open_orders_added_up(
         assert (got.count, got.reserved) == (expected.count, expected.reserved)
         assert {k: v for k, v in got.quantities.items() if v} == \
             {k: v for k, v in expected.quantities.items() if v}
+
+
+def test_ids_made_one_after_the_other_sort_in_that_order() -> None:
+    from ordex.ids import new_id
+
+    made = [new_id() for _ in range(10_000)]  # thousands within each millisecond
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert all(i.version == 7 for i in made[:10])
