@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Protocol
 
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+    async def wait(self, wake: asyncio.Event, seconds: float) -> bool:
+        """Until ``wake`` is set (True) or ``seconds`` of this clock's time pass (False): a
+        simulated clock decides when that is."""
 
 
 def iso(at: datetime) -> str:
@@ -18,3 +23,10 @@ def iso(at: datetime) -> str:
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    async def wait(self, wake: asyncio.Event, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(wake.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True

@@ -62,6 +62,10 @@ class FixedClock:
     def now(self) -> datetime:
         return T0
 
+    async def wait(self, wake: asyncio.Event, seconds: float) -> bool:
+        await wake.wait()
+        return True
+
 
 def wired(cash: str = "100000") -> tuple[Core, OrderService, FakeStore, list[OrderEvent]]:
     ledger = Ledger()

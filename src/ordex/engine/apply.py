@@ -34,7 +34,6 @@ from ordex.domain.positions import apply_fill, cash_change
 from ordex.domain.status import LastFill, payload
 from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.engine.tx import Tx
-from ordex.ids import new_id
 from ordex.venues.base import ExecutionReport, ReportKind
 
 log = logging.getLogger("ordex.engine")
@@ -140,7 +139,7 @@ async def apply_report(tx: Tx, report: ExecutionReport, now: datetime) -> Applie
     action = {ReportKind.FILL: LogAction.FILL, ReportKind.CANCELLED: LogAction.CANCEL,
               ReportKind.REJECTED: LogAction.REJECT}.get(report.kind, LogAction.EXECUTE)
     tx.log(ExecutionLogEntry(
-        new_id(), after.trader_id, after.id, action, after.status.value, report.timestamp,
+        tx.new_id(), after.trader_id, after.id, action, after.status.value, report.timestamp,
         report.reason, {"venue": report.venue, "exec_id": report.exec_id,
                         "kind": report.kind.value, "quantity": str(report.last_quantity),
                         "price": str(report.last_price), "fee": str(report.fee),
@@ -172,7 +171,7 @@ def _cumulative_out_of_date(order: Order, report: ExecutionReport) -> bool:
 
 async def _book_fill(tx: Tx, order: Order, report: ExecutionReport) -> None:
     fill = Fill(
-        id=new_id(), order_id=order.id, trader_id=order.trader_id, symbol=order.symbol,
+        id=tx.new_id(), order_id=order.id, trader_id=order.trader_id, symbol=order.symbol,
         side=order.side, timestamp=report.timestamp, quantity=report.last_quantity,
         price=report.last_price, venue=report.venue, commission=report.fee,
         exec_id=report.exec_id)

@@ -9,10 +9,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from uuid import UUID
 
 from ordex.domain.status import OrderEvent
 from ordex.engine.ledger import Ledger
 from ordex.engine.tx import Reader, StoreReader, Tx
+from ordex.ids import new_id
 from ordex.store.database import Database
 from ordex.store.rows import RowWriter, open_writer
 
@@ -31,12 +33,13 @@ class Core:
     def __init__(self, db: Database | None, ledger: Ledger,
                  publish: Callable[[list[OrderEvent]], None], *,
                  writer: RowWriter | None = None, reader: Reader | None = None,
-                 max_batch: int = MAX_BATCH) -> None:
+                 ids: Callable[[], UUID] = new_id, max_batch: int = MAX_BATCH) -> None:
         self.db = db
         if reader is None:
             assert db is not None, "without a store, the core needs a reader"
             reader = StoreReader(db)
         self.reader = reader
+        self.ids = ids
         self.ledger = ledger
         self.writer = writer
         self.publish = publish
@@ -70,7 +73,7 @@ class Core:
 
     def view(self) -> Tx:
         """Reads of the committed state, outside the write path (previews, checks)."""
-        return Tx(self.ledger, self.reader)
+        return Tx(self.ledger, self.reader, ids=self.ids)
 
     async def run(self, unit: Unit[T]) -> T:
         if self._task is None:
@@ -93,7 +96,7 @@ class Core:
                         future.set_exception(exc)
 
     async def _batch(self, items: list[tuple[Unit[Any], asyncio.Future[Any]]]) -> None:
-        batch = Tx(self.ledger, self.reader)
+        batch = Tx(self.ledger, self.reader, ids=self.ids)
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         for unit, future in items:
             tx = batch.child()

@@ -43,7 +43,6 @@ from ordex.engine.marketdata import MarketData
 from ordex.engine.recovery import Recovery, RecoveryPorts, RecoverySettings
 from ordex.engine.tx import Tx
 from ordex.engine.writes import reschedule_send, unmark_cancel_sent
-from ordex.ids import new_id
 from ordex.metrics import MetricsLog
 from ordex.store.uow import UnitOfWork
 from ordex.venues.base import ExecutionReport, NewOrder, Quote, Venue, VenueUnavailable
@@ -111,16 +110,17 @@ class ExecutionEngine:
         await self.venue.stop()
 
     async def _dispatch_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_sweep = 0.0
+        next_sweep: datetime | None = None
+        every = timedelta(seconds=SWEEP_SECONDS)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
+            await self.clock.wait(self._wake, SWEEP_SECONDS)
             self._wake.clear()
             try:
-                if loop.time() >= next_sweep:  # once a sweep, not at every wake
-                    next_sweep = loop.time() + SWEEP_SECONDS
-                    await self.sweep(self.clock.now())
+                now = self.clock.now()
+                # once a sweep, not at every wake (and at once if the clock went back)
+                if next_sweep is None or not now < next_sweep <= now + every:
+                    next_sweep = now + every
+                    await self.sweep(now)
                 while self._outbox:
                     await self._send_marked(*self._outbox.pop(0))
                 if self.venue.connected and self.recovery.in_sync:
@@ -192,7 +192,7 @@ class ExecutionEngine:
                            send_attempts=order.send_attempts + 1, next_attempt_at=None)
             tx.update_order(sent)
             tx.log(ExecutionLogEntry(
-                new_id(), order.trader_id, order.id, LogAction.EXECUTE, order.status.value, now,
+                tx.new_id(), order.trader_id, order.id, LogAction.EXECUTE, order.status.value, now,
                 None, {"venue": self.venue.name, "attempt": sent.send_attempts}))
             to_send.append(sent)
             if len(to_send) >= ROUTE_BATCH:
@@ -293,7 +293,7 @@ class ExecutionEngine:
         """Apply ``event`` to ``order`` in ``tx``: the row, its log and its status event."""
         after = apply(order, event)
         tx.update_order(after)
-        tx.log(ExecutionLogEntry(new_id(), after.trader_id, after.id, action,
+        tx.log(ExecutionLogEntry(tx.new_id(), after.trader_id, after.id, action,
                                  after.status.value, event.at, after.reason, details))
         return tx.event(after, after.status.value, self.clock.now(), payload(after))
 

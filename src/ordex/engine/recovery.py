@@ -41,7 +41,7 @@ from uuid import UUID
 
 from ordex import metrics
 from ordex.domain import reconcile as decide
-from ordex.domain.fills import ExecutionLogEntry, LogAction
+from ordex.domain.fills import LogAction
 from ordex.domain.orders import Order, OrderEvent
 from ordex.domain.reconcile import (
     AdoptEnd,
@@ -64,7 +64,6 @@ from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.engine.missing import MissingOrders
 from ordex.engine.tx import Tx
 from ordex.engine.writes import note, reschedule_send, unmark_cancel_sent
-from ordex.ids import new_id
 from ordex.metrics import MetricsLog
 from ordex.store.database import Database
 from ordex.store.uow import reading
@@ -288,12 +287,11 @@ class Recovery:
             log.info("order %s recovered from venue %s: %s, filled %s", order.id,
                      found.venue, after.status.value, after.filled_quantity,
                      extra={"order_id": order.id, "trader_id": order.trader_id})
-            entry = ExecutionLogEntry(
-                new_id(), order.trader_id, order.id, LogAction.RECOVER,
-                after.status.value, now, f"adopted venue {found.venue}'s state",
-                {"venue": found.venue, "venue_state": found.state.value,
-                 "venue_filled": str(found.filled_quantity)})
-            await self.ports.write(lambda tx: note(tx, entry))
+            details = {"venue": found.venue, "venue_state": found.state.value,
+                       "venue_filled": str(found.filled_quantity)}
+            await self.ports.write(lambda tx: note(
+                tx, order, LogAction.RECOVER, after.status.value, now,
+                f"adopted venue {found.venue}'s state", details))
             self.ports.metrics.emit(metrics.RECOVERED, now, order_id=order.id,
                                     trader_id=order.trader_id, venue=found.venue,
                                     status=after.status.value,

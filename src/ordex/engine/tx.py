@@ -23,6 +23,7 @@ from ordex.domain.positions import Position
 from ordex.domain.status import OrderEvent
 from ordex.domain.validation import Exposure
 from ordex.engine.ledger import Ledger, Totals, is_open
+from ordex.ids import new_id
 from ordex.store.database import Database
 from ordex.store.rows import Batch
 from ordex.store.uow import reading
@@ -59,10 +60,12 @@ class StoreReader:
 
 
 class Tx:
-    def __init__(self, ledger: Ledger, reader: Reader, parent: Tx | None = None) -> None:
+    def __init__(self, ledger: Ledger, reader: Reader, parent: Tx | None = None, *,
+                 ids: Callable[[], UUID] = new_id) -> None:
         self.ledger = ledger
         self.reader = reader
         self.parent = parent
+        self.new_id = ids  # every id a unit makes comes from here: injected, so replayable
         self.orders: dict[UUID, Order] = {}
         self.new_orders: set[UUID] = set()
         self.loaded: dict[UUID, Order] = {}  # closed orders read from the store, unchanged
@@ -77,7 +80,7 @@ class Tx:
         self.after_commit: list[AfterCommit] = []
 
     def child(self) -> Tx:
-        return Tx(self.ledger, self.reader, self)
+        return Tx(self.ledger, self.reader, self, ids=self.new_id)
 
     def _chain(self) -> list[Tx]:
         chain: list[Tx] = []

@@ -9,9 +9,8 @@ from typing import Any
 from uuid import UUID
 
 from ordex.domain.fills import ExecutionLogEntry, LogAction
-from ordex.domain.orders import OrderStatus
+from ordex.domain.orders import Order, OrderStatus
 from ordex.engine.tx import Tx
-from ordex.ids import new_id
 
 
 async def reschedule_send(tx: Tx, order_id: UUID, at: datetime, reason: str,
@@ -23,7 +22,7 @@ async def reschedule_send(tx: Tx, order_id: UUID, at: datetime, reason: str,
             or order.venue_order_id is not None:
         return
     tx.update_order(replace(order, routed_at=None, next_attempt_at=at))
-    tx.log(ExecutionLogEntry(new_id(), order.trader_id, order.id, LogAction.RETRY,
+    tx.log(ExecutionLogEntry(tx.new_id(), order.trader_id, order.id, LogAction.RETRY,
                              order.status.value, now, reason, details))
 
 
@@ -34,5 +33,8 @@ async def unmark_cancel_sent(tx: Tx, order_id: UUID) -> None:
         tx.update_order(replace(order, cancel_sent_at=None))
 
 
-async def note(tx: Tx, entry: ExecutionLogEntry) -> None:
-    tx.log(entry)
+async def note(tx: Tx, order: Order, action: LogAction, status: str, at: datetime,
+               reason: str, details: dict[str, Any]) -> None:
+    """A log row of the order's, with nothing else changed."""
+    tx.log(ExecutionLogEntry(tx.new_id(), order.trader_id, order.id, action, status, at, reason,
+                             details))

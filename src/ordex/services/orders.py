@@ -34,7 +34,6 @@ from ordex.domain.status import payload
 from ordex.domain.validation import AccountState, PricePolicy, reserve_price
 from ordex.engine.core import Core
 from ordex.engine.tx import Tx
-from ordex.ids import new_id
 from ordex.metrics import MetricsLog
 
 log = logging.getLogger("ordex.orders")
@@ -105,13 +104,13 @@ class OrderService:
         violations, unit, _ = self._check(tx, account, cmd, now, start_day=True)
         if violations:
             tx.log(ExecutionLogEntry(
-                new_id(), cmd.trader_id, None, LogAction.REJECT, OrderStatus.REJECTED.value, now,
+                tx.new_id(), cmd.trader_id, None, LogAction.REJECT, OrderStatus.REJECTED.value, now,
                 "; ".join(v.message for v in violations),
                 {"codes": [v.code.value for v in violations], "request": _request_details(cmd)},
             ))
             return violations
         order = Order(
-            id=new_id(), trader_id=cmd.trader_id, client_order_id=cmd.client_order_id,
+            id=tx.new_id(), trader_id=cmd.trader_id, client_order_id=cmd.client_order_id,
             symbol=cmd.symbol, side=cmd.side, type=cmd.type, quantity=cmd.quantity,
             limit_price=cmd.limit_price, stop_loss=cmd.stop_loss, take_profit=cmd.take_profit,
             time_in_force=cmd.time_in_force, reserve_price=unit, created_at=now, updated_at=now,
@@ -120,10 +119,10 @@ class OrderService:
             timeout_seconds=cmd.timeout_seconds,
             expires_at=deadline(now, cmd.timeout_seconds), extra=extra,
         )
-        submitted = _log(order, LogAction.SUBMIT, now)
+        submitted = _log(tx, order, LogAction.SUBMIT, now)
         order = apply(order, Accepted(at=now))
         tx.insert_order(order)
-        tx.log(submitted, _log(order, LogAction.APPROVE, now))
+        tx.log(submitted, _log(tx, order, LogAction.APPROVE, now))
         event = tx.event(order, order.status.value, now, payload(order))
         return Submitted(order, created=True, events=[event])
 
@@ -196,7 +195,7 @@ class OrderService:
         else:
             order = apply(order, Cancelled(at=now, reason="cancelled by trader"))
         tx.update_order(order)
-        tx.log(_log(order, LogAction.CANCEL, now, "requested by trader"))
+        tx.log(_log(tx, order, LogAction.CANCEL, now, "requested by trader"))
         tx.event(order, order.status.value, now, payload(order))
         return order, True
 
@@ -235,7 +234,7 @@ class OrderService:
             order = replace(order, acknowledged_at=now, extra=extra, updated_at=now)
             tx.update_order(order)
             note = f"retried as {retried_as}" if retried_as else "acknowledged by trader"
-            tx.log(_log(order, LogAction.ACKNOWLEDGE, now, note))
+            tx.log(_log(tx, order, LogAction.ACKNOWLEDGE, now, note))
             tx.event(order, "acknowledged", now, payload(order))
             return order
         return await self.core.run(unit)
@@ -265,10 +264,10 @@ def not_found_order(order_id: UUID | str) -> Violation:
     )
 
 
-def _log(order: Order, action: LogAction, now: Any,
+def _log(tx: Tx, order: Order, action: LogAction, now: Any,
          reason: str | None = None) -> ExecutionLogEntry:
     return ExecutionLogEntry(
-        new_id(), order.trader_id, order.id, action, order.status.value, now, reason,
+        tx.new_id(), order.trader_id, order.id, action, order.status.value, now, reason,
         {"symbol": order.symbol, "side": order.side.value, "quantity": str(order.quantity),
          "price": str(order.limit_price) if order.limit_price is not None else None,
          "client_order_id": order.client_order_id},
