@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import asyncpg
 from tests.support.postgres import PostgresServer
 
+from bench.servers import create_database
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
 from ordex.domain.accounts import Account, Role
@@ -192,11 +192,7 @@ async def measure(backend: str, path: str, tmp: Path, pg: PostgresServer | None,
     url = None
     if pg is not None:
         name = f"bench_rows_{path}"
-        admin = await asyncpg.connect(pg.dsn())
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
+        await create_database(pg.dsn(), name)
         url = pg.url(name)
     services = build(Settings(data_dir=tmp / f"{backend}-{path}", database_url=url,
                               seed_demo=False, execution_enabled=False))
