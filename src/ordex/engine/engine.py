@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -133,9 +132,9 @@ class ExecutionEngine:
         """The periodic duties: timeouts, orders no venue could take in time, and, while the
         venue is reachable, reconciliation after a (re)connect, unconfirmed orders and the
         stalled-stream check."""
-        if self._past_deadline(now, 1):
+        if any(self._past_deadline(now)):
             await self.cancel_overdue(now)
-        if self._unsent(now, 1):
+        if any(self._unsent(now)):
             await self.expire_unsent(now)
         if not self.venue.connected:
             self.recovery.disconnected()
@@ -183,8 +182,7 @@ class ExecutionEngine:
         to_send: list[Order] = []
         for order_id in tx.pending(self.core.ledger.to_route, routable):
             order = await tx.order(order_id)
-            if order is None or order.status is not OrderStatus.ACCEPTED \
-                    or order.routed_at is not None:
+            if order is None or not routable(order):
                 continue
             if order.next_attempt_at is not None and order.next_attempt_at > now:
                 continue
@@ -200,27 +198,20 @@ class ExecutionEngine:
         to_cancel: list[Order] = []
         for order_id in tx.pending(self.core.ledger.to_cancel, cancel_to_send)[:ROUTE_BATCH]:
             order = await tx.order(order_id)
-            if order is None or order.status is not OrderStatus.PENDING_CANCEL \
-                    or order.cancel_sent_at is not None:
+            if order is None or not cancel_to_send(order):
                 continue
             tx.update_order(replace(order, cancel_sent_at=now))
             to_cancel.append(order)
         return to_send, to_cancel
 
-    def _working(self) -> list[Order]:
-        return list(self.core.ledger.open.values())
+    def _past_deadline(self, now: datetime) -> Iterator[Order]:
+        return (o for o in self.core.ledger.open.values()
+                if o.status in _TIMED and o.expires_at is not None and o.expires_at <= now)
 
-    def _past_deadline(self, now: datetime, limit: int) -> list[Order]:
-        due = sorted((o for o in self._working()
-                      if o.status in _TIMED and o.expires_at is not None and o.expires_at <= now),
-                     key=lambda o: o.id)
-        return due[:limit]
-
-    def _unsent(self, now: datetime, limit: int) -> list[Order]:
+    def _unsent(self, now: datetime) -> Iterator[Order]:
         before = now - timedelta(seconds=self.policy.order_timeout_seconds)
-        due = sorted((o for o in self._working() if o.status is OrderStatus.ACCEPTED
-                      and o.routed_at is None and o.created_at <= before), key=lambda o: o.id)
-        return due[:limit]
+        return (o for o in self.core.ledger.open.values() if o.status is OrderStatus.ACCEPTED
+                and o.routed_at is None and o.created_at <= before)
 
     async def cancel_overdue(self, now: datetime) -> None:
         """Orders past their timeout: cancelled at once if no venue has them, else a cancel is
@@ -230,13 +221,18 @@ class ExecutionEngine:
             event = (CancelRequested(at=now, reason=reason) if order.routed_at is not None
                      else Cancelled(at=now, reason=reason))
             return event, LogAction.CANCEL, {"timeout_seconds": order.timeout_seconds}
-        await self._transition(lambda tx: self._past_deadline(now, ROUTE_BATCH), change)
+        async def due(tx: Tx) -> list[Order]:
+            return _first(self._past_deadline(now))
+        await self._transition(due, change)
 
     async def expire_unsent(self, now: datetime) -> None:
         """Orders no venue could take within ORDER_TIMEOUT_SECONDS expire, never sent."""
         reason = not_sent_in_time_reason(self.venue.name, self.policy.order_timeout_seconds)
+
+        async def due(tx: Tx) -> list[Order]:
+            return _first(self._unsent(now))
         events = await self._transition(
-            lambda tx: self._unsent(now, ROUTE_BATCH),
+            due,
             lambda order: (Expired(at=now, reason=reason), LogAction.EXPIRE,
                            {"venue": self.venue.name}))
         for event in events:
@@ -272,15 +268,13 @@ class ExecutionEngine:
             return [order] if order is not None and order.status in _WORKING else []
         return await self._transition(pick, lambda order: (event, action, details))
 
-    async def _transition(self, pick: Callable[[Tx], Awaitable[list[Order]] | list[Order]],
+    async def _transition(self, pick: Callable[[Tx], Awaitable[list[Order]]],
                           change: Callable[[Order], Change]) -> list[OrderEvent]:
         """In one unit of work: the orders ``pick`` returns (those still as picked when it
         runs), each changed as ``change`` says: row, log and status event."""
         async def unit(tx: Tx) -> list[OrderEvent]:
-            picked = pick(tx)
-            orders = await picked if inspect.isawaitable(picked) else picked
             events: list[OrderEvent] = []
-            for order in orders:
+            for order in await pick(tx):
                 current = await tx.order(order.id)
                 if current is None or current != order:
                     continue
@@ -451,6 +445,11 @@ def _new_order(order: Order) -> NewOrder:
     return NewOrder(client_order_id=str(order.id), symbol=order.symbol, side=order.side,
                     type=order_type, quantity=order.quantity, time_in_force=time_in_force,
                     limit_price=limit_price)
+
+
+def _first(orders: Iterable[Order]) -> list[Order]:
+    """The oldest of ``orders``, as many as one unit of work takes."""
+    return sorted(orders, key=lambda o: o.id)[:ROUTE_BATCH]
 
 
 _TIMED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})

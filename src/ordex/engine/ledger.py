@@ -60,6 +60,9 @@ def cancel_to_send(order: Order) -> bool:
 
 class Ledger:
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
         self.accounts: dict[UUID, Account] = {}
         self.positions: dict[UUID, dict[str, Position]] = {}
         self.open: dict[UUID, Order] = {}
@@ -74,7 +77,7 @@ class Ledger:
 
     async def load(self, db: Database) -> None:
         """Everything the order path reads, from the store (what was held before is dropped)."""
-        self.__init__()  # type: ignore[misc]
+        self.clear()
         async with reading(db) as repo:
             for account in await repo.list_accounts():
                 self.accounts[account.id] = account

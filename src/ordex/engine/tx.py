@@ -70,7 +70,7 @@ class Tx:
         self.new_orders: set[UUID] = set()
         self.loaded: dict[UUID, Order] = {}  # closed orders read from the store, unchanged
         self.exec_ids: dict[UUID, set[tuple[str, str]]] = {}
-        self.accounts: dict[UUID, tuple[Account, datetime | None]] = {}
+        self.accounts: dict[UUID, tuple[Account, datetime]] = {}
         self.held: dict[tuple[UUID, str], tuple[Position, datetime]] = {}
         self.fills: list[Fill] = []
         self.logs: list[ExecutionLogEntry] = []
@@ -268,7 +268,7 @@ class Tx:
             orders=[o for i, o in self.orders.items() if i not in self.new_orders],
             fills=list(self.fills),
             positions=[(owner, pos, at) for (owner, _), (pos, at) in self.held.items()],
-            accounts=[(a, at) for a, at in self.accounts.values() if at is not None],
+            accounts=list(self.accounts.values()),
             logs=list(self.logs), events=list(self.events))
 
     def commit_to(self, ledger: Ledger) -> None:
@@ -277,11 +277,8 @@ class Tx:
             ledger.accounts[account.id] = account
         for (owner, symbol), (pos, _) in self.held.items():
             ledger.positions.setdefault(owner, {})[symbol] = pos
-        for order in self.orders.values():
+        for order in self.orders.values():  # a fill always changes its order
             ledger.put_order(order, self.exec_ids.get(order.id))
-        for order_id, ids in self.exec_ids.items():
-            if order_id in ledger.open:
-                ledger.exec_ids.setdefault(order_id, set()).update(ids)
         if self.seq is not None:
             ledger.seq = self.seq
         ledger.trader_seq.update(self.trader_seq)
