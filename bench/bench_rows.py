@@ -32,17 +32,20 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from sqlalchemy import insert
 from tests.support.postgres import PostgresServer
 
 from bench.servers import create_database
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
 from ordex.domain.accounts import Account, Role
-from ordex.domain.fills import ExecutionLogEntry, Fill, LogAction
+from ordex.domain.fills import Fill
+from ordex.domain.journal import Actor, JournalEntry, LogAction, entry
 from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 from ordex.domain.positions import Position
-from ordex.domain.status import LastFill, OrderEvent, payload
+from ordex.domain.status import LastFill, payload
 from ordex.store.rows import Batch, open_writer
+from ordex.store.tables import journal
 from ordex.store.uow import UnitOfWork
 
 SIZES = (1, 10, 50)
@@ -54,22 +57,22 @@ class Life:
     """Everything one order's life writes, as the core would hand it over."""
 
     placed: Order
-    submit_logs: tuple[ExecutionLogEntry, ExecutionLogEntry]
-    accepted: OrderEvent
+    submitted: tuple[JournalEntry, JournalEntry]  # the submit and its approval (shown)
     filled: Order
     fill: Fill
     position: Position
     account: Account
-    fill_log: ExecutionLogEntry
-    filled_event: OrderEvent
+    fill_row: JournalEntry  # shown
 
 
 class Lives:
-    """Lives of orders, round robin over the accounts, with the core's numbering of events."""
+    """Lives of orders, round robin over the accounts, with the core's numbering of the
+    journal."""
 
     def __init__(self, accounts: list[Account]) -> None:
         self.accounts = accounts
         self.seq = itertools.count(1)
+        self.stream_seq = itertools.count(1)
         self.trader_seq = {a.id: itertools.count(1) for a in accounts}
         self.held = {a.id: Decimal(0) for a in accounts}
         self.n = 0
@@ -93,22 +96,24 @@ class Lives:
         cash = account.cash - fill.quantity * fill.price - fill.commission
         self.accounts[self.accounts.index(account)] = account = replace(account, cash=cash)
 
-        def log(action: LogAction, status: str, when: datetime) -> ExecutionLogEntry:
-            return ExecutionLogEntry(uuid4(), account.id, placed.id, action, status, when,
-                                     None, {"client_order_id": placed.client_order_id})
+        def row(e: JournalEntry, event: str | None = None,
+                body: dict[str, Any] | None = None) -> JournalEntry:
+            if event is None:
+                return replace(e, seq=next(self.seq))
+            return replace(e, seq=next(self.seq), event=event, payload=body,
+                           stream_seq=next(self.stream_seq),
+                           trader_seq=next(self.trader_seq[account.id]))
 
-        def event(order: Order, type: str, when: datetime,
-                  last: LastFill | None = None) -> OrderEvent:
-            return OrderEvent(next(self.seq), order.id, account.id, type, order.status.value,
-                              when, payload(order, last), next(self.trader_seq[account.id]))
-
+        last = LastFill(fill.quantity, fill.price, "SIM", done)
         return Life(
-            placed, (log(LogAction.SUBMIT, "pending_new", at),
-                     log(LogAction.APPROVE, "accepted", at)),
-            event(placed, "accepted", at), filled, fill,
-            Position("AAPL", self.held[account.id], Decimal("189.50")), account,
-            log(LogAction.FILL, "filled", done),
-            event(filled, "fill", done, LastFill(fill.quantity, fill.price, "SIM", done)))
+            placed, (row(entry(replace(placed, status=OrderStatus.PENDING_NEW), LogAction.SUBMIT,
+                               at, Actor.TRADER)),
+                     row(entry(placed, LogAction.APPROVE, at, Actor.ENGINE), "accepted",
+                         payload(placed))),
+            filled, fill, Position("AAPL", self.held[account.id], Decimal("189.50")), account,
+            row(entry(filled, LogAction.FILL, done, Actor.VENUE, quantity=fill.quantity,
+                      price=fill.price, details={"exec_id": fill.exec_id}), "filled",
+                payload(filled, last)))
 
 
 def as_batch(lives: list[Life]) -> Batch:
@@ -119,8 +124,7 @@ def as_batch(lives: list[Life]) -> Batch:
         batch.fills.append(life.fill)
         batch.positions.append((life.account.id, life.position, life.fill.timestamp))
         batch.accounts.append((life.account, life.fill.timestamp))
-        batch.logs.extend((*life.submit_logs, life.fill_log))
-        batch.events.extend((life.accepted, life.filled_event))
+        batch.journal.extend((*life.submitted, life.fill_row))
     return batch
 
 
@@ -145,19 +149,19 @@ async def repository_path(services: Services) -> AsyncIterator[Writes]:
             repo = uow.repo
             for life in lives:
                 await repo.insert_order(life.placed)
-                await repo.log(*life.submit_logs)
-                await repo.insert_event(life.placed, life.accepted.type, life.accepted.timestamp,
-                                        life.accepted.payload)
+                await repo.conn.execute(insert(journal), [_values(e) for e in life.submitted])
                 await repo.update_order(life.filled)
                 await repo.insert_fill(life.fill)
                 await repo.set_position(life.account.id, life.position, life.fill.timestamp)
                 await repo.update_account(life.account, life.fill.timestamp)
-                await repo.log(life.fill_log)
-                await repo.insert_event(life.filled, life.filled_event.type,
-                                        life.filled_event.timestamp, life.filled_event.payload)
+                await repo.conn.execute(insert(journal), [_values(life.fill_row)])
             await uow.commit()
 
     yield write
+
+
+def _values(e: JournalEntry) -> dict[str, Any]:
+    return {c.name: getattr(e, c.name) for c in journal.c}
 
 
 PATHS = {"rows": rows_path, "repository": repository_path}
@@ -233,7 +237,7 @@ def line(backend: str, size: int, rows: Figure, repo: Figure) -> str:
 
 
 async def main(opts: argparse.Namespace) -> None:
-    print("µs per order (1 new order, 3 log rows, 2 events, an order update, a fill, a "
+    print("µs per order (1 new order, 3 journal rows of which 2 shown, an order update, a fill, a "
           "position and an account); a batch is one transaction")
     for backend in opts.backends.split(","):
         with tempfile.TemporaryDirectory(prefix="ordex-bench-rows-") as tmp, \

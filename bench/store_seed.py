@@ -26,11 +26,11 @@ from bench.core_inprocess import active_instruments
 from ordex.bootstrap import build, prepare
 from ordex.config import Settings
 from ordex.domain.accounts import Role
-from ordex.domain.fills import LogAction
+from ordex.domain.journal import Actor, JournalEntry, LogAction, entry
 from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 from ordex.domain.status import LastFill, payload
 from ordex.store.repository import order_values
-from ordex.store.tables import accounts, execution_logs, fills, order_events, orders, positions
+from ordex.store.tables import accounts, fills, journal, orders, positions
 
 VENUE = "SIM"
 CHUNK = 5_000
@@ -63,13 +63,22 @@ def _uuid7_at(at: datetime, rng: random.Random) -> UUID:
     return UUID(int=value)
 
 
-def _log(order: Order, action: LogAction, status: str, at: datetime, rng: random.Random,
-         reason: str | None = None) -> dict[str, Any]:
-    return {"id": _uuid7_at(at, rng), "order_id": order.id, "trader_id": order.trader_id,
-            "action": action.value, "status": status, "timestamp": at, "reason": reason,
-            "details": {"symbol": order.symbol, "side": order.side.value,
-                        "quantity": str(order.quantity), "price": None,
-                        "client_order_id": order.client_order_id}}
+class Numbers:
+    """The journal's positions, as the execution core's writer assigns them."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.stream_seq = 0
+        self.trader_seq: dict[UUID, int] = defaultdict(int)
+
+    def row(self, e: JournalEntry) -> dict[str, Any]:
+        self.seq += 1
+        e = replace(e, seq=self.seq)
+        if e.event is not None:
+            self.stream_seq += 1
+            self.trader_seq[e.trader_id] += 1
+            e = replace(e, stream_seq=self.stream_seq, trader_seq=self.trader_seq[e.trader_id])
+        return {c.name: getattr(e, c.name) for c in journal.c}
 
 
 def seed_history(db_path: Path, traders: list[UUID], count: int, seed: int = 1) -> int:
@@ -81,7 +90,7 @@ def seed_history(db_path: Path, traders: list[UUID], count: int, seed: int = 1) 
     end = datetime.now(UTC) - timedelta(hours=1)
     step = timedelta(days=HISTORY_DAYS) / max(count, 1)
     start = end - step * count
-    trader_seq: dict[UUID, int] = defaultdict(int)
+    numbers = Numbers()
     held: dict[tuple[UUID, str], tuple[Decimal, Decimal]] = {}
     spent: dict[UUID, Decimal] = defaultdict(Decimal)
     written = 0
@@ -92,8 +101,8 @@ def seed_history(db_path: Path, traders: list[UUID], count: int, seed: int = 1) 
                 rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
                 for i in range(first, min(first + CHUNK, count)):
                     _one_order(i, start + step * i, traders[i % len(traders)],
-                               universe[i % len(universe)], rng, trader_seq, held, spent, rows)
-                for table in (orders, fills, order_events, execution_logs):
+                               universe[i % len(universe)], rng, numbers, held, spent, rows)
+                for table in (orders, fills, journal):
                     if rows[table.name]:
                         conn.execute(insert(table), rows[table.name])
                         written += len(rows[table.name])
@@ -114,7 +123,7 @@ def seed_history(db_path: Path, traders: list[UUID], count: int, seed: int = 1) 
 
 
 def _one_order(i: int, at: datetime, trader: UUID, instrument: Any, rng: random.Random,
-               trader_seq: dict[UUID, int], held: dict[tuple[UUID, str], tuple[Decimal, Decimal]],
+               numbers: Numbers, held: dict[tuple[UUID, str], tuple[Decimal, Decimal]],
                spent: dict[UUID, Decimal], rows: dict[str, list[dict[str, Any]]]) -> None:
     kind = i % 10
     quantity = Decimal(1 + i % 20)
@@ -159,19 +168,15 @@ def _one_order(i: int, at: datetime, trader: UUID, instrument: Any, rng: random.
         body = payload(order)
         action = LogAction.REJECT
     rows["orders"].append(order_values(order))
-    for event_order, event_at, event_body in ((accepted, at, payload(accepted)),
-                                              (order, done_at, body)):
-        trader_seq[trader] += 1
-        rows["order_events"].append({
-            "order_id": order.id, "trader_id": trader, "type": event_order.status.value,
-            "status": event_order.status.value, "timestamp": event_at, "payload": event_body,
-            "trader_seq": trader_seq[trader]})
-    rows["execution_logs"] += [
-        _log(accepted, LogAction.SUBMIT, OrderStatus.PENDING_NEW.value, at, rng),
-        _log(accepted, LogAction.APPROVE, OrderStatus.ACCEPTED.value, at, rng),
-        _log(accepted, LogAction.EXECUTE, OrderStatus.ACCEPTED.value, at, rng),
-        _log(order, action, order.status.value, done_at, rng, reason),
-    ]
+    pending = replace(accepted, status=OrderStatus.PENDING_NEW)
+    rows["journal"] += [numbers.row(e) for e in (
+        entry(pending, LogAction.SUBMIT, at, Actor.TRADER),
+        replace(entry(accepted, LogAction.APPROVE, at, Actor.ENGINE), event="accepted",
+                payload=payload(accepted)),
+        entry(accepted, LogAction.EXECUTE, at, Actor.ENGINE, details={"attempt": 1}),
+        replace(entry(order, action, done_at, Actor.VENUE, reason=reason),
+                event=order.status.value, payload=body),
+    )]
 
 
 def analyze(db_path: Path) -> None:

@@ -10,8 +10,8 @@ from sqlalchemy.engine import make_url
 from ordex.bus.memory import QUOTES, MemoryBus
 from ordex.clock import Clock, SystemClock
 from ordex.config import Settings
+from ordex.domain.journal import JournalEntry
 from ordex.domain.sending import RetryPolicy
-from ordex.domain.status import OrderEvent
 from ordex.domain.validation import PricePolicy
 from ordex.engine.core import Core
 from ordex.engine.engine import ExecutionEngine
@@ -98,8 +98,9 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
     engine: ExecutionEngine | None = None
     owned: Venue | None = None
 
-    def notify(events: list[OrderEvent]) -> None:
-        publish(events)
+    def notify(journal: list[JournalEntry]) -> None:
+        publish([e for row in journal if (e := row.stream_event()) is not None])
+        metrics.record(journal)
         if engine is not None:
             engine.wake()
 
@@ -121,7 +122,7 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
                                       ghost_policy=settings.ghost_policy))
     return Services(
         settings=settings, db=db, clock=clock, bus=bus, market=market,
-        orders=OrderService(core, clock, policy, market.reference_price, metrics),
+        orders=OrderService(core, clock, policy, market.reference_price),
         accounts=AccountService(db, clock, core),
         core=core,
         queries=queries, feed=feed,

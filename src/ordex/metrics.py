@@ -1,7 +1,10 @@
 """The spec's Measurement Plan events, as JSON lines in ``logs/metrics/orders.jsonl``.
 
-``emit`` only queues the line; one writer thread appends it, so the event loop never waits on the
-disk. Lines are flushed as they are written (a crash loses at most what was still queued).
+Most are read off the journal's committed rows (``projected``); what happens outside any order's
+journal (a ghost at a venue, a venue refusing a second copy, a recovery's finding) is emitted
+where it is seen. ``emit`` only queues the line; one writer thread appends it, so the event loop
+never waits on the disk. Lines are flushed as they are written (a crash loses at most what was
+still queued).
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from ordex.clock import iso
+from ordex.domain.journal import Actor, JournalEntry, LogAction
 from ordex.files import private_file
 
 log = logging.getLogger("ordex.metrics")
@@ -59,6 +64,13 @@ class MetricsLog:
                 "trader_id": str(trader_id) if trader_id else None, **fields}
         self._queue.put(json.dumps(line, default=str, separators=(",", ":")))
 
+    def record(self, journal: Iterable[JournalEntry]) -> None:
+        """The Measurement Plan's events in committed journal rows."""
+        if self._thread is None:
+            return
+        for event, e, fields in projected(journal):
+            self.emit(event, e.timestamp, order_id=e.order_id, trader_id=e.trader_id, **fields)
+
     def _write(self) -> None:
         assert self.path is not None
         with self.path.open("a", encoding="utf-8", buffering=1) as out:
@@ -70,3 +82,30 @@ class MetricsLog:
                     out.write(f"{line}\n")
                 except OSError:
                     log.exception("could not write a metrics event")
+
+
+Metric = tuple[str, JournalEntry, dict[str, Any]]
+
+
+def projected(journal: Iterable[JournalEntry]) -> Iterator[Metric]:
+    """(metric, row, fields) for each journal row the Measurement Plan counts."""
+    for e in journal:
+        shown = e.payload or {}
+        retries = max(int(shown.get("send_attempts") or 1) - 1, 0)
+        if e.action is LogAction.SUBMIT:
+            yield SUBMITTED, e, {"symbol": e.symbol, "side": e.details.get("side"),
+                                 "quantity": str(e.quantity), "type": e.details.get("type"),
+                                 "retry_count": 0, "retry_of": e.details.get("retry_of")}
+        elif e.action is LogAction.EXECUTE:
+            yield EXECUTED, e, {"venue": e.venue,
+                                "retry_count": int(e.details.get("attempt", 1)) - 1}
+        elif e.event == "filled":
+            yield FILLED, e, {"venue": e.venue, "retry_count": retries}
+        elif e.action is LogAction.CANCEL and e.actor is Actor.TRADER:
+            yield CANCELLED_BY_TRADER, e, {"status": e.status,
+                                           "filled_quantity": shown.get("filled_quantity"),
+                                           "retry_count": retries}
+        elif e.action is LogAction.FAIL:
+            yield FAILED, e, {"reason": e.reason, "retry_count": retries}
+        elif e.action is LogAction.EXPIRE and e.actor is Actor.ENGINE:
+            yield FAILED, e, {"reason": e.reason, "status": "expired"}

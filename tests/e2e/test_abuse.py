@@ -347,37 +347,3 @@ async def test_an_existing_store_is_tightened(tmp_path: Path) -> None:
     await services.close()
     assert data.stat().st_mode & 0o777 == 0o700
     assert (data / "ordex.db").stat().st_mode & 0o777 == 0o600
-
-
-# --- per-trader positions on an existing store -----------------------------------------------
-
-async def test_migration_numbers_existing_events_per_trader(settings: Settings) -> None:
-    from datetime import UTC, datetime
-    from uuid import uuid4
-
-    from sqlalchemy import insert, select
-
-    from ordex.store.database import Database
-    from ordex.store.migrate import upgrade
-    from ordex.store.tables import order_events
-
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True)
-    db = Database(settings.resolved_database_url())
-    try:
-        await upgrade(db.writer, "0004")
-        alice, bob = uuid4(), uuid4()
-        owners = [alice, bob, bob, alice, bob, alice, alice]
-        async with db.writer.begin() as conn:
-            for owner in owners:
-                await conn.execute(insert(order_events).values(
-                    order_id=uuid4(), trader_id=owner, type="accepted", status="accepted",
-                    timestamp=datetime.now(UTC), payload={}))
-        await upgrade(db.writer)
-        async with db.writer.begin() as conn:
-            rows = (await conn.execute(select(order_events.c.trader_id, order_events.c.trader_seq)
-                                       .order_by(order_events.c.seq))).all()
-    finally:
-        await db.dispose()
-    assert [(r.trader_id, r.trader_seq) for r in rows] == [
-        (alice, 1), (bob, 1), (bob, 2), (alice, 2), (bob, 3), (alice, 3), (alice, 4)]

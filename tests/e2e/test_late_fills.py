@@ -71,7 +71,7 @@ async def test_a_full_fill_after_the_close_is_booked_and_fills_the_order(
     assert events[-1]["status"] == "filled" and events[-1]["last_fill_quantity"] == "10"
     assert desk.live is not None
     async with reading(desk.live.services.db) as repo:
-        logs = await repo.logs(order_id=_uuid(order["id"]))
+        logs = await repo.journal(order_id=_uuid(order["id"]))
     assert [e.status for e in logs if e.action.value == "fill"] == ["filled"]
     await ordex.close()
 

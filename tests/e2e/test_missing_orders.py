@@ -49,7 +49,7 @@ async def test_an_order_the_venue_no_longer_knows_ends_cancelled_with_a_reason(
                                   "0 of 10 shares were filled.")
         assert Decimal((await ordex.account())["reserved_cash"]) == 0
         async with reading(live.services.db) as repo:
-            logs = await repo.logs(order_id=_uuid(order["id"]))
+            logs = await repo.journal(order_id=_uuid(order["id"]))
         recovered = [e for e in logs if e.action.value == "recover"]
         assert [(e.status, e.details["answers"]) for e in recovered] == [("cancelled", 2)]
         await asyncio.sleep(0.1)  # the metrics writer is a thread

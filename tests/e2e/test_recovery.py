@@ -167,7 +167,7 @@ async def test_a_busy_venue_is_retried_with_backoff_and_every_attempt_is_logged(
     assert desk.copies_at_venue(order["id"]) == 1
     assert desk.live is not None
     async with reading(desk.live.services.db) as repo:
-        logs = await repo.logs(order_id=_uuid(order["id"]))
+        logs = await repo.journal(order_id=_uuid(order["id"]))
     actions = [entry.action.value for entry in logs]
     assert actions.count("execute") == 3 and actions.count("retry") == 2
     retries = [m for m in metrics_lines(desk) if m["event"] == "order.executed"

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ORDERS = 100_000
 TRADERS = 8
-BIG_TABLES = frozenset({"orders", "fills", "order_events", "execution_logs"})
+BIG_TABLES = frozenset({"orders", "fills", "journal"})
 # Per run, on a shared 2-core machine: generous, the plans are the real check. Making each row
 # returned into a domain object costs its own time, whatever the plan: a page of 1,000 events or
 # all the open orders has the time of its rows on top.
@@ -174,8 +174,8 @@ def cases() -> list[Case]:
              lambda r, h: r.fills(trader_id=big(h), since=middle(h),
                                   until=middle(h) + timedelta(hours=1), limit=100)),
         Case("fills: everyone's newest", lambda r, h: r.fills(limit=100), ordered_walk=True),
-        Case("execution log of a trader", lambda r, h: r.logs(trader_id=big(h), limit=100)),
-        Case("execution log of an order", lambda r, h: r.logs(order_id=_first(h.open_ids))),
+        page("journal of a trader", lambda r, h: r.journal(trader_id=big(h), limit=100)),
+        Case("journal of an order", lambda r, h: r.journal(order_id=_first(h.open_ids))),
     ]
 
 

@@ -18,17 +18,20 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
 from ordex.domain.accounts import Account, RiskLimits, Role
-from ordex.domain.fills import ExecutionLogEntry, Fill, LogAction
+from ordex.domain.fills import Fill
+from ordex.domain.journal import Actor, JournalEntry, LogAction, entry
 from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 from ordex.domain.positions import Position
-from ordex.domain.status import LastFill, OrderEvent, payload
+from ordex.domain.status import LastFill, payload
 from ordex.store.repository import Repository
 from ordex.store.rows import (
+    JOURNAL_COLUMNS,
     ORDER_COLUMNS,
     SQLITE_ROWS,
     Batch,
@@ -39,6 +42,7 @@ from ordex.store.rows import (
     sqlite_path,
     sqlite_time,
 )
+from ordex.store.tables import journal as journal_table
 from ordex.store.tables import orders
 from ordex.store.types import ExactDecimal, UTCDateTime
 from ordex.store.uow import UnitOfWork, reading
@@ -89,23 +93,29 @@ def fill_of(order: Order, quantity: str, price: str, exec_id: str, at: datetime)
                 Decimal(quantity), Decimal(price), "SIM", Decimal("0.0190"), exec_id)
 
 
-def logs_of(order: Order, at: datetime) -> list[ExecutionLogEntry]:
+def journal_of(placed: Order, now: Order, at: datetime, last_fill: LastFill,
+               seq: int = 1) -> list[JournalEntry]:
+    """A submit, its approval and a fill as the stream shows them, and a refusal."""
     return [
-        ExecutionLogEntry(uuid4(), order.trader_id, order.id, LogAction.SUBMIT, "pending_new",
-                          at, None, {}),
-        ExecutionLogEntry(uuid4(), order.trader_id, order.id, LogAction.FILL,
-                          "partially_filled", at + timedelta(microseconds=1), "a fill",
-                          {"exec_id": "E1", "nested": {"list": [1, "two", None, True]}}),
-        ExecutionLogEntry(uuid4(), order.trader_id, None, LogAction.REJECT, "rejected",
-                          at + timedelta(microseconds=2), "Insufficient funds",
-                          {"codes": ["insufficient_funds"]}),
+        replace(entry(placed, LogAction.SUBMIT, at, Actor.TRADER, details={"retry_of": None}),
+                seq=seq),
+        replace(entry(placed, LogAction.APPROVE, at, Actor.ENGINE), event="accepted",
+                payload=payload(placed), seq=seq + 1, stream_seq=7, trader_seq=1),
+        replace(entry(now, LogAction.FILL, at + timedelta(microseconds=1), Actor.VENUE,
+                      reason="a fill", quantity=last_fill.quantity, price=last_fill.price,
+                      venue=last_fill.venue,
+                      details={"exec_id": "E1", "nested": {"list": [1, "two", None, True]}}),
+                event="partially_filled", payload=payload(now, last_fill), seq=seq + 2,
+                stream_seq=9, trader_seq=2),
+        JournalEntry(placed.trader_id, None, Actor.ENGINE, LogAction.REJECT, "rejected",
+                     at + timedelta(microseconds=2), "Insufficient funds", "AAPL",
+                     Decimal("10"), None, None, {"codes": ["insufficient_funds"]},
+                     seq=seq + 3),
     ]
 
 
-def event_of(order: Order, seq: int, trader_seq: int, type: str, at: datetime,
-             last_fill: LastFill | None = None) -> OrderEvent:
-    return OrderEvent(seq, order.id, order.trader_id, type, order.status.value, at,
-                      payload(order, last_fill), trader_seq)
+def shown(journal: list[JournalEntry]) -> list[Any]:
+    return [e for row in journal if (e := row.stream_event()) is not None]
 
 
 def changed_account(account: Account) -> Account:
@@ -127,13 +137,11 @@ async def test_a_batch_of_every_kind_of_row_reads_back_through_the_repository(
     opened = Position("AAPL", Decimal("1.5"), Decimal("189.49"))
     held = Position("AAPL", Decimal("4"), Decimal("189.4912345678"), Decimal("-0.0000000001"))
     account_now = changed_account(account)
-    logs = logs_of(placed, T0)
-    events = [event_of(placed, 7, 1, "accepted", T0),
-              event_of(now, 9, 2, "partial_fill", now.updated_at,
-                       LastFill(f2.quantity, f2.price, f2.venue, f2.timestamp))]
+    journal = journal_of(placed, now, T0, LastFill(f2.quantity, f2.price, f2.venue,
+                                                   f2.timestamp))
     batch = Batch(new_orders=[placed], orders=[now], fills=[f1, f2],
                   positions=[(account.id, opened, T0), (account.id, held, now.updated_at)],
-                  accounts=[(account_now, now.updated_at)], logs=logs, events=events)
+                  accounts=[(account_now, now.updated_at)], journal=journal)
     assert batch and not Batch()
 
     await writer.write(batch)
@@ -143,21 +151,29 @@ async def test_a_batch_of_every_kind_of_row_reads_back_through_the_repository(
         assert sorted(await repo.fills(order_id=placed.id), key=lambda f: f.exec_id) == [f1, f2]
         assert await repo.position(account.id, "AAPL") == held
         assert await repo.account(account.id) == account_now
-        assert list(await repo.logs(trader_id=account.id)) == logs
+        assert await repo.journal(trader_id=account.id) == journal
+        assert await repo.journal(order_id=placed.id) == journal[:3]
+        events = shown(journal)
+        assert [e.seq for e in events] == [7, 9]
         assert await repo.events_after(0) == events
+        assert await repo.events_after(7) == events[1:]
         assert await repo.events_after(0, trader_id=account.id, per_trader=True) == events
         assert await repo.last_event_seq() == 9
+        assert await repo.last_event_seq(account.id) == 2
+        assert await repo.last_journal_seq() == 4
 
 
-async def test_the_store_numbers_its_own_events_after_the_writers(
-        services: Services, writer: RowWriter) -> None:
+async def test_a_journal_position_is_taken_once(services: Services, writer: RowWriter) -> None:
     account = await stored_account(services)
     order = new_order(account.id)
-    await writer.write(Batch(new_orders=[order], events=[event_of(order, 41, 1, "new", T0)]))
-    async with UnitOfWork(services.db) as uow:
-        made = await uow.repo.insert_event(order, "accepted", T0, {"x": 1})
-        await uow.commit()
-    assert (made.seq, made.trader_seq) == (42, 2)
+    journal = journal_of(order, order, T0, LastFill(Decimal(1), Decimal(1), "SIM", T0))
+    await writer.write(Batch(new_orders=[order], journal=journal))
+    for taken in ({"seq": 2}, {"seq": 5, "stream_seq": 9}, {"seq": 5, "trader_seq": 1}):
+        again = replace(journal[1], **({"stream_seq": 10, "trader_seq": 3} | taken))
+        with pytest.raises((sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
+            await writer.write(Batch(journal=[again]))
+    async with reading(services.db) as repo:
+        assert await repo.journal(trader_id=account.id) == journal
 
 
 async def test_an_empty_batch_writes_nothing(services: Services, writer: RowWriter) -> None:
@@ -178,8 +194,9 @@ async def test_a_failing_batch_writes_nothing_and_the_writer_goes_on(
     moved = Position("AAPL", Decimal("1"), Decimal("189.5"))
     refused = Batch(new_orders=[second], orders=[replace(first, status=OrderStatus.ACCEPTED)],
                     fills=[repeated], positions=[(account.id, moved, T0)],
-                    accounts=[(changed_account(account), T0)], logs=logs_of(second, T0),
-                    events=[event_of(second, 1, 1, "new", T0)])
+                    accounts=[(changed_account(account), T0)],
+                    journal=journal_of(second, second, T0, LastFill(Decimal(1), Decimal(1),
+                                                                    "SIM", T0)))
     with pytest.raises((sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
         await writer.write(refused)
 
@@ -194,7 +211,7 @@ async def test_a_failing_batch_writes_nothing_and_the_writer_goes_on(
         assert [f.order_id for f in await repo.fills(trader_id=account.id)] == [first.id]
         assert await repo.position(account.id, "AAPL") == Position("AAPL")
         assert await repo.account(account.id) == account
-        assert list(await repo.logs(trader_id=account.id)) == []
+        assert await repo.journal(trader_id=account.id) == []
         assert await repo.events_after(0) == []
 
     await writer.write(Batch(new_orders=[second], fills=[replace(repeated, exec_id="E2")]))
@@ -229,7 +246,7 @@ async def two_stores(backend: str, tmp_path: Path,
 
 
 TABLES = {"orders": "id", "fills": "id", "positions": "account_id, symbol", "accounts": "id",
-          "execution_logs": "id", "order_events": "seq"}
+          "journal": "seq"}
 
 
 async def stored_rows(services: Services) -> dict[str, list[Any]]:
@@ -269,8 +286,8 @@ async def test_rows_are_stored_exactly_as_the_repository_stores_them(
         first = Position("AAPL", Decimal("1.5"), Decimal("189.49"))
         second = Position("AAPL", Decimal("4"), Decimal("189.4912345678"), Decimal("-1.25"))
         account_now = changed_account(account)
-        logs = logs_of(placed, T0)
         last = LastFill(fills[1].quantity, fills[1].price, "SIM", fills[1].timestamp)
+        journal = journal_of(placed, now, T0, last)
 
         async with UnitOfWork(orm.db) as uow:
             repo: Repository = uow.repo
@@ -282,10 +299,10 @@ async def test_rows_are_stored_exactly_as_the_repository_stores_them(
             await repo.set_position(account.id, first, T0)
             await repo.set_position(account.id, second, now.updated_at)
             await repo.update_account(account_now, now.updated_at)
-            await repo.log(*logs)
-            events = [await repo.insert_event(placed, "accepted", T0, payload(placed)),
-                      await repo.insert_event(now, "partial_fill", now.updated_at,
-                                              payload(now, last))]
+            # the journal's own columns, bound by SQLAlchemy
+            await repo.conn.execute(insert(journal_table), [
+                {c: getattr(e, c) for c in JOURNAL_COLUMNS if c not in ("actor", "action")}
+                | {"actor": e.actor.value, "action": e.action.value} for e in journal])
             await uow.commit()
 
         writer = await open_writer(raw.db)
@@ -293,22 +310,24 @@ async def test_rows_are_stored_exactly_as_the_repository_stores_them(
             await writer.write(Batch(
                 new_orders=[placed, bare], orders=[now], fills=fills,
                 positions=[(account.id, first, T0), (account.id, second, now.updated_at)],
-                accounts=[(account_now, now.updated_at)], logs=logs, events=events))
+                accounts=[(account_now, now.updated_at)], journal=journal))
         finally:
             await writer.close()
 
         by_orm, by_raw = await stored_rows(orm), await stored_rows(raw)
-        assert [len(by_orm[t]) for t in TABLES] == [2, 2, 1, 1, 3, 2]
+        assert [len(by_orm[t]) for t in TABLES] == [2, 2, 1, 1, 4]
         for table in TABLES:
-            assert by_raw[table] == by_orm[table], table
+            for raw_row, orm_row in zip(by_raw[table], by_orm[table], strict=True):
+                assert raw_row == orm_row, table
     finally:
         await orm.close()
         await raw.close()
 
 
-def test_the_order_row_covers_every_column_of_the_table() -> None:
+def test_the_order_and_journal_rows_cover_every_column_of_their_tables() -> None:
     assert set(ORDER_COLUMNS) == set(orders.c.keys())
     assert len(ORDER_COLUMNS) == len(set(ORDER_COLUMNS))
+    assert JOURNAL_COLUMNS == tuple(journal_table.c.keys())
 
 
 # Values: the writer's encoding against SQLAlchemy's own bind processing, then a round trip.
@@ -354,28 +373,6 @@ async def test_decimals_and_times_round_trip(services: Services, writer: RowWrit
     assert stored == order and stored_fill == fill
     assert stored is not None and stored.created_at.tzinfo is UTC
     assert stored.created_at.microsecond == at.microsecond
-
-
-@pytest.mark.parametrize("backend", ["postgres"])  # SQLite's seq is the rowid: any value goes
-async def test_an_identity_seq_column_takes_the_writers_numbers(services: Services) -> None:
-    pg = await asyncpg.connect(postgres_dsn(services.db.url))
-    try:
-        await pg.execute("ALTER TABLE order_events ALTER COLUMN seq DROP DEFAULT")
-        await pg.execute("DROP SEQUENCE order_events_seq_seq")
-        await pg.execute("ALTER TABLE order_events ALTER COLUMN seq "
-                         "ADD GENERATED ALWAYS AS IDENTITY")
-    finally:
-        await pg.close()
-    account = await stored_account(services)
-    order = new_order(account.id)
-    event = event_of(order, 5, 1, "new", T0)
-    writer = await open_writer(services.db)
-    try:
-        await writer.write(Batch(new_orders=[order], events=[event]))
-    finally:
-        await writer.close()
-    async with reading(services.db) as repo:
-        assert await repo.events_after(0) == [event]
 
 
 @pytest.mark.parametrize("backend", ["postgres"])

@@ -35,7 +35,7 @@ async def test_an_accepted_order_is_committed_with_its_log(services: Services) -
     assert result.created and result.order.status is OrderStatus.ACCEPTED
     async with reading(services.db) as repo:
         stored = await repo.order(result.order.id)
-        logs = await repo.logs(order_id=result.order.id)
+        logs = await repo.journal(order_id=result.order.id)
     assert stored == result.order
     assert [(e.action, e.status) for e in logs] == [("submit", "pending_new"),
                                                     ("approve", "accepted")]
@@ -49,7 +49,7 @@ async def test_a_rejection_is_logged_and_writes_no_order(services: Services) -> 
     assert refused.value.violations[0].code is Code.INSUFFICIENT_FUNDS
     async with reading(services.db) as repo:
         assert await repo.count_orders() == 0
-        logs = await repo.logs(trader_id=cmd.trader_id)
+        logs = await repo.journal(trader_id=cmd.trader_id)
     assert len(logs) == 1
     entry = logs[0]
     assert (entry.action, entry.status, entry.order_id) == ("reject", "rejected", None)

@@ -684,7 +684,7 @@ def read_store(db_path: Path) -> Store:
         cash = {_uuid(r["id"]): Decimal(r["cash"])
                 for r in con.execute("SELECT id, cash FROM accounts")}
         logs = []
-        for r in con.execute("SELECT order_id, action, status, details FROM execution_logs "
+        for r in con.execute("SELECT order_id, action, status, details FROM journal "
                              "WHERE order_id IS NOT NULL"):
             details = r["details"]
             logs.append({"order_id": _uuid(r["order_id"]), "action": r["action"],

@@ -33,10 +33,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordex.domain.fills import LogAction
+from ordex.domain.journal import Actor, LogAction
 from ordex.domain.orders import OrderStatus
 from ordex.store.database import Database
-from ordex.store.tables import execution_logs, fills, order_events, orders
+from ordex.store.tables import fills, journal, orders
 from ordex.store.types import UTCDateTime
 
 VENUE = "simulated"
@@ -201,35 +201,34 @@ async def _derive(conn: AsyncConnection) -> None:
                literal_column("0"), literal("E-", String) + cast(o.id, String))
         .where(worked)))
 
+    # The journal: each order's approval (shown as "accepted"), its send (not shown) and its
+    # end or latest state (shown), numbered in time order.
     accepted = literal(_S.ACCEPTED.value, String)
-    steps = union_all(
-        select(o.id.label("order_id"), o.trader_id, accepted.label("type"),
-               accepted.label("status"), o.created_at.label("ts"), literal(0).label("step")),
-        select(o.id, o.trader_id, o.status.label("type"), o.status.label("status"),
-               o.updated_at, literal(1))
-        .where(o.status != _S.ACCEPTED.value),
-    ).subquery()
-    await conn.execute(insert(order_events).from_select(
-        ["order_id", "trader_id", "type", "status", "timestamp", "payload", "trader_seq"],
-        select(steps.c.order_id, steps.c.trader_id, steps.c.type, steps.c.status, steps.c.ts,
-               literal_column("'{}'"),
-               func.row_number().over(partition_by=steps.c.trader_id,
-                                      order_by=(steps.c.ts, steps.c.step)))
-        .order_by(steps.c.ts, steps.c.step)))
-
     action = case(*((o.status == s.value, a.value) for s, a in _LOG_ACTION.items()),
                   else_=LogAction.APPROVE.value)
-    log_columns = ["id", "order_id", "trader_id", "action", "status", "timestamp", "details"]
-    empty = literal_column("'{}'")
-    for stmt in (
-        select(_derived_id(conn, 2), o.id, o.trader_id, literal(LogAction.APPROVE.value, String),
-               accepted, o.created_at, empty),
-        select(_derived_id(conn, 3), o.id, o.trader_id, literal(LogAction.EXECUTE.value, String),
-               accepted, o.routed_at, empty).where(o.routed_at.is_not(None)),
-        select(_derived_id(conn, 4), o.id, o.trader_id, action, o.status, o.updated_at, empty)
+    no_event = literal(None, String)
+    steps = union_all(
+        select(o.id.label("order_id"), o.trader_id, literal(LogAction.APPROVE.value, String)
+               .label("action"), accepted.label("event"), accepted.label("status"),
+               o.created_at.label("ts"), literal(0).label("step")),
+        select(o.id, o.trader_id, literal(LogAction.EXECUTE.value, String), no_event, accepted,
+               o.routed_at, literal(1)).where(o.routed_at.is_not(None)),
+        select(o.id, o.trader_id, action, o.status, o.status, o.updated_at, literal(2))
         .where(o.status != _S.ACCEPTED.value),
-    ):
-        await conn.execute(insert(execution_logs).from_select(log_columns, stmt))
+    ).subquery()
+    order_by = (steps.c.ts, steps.c.step, steps.c.order_id)
+    shown = steps.c.event.is_not(None)
+    empty = literal_column("'{}'::json" if conn.dialect.name == "postgresql" else "'{}'")
+    await conn.execute(insert(journal).from_select(
+        ["seq", "stream_seq", "trader_seq", "order_id", "trader_id", "actor", "action",
+         "status", "timestamp", "event", "details", "payload"],
+        select(func.row_number().over(order_by=order_by),
+               case((shown, func.row_number().over(partition_by=shown, order_by=order_by))),
+               case((shown, func.row_number().over(partition_by=(steps.c.trader_id, shown),
+                                                   order_by=order_by))),
+               steps.c.order_id, steps.c.trader_id, literal(Actor.ENGINE.value, String),
+               steps.c.action, steps.c.status, steps.c.ts, steps.c.event,
+               empty, case((shown, empty)))))
 
 
 async def seed_history(db: Database, traders: Sequence[UUID], count: int = 100_000,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from ordex.domain.accounts import Account
 from ordex.domain.commands import CancelOrder
 from ordex.domain.errors import Code, DomainError
+from ordex.domain.journal import JournalEntry, LogAction
 from ordex.domain.orders import Order, OrderStatus
 from ordex.domain.positions import Position
 from ordex.domain.status import OrderEvent
@@ -73,7 +74,10 @@ def wired(cash: str = "100000") -> tuple[Core, OrderService, FakeStore, list[Ord
     ledger.instruments["AAPL"] = instrument()
     store = FakeStore()
     published: list[OrderEvent] = []
-    core = Core(None, ledger, published.extend, writer=store, reader=store)
+
+    def publish(journal: list[JournalEntry]) -> None:
+        published.extend(e for row in journal if (e := row.stream_event()) is not None)
+    core = Core(None, ledger, publish, writer=store, reader=store)
     return core, OrderService(core, FixedClock(), PricePolicy()), store, published
 
 
@@ -101,6 +105,9 @@ async def test_commands_that_arrive_together_share_one_commit_and_numbers_have_n
     assert len(store.batches) < 5, "50 submits waiting together commit in a few batches"
     assert [e.seq for e in published] == list(range(1, 51))
     assert [e.trader_seq for e in published] == list(range(1, 51))
+    journal = [e for b in store.batches for e in b.journal]
+    assert [e.seq for e in journal] == list(range(1, 101)), "a submit's row and its approval"
+    assert [e.action for e in journal] == [LogAction.SUBMIT, LogAction.APPROVE] * 50
     assert core.ledger.totals[TRADER].count == 50
     await core.stop()
 
@@ -115,7 +122,7 @@ async def test_orders_in_one_batch_see_each_others_reservations() -> None:
     assert isinstance(second, DomainError)
     assert second.violations[0].code is Code.INSUFFICIENT_FUNDS
     assert len(store.batches) == 1, "the refusal and the order commit together"
-    assert [e.action.value for e in store.batches[0].logs] == ["submit", "approve", "reject"]
+    assert [e.action.value for e in store.batches[0].journal] == ["submit", "approve", "reject"]
     await core.stop()
 
 
@@ -141,6 +148,7 @@ async def test_a_batch_the_store_refuses_is_retried_unit_by_unit() -> None:
     assert isinstance(bad, RuntimeError)
     assert [o.quantity for o in core.ledger.open.values()] == [Decimal(2)]
     assert [e.seq for e in published] == [1], "the failed unit's number is not used"
+    assert [e.seq for b in store.batches for e in b.journal] == [1, 2]
     assert core.ledger.totals[TRADER].count == 1
     await core.stop()
 

@@ -1,13 +1,11 @@
-"""Fills and execution-log entries: the spec's Fill and Execution Log entities."""
+"""Fills: the spec's Fill entity, and the exec ids of fills booked from a venue's CumQty."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
-from typing import Any
 from uuid import UUID
 
 from ordex.domain.orders import Side
@@ -58,31 +56,3 @@ def cumulative_covered(client_order_id: str, exec_ids: Iterable[str]) -> Decimal
         except InvalidOperation:
             continue
     return covered
-
-
-class LogAction(StrEnum):
-    SUBMIT = "submit"
-    APPROVE = "approve"
-    EXECUTE = "execute"
-    FILL = "fill"
-    CANCEL = "cancel"
-    REJECT = "reject"
-    EXPIRE = "expire"
-    FAIL = "fail"
-    RETRY = "retry"  # an attempt to send failed and another is scheduled
-    RECOVER = "recover"  # ordex adopted what the venue knows of the order
-    ACKNOWLEDGE = "acknowledge"  # the trader closed a failed order
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionLogEntry:
-    """An append-only record of something that happened to an order (or to a refused request)."""
-
-    id: UUID
-    trader_id: UUID
-    order_id: UUID | None
-    action: LogAction
-    status: str
-    timestamp: datetime
-    reason: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)

@@ -8,15 +8,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
+from ordex.clock import iso
 from ordex.domain.controls import slippage_stop_reason
 from ordex.domain.errors import IllegalTransition
-from ordex.domain.fills import (
-    ExecutionLogEntry,
-    Fill,
-    LogAction,
-    cumulative_covered,
-    cumulative_prefix,
-)
+from ordex.domain.fills import Fill, cumulative_covered, cumulative_prefix
+from ordex.domain.journal import Actor, LogAction, entry
 from ordex.domain.money import ZERO
 from ordex.domain.orders import (
     Cancelled,
@@ -104,7 +100,9 @@ async def apply_report(tx: Tx, report: ExecutionReport, now: datetime) -> Applie
             return Applied(order, [])
         acked = replace(order, venue_order_id=report.venue_order_id, venue=report.venue)
         tx.update_order(acked)
-        return Applied(acked, [tx.event(acked, "venue_ack", now, payload(acked))])
+        row = entry(acked, LogAction.ACK, now, Actor.VENUE,
+                    details={"venue_order_id": report.venue_order_id})
+        return Applied(acked, [tx.show(row, "venue_ack", payload(acked))])
 
     if (report.kind is ReportKind.CANCEL_REJECTED and order.status is OrderStatus.PENDING_CANCEL
             and order.venue_order_id is None):
@@ -138,14 +136,14 @@ async def apply_report(tx: Tx, report: ExecutionReport, now: datetime) -> Applie
         await _book_fill(tx, after, report)
     action = {ReportKind.FILL: LogAction.FILL, ReportKind.CANCELLED: LogAction.CANCEL,
               ReportKind.REJECTED: LogAction.REJECT}.get(report.kind, LogAction.EXECUTE)
-    tx.log(ExecutionLogEntry(
-        tx.new_id(), after.trader_id, after.id, action, after.status.value, report.timestamp,
-        report.reason, {"venue": report.venue, "exec_id": report.exec_id,
-                        "kind": report.kind.value, "quantity": str(report.last_quantity),
-                        "price": str(report.last_price), "fee": str(report.fee),
-                        "symbol": after.symbol}))
-    body = payload(after, last_fill, None if report.kind is ReportKind.FILL else after.reason)
-    return Applied(after, [tx.event(after, after.status.value, now, body)])
+    filled = report.kind is ReportKind.FILL
+    row = entry(after, action, now, Actor.VENUE, reason=report.reason,
+                quantity=report.last_quantity if filled else None,
+                price=report.last_price if filled else None, venue=report.venue,
+                details={"exec_id": report.exec_id, "kind": report.kind.value,
+                         "fee": str(report.fee), "venue_time": iso(report.timestamp)})
+    body = payload(after, last_fill, None if filled else after.reason)
+    return Applied(after, [tx.show(row, after.status.value, body)])
 
 
 def _in_cumulative(tx: Tx, order: Order, report: ExecutionReport) -> bool:

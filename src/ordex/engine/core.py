@@ -1,6 +1,6 @@
 """The one write path: every change of order state is a unit run here, one at a time, against
 the engine's memory; the units waiting together are committed in one transaction, and only
-then are they answered, their events published and their orders sent on (NFR-005)."""
+then are they answered, their journal rows published and their orders sent on (NFR-005)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
-from ordex.domain.status import OrderEvent
+from ordex.domain.journal import JournalEntry
 from ordex.engine.ledger import Ledger
 from ordex.engine.tx import Reader, StoreReader, Tx
 from ordex.ids import new_id
@@ -31,7 +31,7 @@ class Core:
     (or raises what it raised; its changes are then dropped)."""
 
     def __init__(self, db: Database | None, ledger: Ledger,
-                 publish: Callable[[list[OrderEvent]], None], *,
+                 publish: Callable[[list[JournalEntry]], None], *,
                  writer: RowWriter | None = None, reader: Reader | None = None,
                  ids: Callable[[], UUID] = new_id, max_batch: int = MAX_BATCH) -> None:
         self.db = db
@@ -134,8 +134,8 @@ class Core:
         batch.commit_to(self.ledger)
         self.batches += 1
         self.units += len(items)
-        if batch.events:
-            self.publish(batch.events)
+        if batch.journal:
+            self.publish(batch.journal)
         for future, result, exc in outcomes:
             if future.done():
                 continue

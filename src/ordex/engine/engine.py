@@ -17,8 +17,8 @@ from uuid import UUID
 from ordex import metrics
 from ordex.clock import Clock
 from ordex.domain.controls import timeout_reason, venue_terms
-from ordex.domain.fills import ExecutionLogEntry, LogAction
 from ordex.domain.instruments import InstrumentStatus
+from ordex.domain.journal import Actor, LogAction, entry
 from ordex.domain.orders import (
     Cancelled,
     CancelRequested,
@@ -163,10 +163,6 @@ class ExecutionEngine:
         self._wake.set()
 
     async def _send_marked(self, to_send: list[Order], to_cancel: list[Order]) -> None:
-        now = self.clock.now()
-        for order in to_send:
-            self.metrics.emit(metrics.EXECUTED, now, order_id=order.id, trader_id=order.trader_id,
-                              venue=self.venue.name, retry_count=order.send_attempts - 1)
         first = [o for o in to_send if o.send_attempts == 1]
         if first:
             await self._send_first(first)
@@ -189,9 +185,8 @@ class ExecutionEngine:
             sent = replace(order, routed_at=now, venue=self.venue.name, updated_at=now,
                            send_attempts=order.send_attempts + 1, next_attempt_at=None)
             tx.update_order(sent)
-            tx.log(ExecutionLogEntry(
-                tx.new_id(), order.trader_id, order.id, LogAction.EXECUTE, order.status.value, now,
-                None, {"venue": self.venue.name, "attempt": sent.send_attempts}))
+            tx.record(entry(sent, LogAction.EXECUTE, now, Actor.ENGINE,
+                            details={"attempt": sent.send_attempts}))
             to_send.append(sent)
             if len(to_send) >= ROUTE_BATCH:
                 break
@@ -231,33 +226,23 @@ class ExecutionEngine:
 
         async def due(tx: Tx) -> list[Order]:
             return _first(self._unsent(now))
-        events = await self._transition(
-            due,
-            lambda order: (Expired(at=now, reason=reason), LogAction.EXPIRE,
-                           {"venue": self.venue.name}))
-        for event in events:
-            self.metrics.emit(metrics.FAILED, now, order_id=event.order_id,
-                              trader_id=event.trader_id, reason=reason, status="expired")
+        await self._transition(
+            due, lambda order: (Expired(at=now, reason=reason), LogAction.EXPIRE, {}))
 
     async def fail(self, order_id: UUID, reason: str, now: datetime,
                    details: dict[str, Any]) -> None:
         """An order no venue has taken, failed with ``reason`` (if it is still accepted)."""
-        failed: list[Order] = []
-
-        def change(order: Order) -> Change:
-            failed.append(order)
-            return Failed(at=now, reason=reason), LogAction.FAIL, details
-        await self._transition(_locked(order_id, OrderStatus.ACCEPTED), change)
-        for order in failed:
-            self.metrics.emit(metrics.FAILED, now, order_id=order.id, trader_id=order.trader_id,
-                              reason=reason, retry_count=max(order.send_attempts - 1, 0))
+        await self._transition(_locked(order_id, OrderStatus.ACCEPTED),
+                               lambda order: (Failed(at=now, reason=reason), LogAction.FAIL,
+                                              details))
 
     async def settle_cancel(self, order_id: UUID, now: datetime) -> None:
         """A cancelled order no venue has: cancelled in ordex, with the trader's reason."""
         def change(order: Order) -> Change:
             reason = f"{order.reason or 'cancelled'}; it never reached venue {self.venue.name}"
             return Cancelled(at=now, reason=reason), LogAction.CANCEL, {"venue": self.venue.name}
-        await self._transition(_locked(order_id, OrderStatus.PENDING_CANCEL), change)
+        await self._transition(_locked(order_id, OrderStatus.PENDING_CANCEL), change,
+                               Actor.RECOVERY)
 
     async def close_working(self, order_id: UUID, event: DomainEvent, action: LogAction,
                             details: dict[str, Any]) -> list[OrderEvent]:
@@ -266,10 +251,12 @@ class ExecutionEngine:
         async def pick(tx: Tx) -> list[Order]:
             order = await tx.order(order_id)
             return [order] if order is not None and order.status in _WORKING else []
-        return await self._transition(pick, lambda order: (event, action, details))
+        return await self._transition(pick, lambda order: (event, action, details),
+                                      Actor.RECOVERY)
 
     async def _transition(self, pick: Callable[[Tx], Awaitable[list[Order]]],
-                          change: Callable[[Order], Change]) -> list[OrderEvent]:
+                          change: Callable[[Order], Change],
+                          actor: Actor = Actor.ENGINE) -> list[OrderEvent]:
         """In one unit of work: the orders ``pick`` returns (those still as picked when it
         runs), each changed as ``change`` says: row, log and status event."""
         async def unit(tx: Tx) -> list[OrderEvent]:
@@ -278,18 +265,17 @@ class ExecutionEngine:
                 current = await tx.order(order.id)
                 if current is None or current != order:
                     continue
-                events.append(self._change(tx, current, *change(current)))
+                events.append(self._change(tx, current, actor, *change(current)))
             return events
         return await self.core.run(unit)
 
-    def _change(self, tx: Tx, order: Order, event: DomainEvent, action: LogAction,
-                details: dict[str, Any]) -> OrderEvent:
+    def _change(self, tx: Tx, order: Order, actor: Actor, event: DomainEvent,
+                action: LogAction, details: dict[str, Any]) -> OrderEvent:
         """Apply ``event`` to ``order`` in ``tx``: the row, its log and its status event."""
         after = apply(order, event)
         tx.update_order(after)
-        tx.log(ExecutionLogEntry(tx.new_id(), after.trader_id, after.id, action,
-                                 after.status.value, event.at, after.reason, details))
-        return tx.event(after, after.status.value, self.clock.now(), payload(after))
+        row = entry(after, action, event.at, actor, reason=after.reason, details=details)
+        return tx.show(row, after.status.value, payload(after))
 
     async def _send_first(self, orders: list[Order]) -> None:
         """First attempts, handed to the venue together."""
@@ -379,19 +365,12 @@ class ExecutionEngine:
         await self._apply_in_one([report])
 
     async def _apply_in_one(self, reports: list[ExecutionReport]) -> None:
-        async def unit(tx: Tx) -> list[OrderEvent]:
+        async def unit(tx: Tx) -> None:
             now = self.clock.now()
-            events: list[OrderEvent] = []
             for report in reports:
-                events.extend((await apply_report(tx, report, now)).events)
-            return events
-        events = await self.core.run(unit)
+                await apply_report(tx, report, now)
+        await self.core.run(unit)
         now = self.clock.now()
-        for event in events:
-            if event.type == OrderStatus.FILLED.value:
-                self.metrics.emit(metrics.FILLED, now, order_id=event.order_id,
-                                  trader_id=event.trader_id, venue=self.venue.name,
-                                  retry_count=max(event.payload["send_attempts"] - 1, 0))
         for report in reports:
             if report.duplicate:
                 self.recovery.venue_has(report.client_order_id)

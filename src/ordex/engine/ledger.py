@@ -18,7 +18,7 @@ from ordex.domain.positions import Position
 from ordex.domain.validation import Exposure
 from ordex.store.database import Database
 from ordex.store.repository import OPEN_ORDER, order_from_row
-from ordex.store.tables import fills, order_events, orders, positions
+from ordex.store.tables import fills, journal, orders, positions
 from ordex.store.uow import reading
 
 
@@ -70,7 +70,8 @@ class Ledger:
         self.client_ids: dict[tuple[UUID, str], UUID] = {}
         self.exec_ids: dict[UUID, set[tuple[str, str]]] = {}
         self.instruments: dict[str, Instrument] = {}
-        self.seq = 0
+        self.seq = 0  # the journal's last row
+        self.stream_seq = 0  # the last row the stream shows
         self.trader_seq: dict[UUID, int] = {}
         self.to_route: dict[UUID, None] = {}  # in order of arrival
         self.to_cancel: dict[UUID, None] = {}
@@ -96,10 +97,11 @@ class Ledger:
                     select(fills.c.order_id, fills.c.venue, fills.c.exec_id).join(
                         orders, orders.c.id == fills.c.order_id).where(OPEN_ORDER)):
                 self.exec_ids.setdefault(order_id, set()).add((venue, exec_id))
-            self.seq = await repo.last_event_seq()
+            self.seq = await repo.last_journal_seq()
+            self.stream_seq = await repo.last_event_seq()
             for trader, last in await repo.conn.execute(select(
-                    order_events.c.trader_id, func.max(order_events.c.trader_seq)).group_by(
-                        order_events.c.trader_id)):
+                    journal.c.trader_id, func.max(journal.c.trader_seq)).where(
+                        journal.c.trader_seq.is_not(None)).group_by(journal.c.trader_id)):
                 self.trader_seq[trader] = int(last)
 
     def add_account(self, account: Account, held: dict[str, Position]) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from ordex import metrics
-from ordex.domain.fills import LogAction
+from ordex.domain.journal import LogAction
 from ordex.domain.money import qty
 from ordex.domain.orders import Cancelled, Order, OrderStatus
 from ordex.store.uow import reading

@@ -41,7 +41,7 @@ from uuid import UUID
 
 from ordex import metrics
 from ordex.domain import reconcile as decide
-from ordex.domain.fills import LogAction
+from ordex.domain.journal import Actor, LogAction
 from ordex.domain.orders import Order, OrderEvent
 from ordex.domain.reconcile import (
     AdoptEnd,
@@ -290,7 +290,7 @@ class Recovery:
             details = {"venue": found.venue, "venue_state": found.state.value,
                        "venue_filled": str(found.filled_quantity)}
             await self.ports.write(lambda tx: note(
-                tx, order, LogAction.RECOVER, after.status.value, now,
+                tx, after, LogAction.RECOVER, Actor.RECOVERY, now,
                 f"adopted venue {found.venue}'s state", details))
             self.ports.metrics.emit(metrics.RECOVERED, now, order_id=order.id,
                                     trader_id=order.trader_id, venue=found.venue,

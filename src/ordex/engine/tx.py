@@ -15,8 +15,9 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ordex.domain.accounts import Account
-from ordex.domain.fills import ExecutionLogEntry, Fill
+from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument
+from ordex.domain.journal import JournalEntry
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Order
 from ordex.domain.positions import Position
@@ -73,10 +74,10 @@ class Tx:
         self.accounts: dict[UUID, tuple[Account, datetime]] = {}
         self.held: dict[tuple[UUID, str], tuple[Position, datetime]] = {}
         self.fills: list[Fill] = []
-        self.logs: list[ExecutionLogEntry] = []
-        self.events: list[OrderEvent] = []
+        self.journal: list[JournalEntry] = []
         self.trader_seq: dict[UUID, int] = {}
         self.seq: int | None = None
+        self.stream_seq: int | None = None
         self.after_commit: list[AfterCommit] = []
 
     def child(self) -> Tx:
@@ -211,25 +212,34 @@ class Tx:
         self.set_account(changed, at)
         return changed
 
-    def log(self, *entries: ExecutionLogEntry) -> None:
-        self.logs.extend(entries)
-
-    def event(self, order: Order, type: str, at: datetime, body: dict[str, Any]) -> OrderEvent:
+    def record(self, *entries: JournalEntry) -> None:
         """Appends to the journal; the numbers come from the one writer, in commit order."""
-        seq = self._next_seq()
-        trader_seq = self._trader_seq(order.trader_id) + 1
-        self.seq = seq
-        self.trader_seq[order.trader_id] = trader_seq
-        event = OrderEvent(seq, order.id, order.trader_id, type, order.status.value, at, body,
-                           trader_seq)
-        self.events.append(event)
-        return event
+        for e in entries:
+            self._append(e)
 
-    def _next_seq(self) -> int:
+    def show(self, entry: JournalEntry, event: str, payload: dict[str, Any]) -> OrderEvent:
+        """Appends ``entry`` as a row the trader's stream shows, as ``event``."""
+        shown = self._append(replace(entry, event=event, payload=payload)).stream_event()
+        assert shown is not None
+        return shown
+
+    def _append(self, e: JournalEntry) -> JournalEntry:
+        self.seq = self._last(lambda tx: tx.seq, self.ledger.seq) + 1
+        if e.event is not None:
+            self.stream_seq = self._last(lambda tx: tx.stream_seq, self.ledger.stream_seq) + 1
+            trader_seq = self._trader_seq(e.trader_id) + 1
+            self.trader_seq[e.trader_id] = trader_seq
+            e = replace(e, seq=self.seq, stream_seq=self.stream_seq, trader_seq=trader_seq)
+        else:
+            e = replace(e, seq=self.seq)
+        self.journal.append(e)
+        return e
+
+    def _last(self, of: Callable[[Tx], int | None], committed: int) -> int:
         for tx in self._chain():
-            if tx.seq is not None:
-                return tx.seq + 1
-        return self.ledger.seq + 1
+            if (last := of(tx)) is not None:
+                return last
+        return committed
 
     def _trader_seq(self, trader_id: UUID) -> int:
         for tx in self._chain():
@@ -255,11 +265,12 @@ class Tx:
         self.accounts.update(unit.accounts)
         self.held.update(unit.held)
         self.fills += unit.fills
-        self.logs += unit.logs
-        self.events += unit.events
+        self.journal += unit.journal
         self.trader_seq.update(unit.trader_seq)
         if unit.seq is not None:
             self.seq = unit.seq
+        if unit.stream_seq is not None:
+            self.stream_seq = unit.stream_seq
         self.after_commit += unit.after_commit
 
     def rows(self) -> Batch:
@@ -269,7 +280,7 @@ class Tx:
             fills=list(self.fills),
             positions=[(owner, pos, at) for (owner, _), (pos, at) in self.held.items()],
             accounts=list(self.accounts.values()),
-            logs=list(self.logs), events=list(self.events))
+            journal=list(self.journal))
 
     def commit_to(self, ledger: Ledger) -> None:
         """The batch is stored: memory follows."""
@@ -281,5 +292,7 @@ class Tx:
             ledger.put_order(order, self.exec_ids.get(order.id))
         if self.seq is not None:
             ledger.seq = self.seq
+        if self.stream_seq is not None:
+            ledger.stream_seq = self.stream_seq
         ledger.trader_seq.update(self.trader_seq)
 

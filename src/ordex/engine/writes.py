@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ordex.domain.fills import ExecutionLogEntry, LogAction
+from ordex.domain.journal import Actor, LogAction, entry
 from ordex.domain.orders import Order, OrderStatus
 from ordex.engine.tx import Tx
 
@@ -21,9 +21,9 @@ async def reschedule_send(tx: Tx, order_id: UUID, at: datetime, reason: str,
     if order is None or order.status is not OrderStatus.ACCEPTED \
             or order.venue_order_id is not None:
         return
-    tx.update_order(replace(order, routed_at=None, next_attempt_at=at))
-    tx.log(ExecutionLogEntry(tx.new_id(), order.trader_id, order.id, LogAction.RETRY,
-                             order.status.value, now, reason, details))
+    again = replace(order, routed_at=None, next_attempt_at=at)
+    tx.update_order(again)
+    tx.record(entry(again, LogAction.RETRY, now, Actor.ENGINE, reason=reason, details=details))
 
 
 async def unmark_cancel_sent(tx: Tx, order_id: UUID) -> None:
@@ -33,8 +33,7 @@ async def unmark_cancel_sent(tx: Tx, order_id: UUID) -> None:
         tx.update_order(replace(order, cancel_sent_at=None))
 
 
-async def note(tx: Tx, order: Order, action: LogAction, status: str, at: datetime,
+async def note(tx: Tx, order: Order, action: LogAction, actor: Actor, at: datetime,
                reason: str, details: dict[str, Any]) -> None:
-    """A log row of the order's, with nothing else changed."""
-    tx.log(ExecutionLogEntry(tx.new_id(), order.trader_id, order.id, action, status, at, reason,
-                             details))
+    """A journal row of the order's, with nothing else changed."""
+    tx.record(entry(order, action, at, actor, reason=reason, details=details))

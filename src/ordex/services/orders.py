@@ -10,14 +10,13 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ordex import metrics
 from ordex.clock import Clock
 from ordex.domain.accounts import Account
 from ordex.domain.commands import CancelOrder, SubmitOrder
 from ordex.domain.controls import deadline
 from ordex.domain.errors import Code, DomainError, Violation
-from ordex.domain.fills import ExecutionLogEntry, LogAction
 from ordex.domain.instruments import marked
+from ordex.domain.journal import Actor, JournalEntry, LogAction, entry
 from ordex.domain.orders import (
     Accepted,
     Cancelled,
@@ -34,7 +33,6 @@ from ordex.domain.status import payload
 from ordex.domain.validation import AccountState, PricePolicy, reserve_price
 from ordex.engine.core import Core
 from ordex.engine.tx import Tx
-from ordex.metrics import MetricsLog
 
 log = logging.getLogger("ordex.orders")
 
@@ -65,11 +63,9 @@ class OrderService:
     instrument's stored reference applies."""
 
     def __init__(self, core: Core, clock: Clock, policy: PricePolicy,
-                 reference_price: Callable[[str], Decimal | None] | None = None,
-                 metrics: MetricsLog | None = None) -> None:
+                 reference_price: Callable[[str], Decimal | None] | None = None) -> None:
         self.core = core
         self.clock = clock
-        self.metrics = metrics or MetricsLog(None)
         self.policy = policy
         self.reference_price = reference_price
 
@@ -85,10 +81,6 @@ class OrderService:
             o = result.order
             log.info("order accepted", extra={"order_id": o.id, "trader_id": cmd.trader_id,
                                               "client_order_id": cmd.client_order_id})
-            self.metrics.emit(metrics.SUBMITTED, o.created_at, order_id=o.id,
-                              trader_id=o.trader_id, symbol=o.symbol, side=o.side.value,
-                              quantity=str(o.quantity), type=o.type.value, retry_count=0,
-                              retry_of=o.extra.get("retry_of"))
         return result
 
     async def _submit_in(self, tx: Tx, cmd: SubmitOrder,
@@ -103,9 +95,10 @@ class OrderService:
                 return Submitted(_same_or_conflict(existing, cmd), created=False)
         violations, unit, _ = self._check(tx, account, cmd, now, start_day=True)
         if violations:
-            tx.log(ExecutionLogEntry(
-                tx.new_id(), cmd.trader_id, None, LogAction.REJECT, OrderStatus.REJECTED.value, now,
-                "; ".join(v.message for v in violations),
+            tx.record(JournalEntry(
+                cmd.trader_id, None, Actor.ENGINE, LogAction.REJECT, OrderStatus.REJECTED.value,
+                now, "; ".join(v.message for v in violations), cmd.symbol, cmd.quantity,
+                cmd.limit_price, None,
                 {"codes": [v.code.value for v in violations], "request": _request_details(cmd)},
             ))
             return violations
@@ -119,11 +112,13 @@ class OrderService:
             timeout_seconds=cmd.timeout_seconds,
             expires_at=deadline(now, cmd.timeout_seconds), extra=extra,
         )
-        submitted = _log(tx, order, LogAction.SUBMIT, now)
+        retry_of = extra.get("retry_of")
+        tx.record(entry(order, LogAction.SUBMIT, now, Actor.TRADER,
+                        details={"retry_of": retry_of} if retry_of else None))
         order = apply(order, Accepted(at=now))
         tx.insert_order(order)
-        tx.log(submitted, _log(tx, order, LogAction.APPROVE, now))
-        event = tx.event(order, order.status.value, now, payload(order))
+        event = tx.show(entry(order, LogAction.APPROVE, now, Actor.ENGINE), order.status.value,
+                        payload(order))
         return Submitted(order, created=True, events=[event])
 
     async def preview(self, cmd: SubmitOrder) -> Preview:
@@ -170,10 +165,6 @@ class OrderService:
         if changed:
             log.info("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
                                             "status": order.status.value})
-            self.metrics.emit(metrics.CANCELLED_BY_TRADER, order.updated_at, order_id=order.id,
-                              trader_id=order.trader_id, status=order.status.value,
-                              filled_quantity=str(order.filled_quantity),
-                              retry_count=max(order.send_attempts - 1, 0))
         return order
 
     async def _cancel_in(self, tx: Tx, cmd: CancelOrder) -> tuple[Order, bool]:
@@ -195,8 +186,8 @@ class OrderService:
         else:
             order = apply(order, Cancelled(at=now, reason="cancelled by trader"))
         tx.update_order(order)
-        tx.log(_log(tx, order, LogAction.CANCEL, now, "requested by trader"))
-        tx.event(order, order.status.value, now, payload(order))
+        tx.show(entry(order, LogAction.CANCEL, now, Actor.TRADER, reason="requested by trader"),
+                order.status.value, payload(order))
         return order, True
 
     async def retry(self, trader_id: UUID, order_id: UUID) -> Submitted:
@@ -234,8 +225,8 @@ class OrderService:
             order = replace(order, acknowledged_at=now, extra=extra, updated_at=now)
             tx.update_order(order)
             note = f"retried as {retried_as}" if retried_as else "acknowledged by trader"
-            tx.log(_log(tx, order, LogAction.ACKNOWLEDGE, now, note))
-            tx.event(order, "acknowledged", now, payload(order))
+            tx.show(entry(order, LogAction.ACKNOWLEDGE, now, Actor.TRADER, reason=note),
+                    "acknowledged", payload(order))
             return order
         return await self.core.run(unit)
 
@@ -261,16 +252,6 @@ def not_found_order(order_id: UUID | str) -> Violation:
     return Violation(
         Code.NOT_FOUND, "id", f"No order with id {order_id} was found in your account.",
         "Check the order id; GET /v1/orders lists your orders.",
-    )
-
-
-def _log(tx: Tx, order: Order, action: LogAction, now: Any,
-         reason: str | None = None) -> ExecutionLogEntry:
-    return ExecutionLogEntry(
-        tx.new_id(), order.trader_id, order.id, action, order.status.value, now, reason,
-        {"symbol": order.symbol, "side": order.side.value, "quantity": str(order.quantity),
-         "price": str(order.limit_price) if order.limit_price is not None else None,
-         "client_order_id": order.client_order_id},
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,15 +19,15 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordex.domain.accounts import Account, RiskLimits, Role
-from ordex.domain.fills import ExecutionLogEntry, Fill, LogAction
+from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument, InstrumentStatus
+from ordex.domain.journal import Actor, JournalEntry, LogAction
 from ordex.domain.orders import (
     Order,
     OrderStatus,
@@ -41,10 +41,9 @@ from ordex.domain.validation import OpenOrder
 from ordex.store.tables import (
     OPEN_STATUS_VALUES,
     accounts,
-    execution_logs,
     fills,
     instruments,
-    order_events,
+    journal,
     orders,
     positions,
 )
@@ -123,9 +122,6 @@ class OrderQuery:
     created_to: datetime | None = None
     before_id: UUID | None = None
     limit: int = 100
-
-
-EVENT_SEQ_LOCK = 0x6F72646578  # "ordex"
 
 
 def _written(value: str) -> BindParameter[str]:
@@ -468,69 +464,61 @@ class Repository:
         await self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(
             cash=cash, updated_at=at))
 
-    # order events
-    async def insert_event(self, order: Order, type: str, at: datetime,
-                           body: dict[str, Any]) -> OrderEvent:
-        """Append a status event. Sequence numbers become visible in commit order (PostgreSQL:
-        an advisory lock held to commit; SQLite has one writer), so a subscriber resuming after
-        seq N never misses an event committed later with a smaller number."""
-        if self._postgres:
-            await self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                    {"key": EVENT_SEQ_LOCK})
-        # The trader's own count goes on under the same lock (one writer on SQLite), so it too
-        # becomes visible in commit order, without gaps.
-        trader_seq = await self.last_event_seq(order.trader_id) + 1
-        done = await self.conn.execute(insert(order_events).values(
-            order_id=order.id, trader_id=order.trader_id, type=type, status=order.status.value,
-            timestamp=at, payload=body, trader_seq=trader_seq))
-        seq = int(done.inserted_primary_key[0])
-        return OrderEvent(seq, order.id, order.trader_id, type, order.status.value, at, body,
-                          trader_seq)
-
+    # the journal
     async def events_after(self, after: int, *, trader_id: UUID | None = None,
                            order_id: UUID | None = None, limit: int = 1000,
                            per_trader: bool = False) -> list[OrderEvent]:
-        """Events after position ``after``: the trader's own count when ``per_trader`` (then
-        ``trader_id`` or ``order_id`` names whose), else the service-wide one."""
-        position = order_events.c.trader_seq if per_trader else order_events.c.seq
+        """The stream's rows after position ``after``: the trader's own count when
+        ``per_trader`` (then ``trader_id`` or ``order_id`` names whose), else the service-wide
+        one."""
+        j = journal.c
+        position = j.trader_seq if per_trader else j.stream_seq
         if per_trader and trader_id is None and order_id is None:
             raise ValueError("a per-trader position needs a trader or an order")
-        stmt = select(order_events).where(position > after)
+        stmt = select(j.stream_seq, j.order_id, j.trader_id, j.event, j.status, j.timestamp,
+                      j.payload, j.trader_seq).where(position > after)
         if trader_id is not None:
-            stmt = stmt.where(order_events.c.trader_id == trader_id)
+            stmt = stmt.where(j.trader_id == trader_id)
         if order_id is not None:
-            stmt = stmt.where(order_events.c.order_id == order_id)
+            stmt = stmt.where(j.order_id == order_id)
         stmt = stmt.order_by(position).limit(limit)
-        return [OrderEvent(r.seq, r.order_id, r.trader_id, r.type, r.status, r.timestamp,
-                           dict(r.payload), r.trader_seq) for r in await self.conn.execute(stmt)]
+        return [OrderEvent(r.stream_seq, r.order_id, r.trader_id, r.event, r.status,
+                           r.timestamp, dict(r.payload or {}), r.trader_seq)
+                for r in await self.conn.execute(stmt)]
 
     async def last_event_seq(self, trader_id: UUID | None = None) -> int:
-        """The last service-wide seq, or with ``trader_id`` that trader's last own seq."""
+        """The stream's last service-wide position, or with ``trader_id`` that trader's own."""
         if trader_id is None:
-            stmt = select(func.coalesce(func.max(order_events.c.seq), 0))
+            stmt = select(func.coalesce(func.max(journal.c.stream_seq), 0))
         else:
-            stmt = select(func.coalesce(func.max(order_events.c.trader_seq), 0)).where(
-                order_events.c.trader_id == trader_id)
+            stmt = select(func.coalesce(func.max(journal.c.trader_seq), 0)).where(
+                journal.c.trader_id == trader_id)
         return int((await self.conn.execute(stmt)).scalar_one())
 
-    # execution log
-    async def log(self, *entries: ExecutionLogEntry) -> None:
-        await self.conn.execute(insert(execution_logs), [{
-            "id": e.id, "order_id": e.order_id, "trader_id": e.trader_id,
-            "action": e.action.value, "status": e.status, "timestamp": e.timestamp,
-            "reason": e.reason, "details": e.details} for e in entries])
+    async def last_journal_seq(self) -> int:
+        stmt = select(func.coalesce(func.max(journal.c.seq), 0))
+        return int((await self.conn.execute(stmt)).scalar_one())
 
-    async def logs(self, *, trader_id: UUID | None = None, order_id: UUID | None = None,
-                   limit: int = 1000) -> Sequence[ExecutionLogEntry]:
-        stmt = select(execution_logs)
+    async def journal(self, *, trader_id: UUID | None = None, order_id: UUID | None = None,
+                      limit: int = 1000) -> list[JournalEntry]:
+        """The journal's rows (of a trader, of an order), oldest first."""
+        stmt = select(journal)
         if trader_id is not None:
-            stmt = stmt.where(execution_logs.c.trader_id == trader_id)
+            stmt = stmt.where(journal.c.trader_id == trader_id)
         if order_id is not None:
-            stmt = stmt.where(execution_logs.c.order_id == order_id)
-        stmt = stmt.order_by(execution_logs.c.timestamp, execution_logs.c.id).limit(limit)
-        return [ExecutionLogEntry(r.id, r.trader_id, r.order_id, LogAction(r.action), r.status,
-                                  r.timestamp, r.reason, dict(r.details or {}))
-                for r in await self.conn.execute(stmt)]
+            stmt = stmt.where(journal.c.order_id == order_id)
+        stmt = stmt.order_by(journal.c.seq).limit(limit)
+        return [journal_from_row(r) for r in await self.conn.execute(stmt)]
+
+
+def journal_from_row(row: Row[Any]) -> JournalEntry:
+    m = row._mapping
+    return JournalEntry(
+        m["trader_id"], m["order_id"], Actor(m["actor"]), LogAction(m["action"]), m["status"],
+        m["timestamp"], m["reason"], m["symbol"], m["quantity"], m["price"], m["venue"],
+        dict(m["details"] or {}), m["event"],
+        None if m["payload"] is None else dict(m["payload"]), m["seq"], m["stream_seq"],
+        m["trader_seq"])
 
 
 def _limit_values(limits: RiskLimits) -> dict[str, Any]:

@@ -32,10 +32,10 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from ordex.domain.accounts import Account
-from ordex.domain.fills import ExecutionLogEntry, Fill
+from ordex.domain.fills import Fill
+from ordex.domain.journal import JournalEntry
 from ordex.domain.orders import Order
 from ordex.domain.positions import Position
-from ordex.domain.status import OrderEvent
 from ordex.store.database import Database
 
 Row = tuple[Any, ...]
@@ -50,12 +50,11 @@ class Batch:
     fills: list[Fill] = field(default_factory=list)
     positions: list[tuple[UUID, Position, datetime]] = field(default_factory=list)
     accounts: list[tuple[Account, datetime]] = field(default_factory=list)
-    logs: list[ExecutionLogEntry] = field(default_factory=list)
-    events: list[OrderEvent] = field(default_factory=list)
+    journal: list[JournalEntry] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.new_orders or self.orders or self.fills or self.positions
-                    or self.accounts or self.logs or self.events)
+                    or self.accounts or self.journal)
 
 
 class RowWriter(Protocol):
@@ -96,10 +95,9 @@ POSITION_KEY = ("account_id", "symbol")
 ACCOUNT_UPDATED = ("cash", "allow_short", "max_position_shares", "max_position_notional",
                    "max_order_notional", "daily_loss_limit", "max_open_orders",
                    "rate_limit_per_minute", "day_start_equity", "trading_day", "updated_at")
-LOG_COLUMNS = ("id", "order_id", "trader_id", "action", "status", "timestamp", "reason",
-               "details")
-EVENT_COLUMNS = ("seq", "order_id", "trader_id", "type", "status", "timestamp", "payload",
-                 "trader_seq")
+JOURNAL_COLUMNS = ("seq", "stream_seq", "trader_seq", "order_id", "trader_id", "actor", "action",
+                   "status", "timestamp", "reason", "symbol", "quantity", "price", "venue",
+                   "event", "details", "payload")
 
 _order_updated_values = itemgetter(*(ORDER_COLUMNS.index(c) for c in ORDER_UPDATED))
 
@@ -110,21 +108,16 @@ class Statements(NamedTuple):
     insert_fill: str
     upsert_position: str
     update_account: str
-    insert_log: str
-    insert_event: str
+    insert_journal: str
 
 
-def statements(mark: Callable[[int], str], *, returning: bool = False,
-               seq_always_generated: bool = False) -> Statements:
+def statements(mark: Callable[[int], str], *, returning: bool = False) -> Statements:
     """The SQL of each write, with placeholders ``mark(1)``, ``mark(2)``, ...; ``returning``
-    makes the updates return their ids (to count them where the driver gives no row count);
-    ``seq_always_generated`` says ``order_events.seq`` is PostgreSQL's ``GENERATED ALWAYS AS
-    IDENTITY``, which takes given values only when told to."""
+    makes the updates return their ids (to count them where the driver gives no row count)."""
 
-    def insert(table: str, columns: Sequence[str], overriding: str = "",
-               tail: str = "") -> str:
+    def insert(table: str, columns: Sequence[str], tail: str = "") -> str:
         marks = ", ".join(mark(i) for i in range(1, len(columns) + 1))
-        return f"INSERT INTO {table} ({', '.join(columns)}) {overriding}VALUES ({marks}){tail}"
+        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"
 
     def update(table: str, columns: Sequence[str]) -> str:
         sets = ", ".join(f"{c} = {mark(i)}" for i, c in enumerate(columns, 1))
@@ -141,9 +134,7 @@ def statements(mark: Callable[[int], str], *, returning: bool = False,
             "positions", POSITION_COLUMNS,
             tail=f" ON CONFLICT ({', '.join(POSITION_KEY)}) DO UPDATE SET {position_sets}"),
         update_account=update("accounts", ACCOUNT_UPDATED),
-        insert_log=insert("execution_logs", LOG_COLUMNS),
-        insert_event=insert("order_events", EVENT_COLUMNS, overriding=(
-            "OVERRIDING SYSTEM VALUE " if seq_always_generated else "")),
+        insert_journal=insert("journal", JOURNAL_COLUMNS),
     )
 
 
@@ -208,8 +199,7 @@ class Rows(NamedTuple):
     fill: Callable[[Fill], Row]
     position: Callable[[UUID, Position, datetime], Row]
     account: Callable[[Account, datetime], Row]
-    log: Callable[[ExecutionLogEntry], Row]
-    event: Callable[[OrderEvent], Row]
+    journal: Callable[[JournalEntry], Row]
 
 
 def row_builders(uuid: Callable[[UUID], Any], opt_uuid: Callable[[UUID | None], Any],
@@ -252,15 +242,13 @@ def row_builders(uuid: Callable[[UUID], Any], opt_uuid: Callable[[UUID | None], 
                 dec(limits.daily_loss_limit), limits.max_open_orders, a.rate_limit_per_minute,
                 opt_dec(a.day_start_equity), day(a.trading_day), time(at), uuid(a.id))
 
-    def log(e: ExecutionLogEntry) -> Row:
-        return (uuid(e.id), opt_uuid(e.order_id), uuid(e.trader_id), e.action.value, e.status,
-                time(e.timestamp), e.reason, to_json(e.details))
+    def journal(e: JournalEntry) -> Row:
+        return (e.seq, e.stream_seq, e.trader_seq, opt_uuid(e.order_id), uuid(e.trader_id),
+                e.actor.value, e.action.value, e.status, time(e.timestamp), e.reason, e.symbol,
+                opt_dec(e.quantity), opt_dec(e.price), e.venue, e.event, to_json(e.details),
+                None if e.payload is None else to_json(e.payload))
 
-    def event(e: OrderEvent) -> Row:
-        return (e.seq, uuid(e.order_id), uuid(e.trader_id), e.type, e.status, time(e.timestamp),
-                to_json(e.payload), e.trader_seq)
-
-    return Rows(order, order_update, fill, position, account, log, event)
+    return Rows(order, order_update, fill, position, account, journal)
 
 
 SQLITE_ROWS = row_builders(_sqlite_uuid, _sqlite_opt_uuid, _sqlite_decimal, _sqlite_opt_decimal,
@@ -291,10 +279,8 @@ def plan(batch: Batch, sql: Statements, rows: Rows) -> list[Step]:
     if batch.accounts:
         steps.append(Step(sql.update_account, [rows.account(a, at) for a, at in batch.accounts],
                           "accounts"))
-    if batch.logs:
-        steps.append(Step(sql.insert_log, [rows.log(e) for e in batch.logs], None))
-    if batch.events:
-        steps.append(Step(sql.insert_event, [rows.event(e) for e in batch.events], None))
+    if batch.journal:
+        steps.append(Step(sql.insert_journal, [rows.journal(e) for e in batch.journal], None))
     return steps
 
 
@@ -371,17 +357,12 @@ def _dollar(i: int) -> str:
 class PostgresRowWriter:
     """One ``asyncpg`` connection (opened again before a batch if it was lost); a batch is one
     transaction with an ``executemany`` per kind of row, whose statements asyncpg prepares once
-    and caches: BEGIN, a round trip per kind of row, COMMIT.
-
-    ``order_events.seq`` is a serial column: the core assigns the numbers, and after a batch of
-    events the column's sequence is moved past the highest, so that a row the sequence numbers
-    itself (``Repository.insert_event``) cannot take one of them."""
+    and caches: BEGIN, a round trip per kind of row, COMMIT."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._conn: asyncpg.Connection | None = None
         self._sql = statements(_dollar, returning=True)
-        self._seq_catch_up = ""
 
     @classmethod
     async def open(cls, dsn: str) -> PostgresRowWriter:
@@ -391,38 +372,19 @@ class PostgresRowWriter:
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            conn = await asyncpg.connect(self.dsn)
-            try:
-                await self._learn_schema(conn)
-            except BaseException:
-                await conn.close()
-                raise
-            self._conn = conn
+            self._conn = await asyncpg.connect(self.dsn)
         return self._conn
-
-    async def _learn_schema(self, conn: asyncpg.Connection) -> None:
-        identity, sequence = await conn.fetchrow(
-            "SELECT a.attidentity::text, pg_get_serial_sequence('order_events', 'seq') "
-            "FROM pg_attribute a WHERE a.attrelid = 'order_events'::regclass "
-            "AND a.attname = 'seq'")
-        self._sql = statements(_dollar, returning=True, seq_always_generated=identity == "a")
-        if sequence is not None:
-            self._seq_catch_up = (f"SELECT setval('{sequence}', {{seq:d}}) FROM {sequence} "
-                                  "WHERE NOT is_called OR last_value < {seq:d}")
 
     async def write(self, batch: Batch) -> None:
         if not batch:
             return
         steps = plan(batch, self._sql, POSTGRES_ROWS)
         conn = await self._connection()
-        end = "COMMIT"
-        if batch.events and self._seq_catch_up:  # in COMMIT's round trip
-            end = f"{self._seq_catch_up.format(seq=max(e.seq for e in batch.events))}; COMMIT"
         await conn.execute("BEGIN")
         try:
             for step in steps:
                 await self._run(conn, step)
-            await conn.execute(end)
+            await conn.execute("COMMIT")
         except BaseException:
             await self._abandon(conn)
             raise

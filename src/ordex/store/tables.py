@@ -148,34 +148,33 @@ positions = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-order_events = Table(
-    "order_events",
+# The journal: one append-only row per action, numbered by the execution core's one writer.
+# ``seq`` is the row's place in the journal; rows the stream shows also have ``stream_seq``
+# (service-wide) and ``trader_seq`` (among the trader's own), both without holes.
+_seq = BigInteger().with_variant(Integer, "sqlite")
+journal = Table(
+    "journal",
     metadata,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
-    Column("order_id", Uuid, nullable=False),
-    Column("trader_id", Uuid, nullable=False),
-    Column("type", String(30), nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("timestamp", UTCDateTime, nullable=False),
-    Column("payload", JSON, nullable=False),
-    Column("trader_seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
-    UniqueConstraint("trader_id", "trader_seq", name="uq_order_events_trader_seq"),
-    Index("ix_order_events_trader_seq", "trader_id", "seq"),
-    Index("ix_order_events_order_seq", "order_id", "seq"),
-)
-
-execution_logs = Table(
-    "execution_logs",
-    metadata,
-    Column("id", Uuid, primary_key=True),
+    Column("seq", _seq, primary_key=True, autoincrement=False),
+    Column("stream_seq", _seq, nullable=True),
+    Column("trader_seq", _seq, nullable=True),
     Column("order_id", Uuid, nullable=True),
     Column("trader_id", Uuid, nullable=False),
+    Column("actor", String(20), nullable=False),
     Column("action", String(20), nullable=False),
     Column("status", String(20), nullable=False),
     Column("timestamp", UTCDateTime, nullable=False),
     Column("reason", Text, nullable=True),
-    Column("details", JSON, nullable=False, default=dict),
-    Index("ix_execution_logs_order", "order_id"),
-    Index("ix_execution_logs_trader_time", "trader_id", "timestamp"),
+    Column("symbol", String(16), nullable=True),
+    Column("quantity", ExactDecimal, nullable=True),
+    Column("price", ExactDecimal, nullable=True),
+    Column("venue", String(40), nullable=True),
+    Column("event", String(30), nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("payload", JSON(none_as_null=True), nullable=True),
+    UniqueConstraint("stream_seq", name="uq_journal_stream_seq"),
+    UniqueConstraint("trader_id", "trader_seq", name="uq_journal_trader_seq"),
+    Index("ix_journal_order_seq", "order_id", "seq"),
+    Index("ix_journal_trader_seq", "trader_id", "seq"),
+    Index("ix_journal_timestamp", "timestamp"),
 )
