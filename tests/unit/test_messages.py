@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from uuid import UUID
 
 import msgspec
@@ -18,6 +19,7 @@ from ordex.services.messages import (
     AccountDone,
     Acknowledge,
     Cancel,
+    LimitsChange,
     OrderDone,
     Refused,
     Retry,
@@ -48,12 +50,14 @@ submit_orders = st.builds(
     stop_loss=maybe_amounts, take_profit=maybe_amounts, client_order_id=st.none() | texts,
     max_slippage_pct=maybe_amounts, timeout_seconds=st.none() | st.integers(0, 2**31))
 limits = st.builds(RiskLimits, amounts, amounts, amounts, amounts, st.integers(0, 10**6))
+limit_changes = st.builds(LimitsChange, maybe_amounts, maybe_amounts, maybe_amounts,
+                          maybe_amounts, st.none() | st.integers(0, 10**6))
 commands = st.one_of(
     st.builds(Submit, keys, st.booleans(), submit_orders),
     *(st.builds(kind, keys, st.booleans(), trader_id=ids, order_id=ids)
       for kind in (Cancel, Retry, Acknowledge)),
     st.builds(UpdateAccount, keys, st.booleans(), admin_id=ids, account_id=ids,
-              limits=st.none() | limits, allow_short=st.none() | st.booleans(),
+              limits=st.none() | limit_changes, allow_short=st.none() | st.booleans(),
               rate_limit_per_minute=st.none() | st.integers(1, 10**6), cash=maybe_amounts))
 
 orders = st.builds(
@@ -144,6 +148,12 @@ def test_a_refusal_gives_its_code_and_message() -> None:
         Violation(Code.PRICE_OFF_TICK, "limit_price", "Off tick.", "Round it.")))
     assert refused.code is Code.INSUFFICIENT_FUNDS
     assert refused.message == "Not enough cash.; Off tick."
+
+
+def test_a_limits_change_names_only_what_it_sets() -> None:
+    change = LimitsChange(max_order_notional=Decimal("1000"), max_open_orders=5)
+    assert change.given() == {"max_order_notional": Decimal("1000"), "max_open_orders": 5}
+    assert LimitsChange().given() == {}
 
 
 def _fields(order: Order) -> dict[str, object]:

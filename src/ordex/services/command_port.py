@@ -115,7 +115,8 @@ class CommandHandler:
                 case UpdateAccount():
                     assert self.accounts is not None, "account commands need the accounts"
                     account = await self.accounts.update(
-                        command.account_id, limits=command.limits,
+                        command.account_id,
+                        limit_changes=command.limits.given() if command.limits else None,
                         allow_short=command.allow_short,
                         rate_limit_per_minute=command.rate_limit_per_minute, cash=command.cash)
                     return AccountDone(account=account)

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import msgspec
 
-from ordex.domain.accounts import Account, RiskLimits
+from ordex.domain.accounts import Account
 from ordex.domain.commands import SubmitOrder
 from ordex.domain.errors import Code, Violation
 from ordex.domain.orders import Order
@@ -76,13 +76,27 @@ class Acknowledge(Command, frozen=True, tag="acknowledge"):
         return self.trader_id
 
 
+class LimitsChange(msgspec.Struct, frozen=True):
+    """The risk limits to set; one left as None keeps the account's value."""
+
+    max_position_shares: Decimal | None = None
+    max_position_notional: Decimal | None = None
+    max_order_notional: Decimal | None = None
+    daily_loss_limit: Decimal | None = None
+    max_open_orders: int | None = None
+
+    def given(self) -> dict[str, Decimal | int]:
+        return {name: value for name in self.__struct_fields__
+                if (value := getattr(self, name)) is not None}
+
+
 class UpdateAccount(Command, frozen=True, tag="update_account"):
     """An administrator (``admin_id``) sets a trader's limits, shorting, rate limit or cash;
-    a field left as None keeps the account's value."""
+    what is left as None keeps the account's value, as it is when the change is applied."""
 
     admin_id: UUID
     account_id: UUID
-    limits: RiskLimits | None = None
+    limits: LimitsChange | None = None
     allow_short: bool | None = None
     rate_limit_per_minute: int | None = None
     cash: Decimal | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -32,7 +31,7 @@ from ordex.api.schemas import (
 )
 from ordex.domain.accounts import Role
 from ordex.domain.errors import Code, DomainError, Violation
-from ordex.services.messages import AccountDone, Refused, UpdateAccount
+from ordex.services.messages import AccountDone, LimitsChange, Refused, UpdateAccount
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -68,12 +67,14 @@ async def update_account(account_id: str, request: Request, services: ServicesDe
     if current is None:
         raise DomainError(Violation(Code.NOT_FOUND, "id", f"No account with id {account_id}.",
                                     "GET /v1/admin/accounts lists the accounts."))
-    fields = body.model_dump(exclude_none=True)
-    limit_fields = {k: v for k, v in fields.items()
-                    if k not in ("allow_short", "rate_limit_per_minute", "cash")}
-    limits = replace(current.account.limits, **limit_fields) if limit_fields else None
+    limits = LimitsChange(
+        max_position_shares=body.max_position_shares,
+        max_position_notional=body.max_position_notional,
+        max_order_notional=body.max_order_notional, daily_loss_limit=body.daily_loss_limit,
+        max_open_orders=body.max_open_orders)
     outcome = await services.commands.send(UpdateAccount(
-        *command_key(request), admin_id=admin.id, account_id=aid, limits=limits,
+        *command_key(request), admin_id=admin.id, account_id=aid,
+        limits=limits if limits.given() else None,
         allow_short=body.allow_short, rate_limit_per_minute=body.rate_limit_per_minute,
         cash=body.cash))
     if isinstance(outcome, Refused):
