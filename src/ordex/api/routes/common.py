@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -18,7 +20,6 @@ from ordex.bootstrap import Services
 from ordex.domain.accounts import Account, Role
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.orders import Order
-from ordex.ids import new_id
 from ordex.services.messages import AnyOutcome, Refused
 from ordex.services.orders import not_found_order
 
@@ -47,6 +48,9 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
                "pattern": "^[\\x21-\\x7E][\\x20-\\x7E]*$"},
 }
+# a key ordex derives is unique to one request: this process, then a count
+_PROCESS = secrets.token_hex(8)
+_requests = itertools.count(1)
 # the openapi_extra of a route that sends a command
 KEYED: dict[str, Any] = {"parameters": [IDEMPOTENCY_PARAMETER]}
 
@@ -127,7 +131,7 @@ def command_key(request: Request, derived: str | None = None) -> tuple[str, bool
     ``derived``, else one new to this request."""
     given = request.headers.get(IDEMPOTENCY_KEY)
     if given is None:
-        return derived or f"request:{new_id()}", False
+        return derived or f"request:{_PROCESS}-{next(_requests)}", False
     key = given.strip()
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
