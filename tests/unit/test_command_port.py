@@ -170,6 +170,21 @@ async def test_a_command_the_store_could_not_commit_is_not_kept(engine: Wired) -
     assert outcome.created and not outcome.replay and engine.orders_made() == 1
 
 
+async def test_a_sender_that_stops_waiting_does_not_stop_the_work(engine: Wired) -> None:
+    """The client went away mid-command and sends it again with its key: one order."""
+    engine.store.gate = asyncio.Event()
+    command = Submit("k-7", True, submit())
+    first = asyncio.ensure_future(engine.port.send(command))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    again = asyncio.ensure_future(engine.port.send(command))
+    engine.store.gate.set()
+    outcome = done(await again)
+    assert outcome.replay and outcome.created and engine.orders_made() == 1
+
+
 async def test_only_the_most_recent_keys_are_kept(engine: Wired) -> None:
     engine.handler.remember = 3
     for n in range(5):

@@ -14,6 +14,7 @@ carried out, nothing of it is remembered, and sending it again with the same key
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import OrderedDict
 from typing import Protocol
 from uuid import UUID
@@ -81,20 +82,20 @@ class CommandHandler:
                 return key_reused(command.idempotency_key)
             answer = await asyncio.shield(outcome)
             return answer if answer.replay else _replayed(answer)
-        future: asyncio.Future[AnyOutcome] = asyncio.get_running_loop().create_future()
-        self._recent[scope] = (command, future)
+        # a task, so that a sender that stops waiting (its client went away) does not stop the
+        # work: it is committed, and its outcome kept, for the repeat that will come
+        work = asyncio.ensure_future(self._run(command))
+        self._recent[scope] = (command, work)
         while len(self._recent) > self.remember:
             self._recent.popitem(last=False)
-        try:
-            answer = await self._run(command)
-        except BaseException as exc:
-            if self._recent.get(scope, (None, None))[1] is future:
-                del self._recent[scope]
-            future.set_exception(exc)
-            future.exception()  # read here, so that a future nobody else awaits stays quiet
-            raise
-        future.set_result(answer)
-        return answer
+        work.add_done_callback(functools.partial(self._settled, scope))
+        return await asyncio.shield(work)
+
+    def _settled(self, scope: tuple[UUID, str], work: asyncio.Future[AnyOutcome]) -> None:
+        """A command that failed is forgotten: it was not carried out, and may be sent again."""
+        if (work.cancelled() or work.exception() is not None) \
+                and self._recent.get(scope, (None, None))[1] is work:
+            del self._recent[scope]
 
     async def _run(self, command: AnyCommand) -> AnyOutcome:
         try:
