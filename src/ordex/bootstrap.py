@@ -21,6 +21,7 @@ from ordex.engine.recovery import RecoverySettings
 from ordex.files import private_dir, private_file
 from ordex.metrics import MetricsLog
 from ordex.services.accounts import AccountService
+from ordex.services.command_port import CommandHandler, CommandPort, InProcessPort
 from ordex.services.demo import seed_demo, seed_instruments
 from ordex.services.feed import EventFeed
 from ordex.services.orders import OrderService
@@ -45,6 +46,7 @@ class Services:
     metrics: MetricsLog
     feed: EventFeed
     core: Core
+    commands: CommandPort  # how the API hands commands to the engine
     engine: ExecutionEngine | None = None
     demo_keys: dict[str, str] = field(default_factory=dict)
     owned_venue: Venue | None = None  # made here from the settings: closed with the service
@@ -120,11 +122,12 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
             recovery=RecoverySettings(stall_check_seconds=settings.stall_check_seconds,
                                       unsent_policy=settings.unsent_policy,
                                       ghost_policy=settings.ghost_policy))
+    orders = OrderService(core, clock, policy, market.reference_price)
+    accounts = AccountService(db, clock, core)
     return Services(
         settings=settings, db=db, clock=clock, bus=bus, market=market,
-        orders=OrderService(core, clock, policy, market.reference_price),
-        accounts=AccountService(db, clock, core),
-        core=core,
+        orders=orders, accounts=accounts, core=core,
+        commands=InProcessPort(CommandHandler(orders, accounts)),
         queries=queries, feed=feed,
         limiter=SlidingWindowLimiter(settings.rate_limit_per_minute),
         metrics=metrics, engine=engine, owned_venue=owned,

@@ -55,6 +55,7 @@ class Code(StrEnum):
     ORDER_NOT_CANCELABLE = "order_not_cancelable"
     ORDER_NOT_FAILED = "order_not_failed"
     CLIENT_ORDER_ID_CONFLICT = "client_order_id_conflict"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     UNAVAILABLE = "service_unavailable"
     # notices: the order is fine, but the trader should know
     NO_MARKET_DATA = "no_market_data"

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from uuid import UUID
@@ -184,13 +184,17 @@ class AccountService:
         self._key_versions_are({account.id: account.key_version})
         return account
 
-    async def update(self, account_id: UUID, *, limits: RiskLimits | None = None,
+    async def update(self, account_id: UUID, *,
+                     limit_changes: Mapping[str, Decimal | int] | None = None,
                      allow_short: bool | None = None, rate_limit_per_minute: int | None = None,
                      cash: Decimal | None = None) -> Account:
+        """Set what is given (``limit_changes``: risk limits by name) on the account as it
+        stands when the change is applied; the rest stays."""
         def changed(account: Account) -> Account:
             return replace(
                 account,
-                limits=limits if limits is not None else account.limits,
+                limits=replace(account.limits, **limit_changes) if limit_changes
+                else account.limits,
                 allow_short=allow_short if allow_short is not None else account.allow_short,
                 rate_limit_per_minute=(rate_limit_per_minute if rate_limit_per_minute is not None
                                        else account.rate_limit_per_minute),

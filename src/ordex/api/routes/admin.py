@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -12,10 +11,14 @@ from ordex.api.deps import Admin, ServicesDep
 from ordex.api.routes.common import (
     AUTH_ERRORS,
     BODY_ERRORS,
+    KEYED,
     NOT_FOUND,
     body_schema,
+    command_key,
     json_model,
     parse_uuid,
+    refusal,
+    replayed,
 )
 from ordex.api.schemas import (
     AccountSummary,
@@ -28,6 +31,7 @@ from ordex.api.schemas import (
 )
 from ordex.domain.accounts import Role
 from ordex.domain.errors import Code, DomainError, Violation
+from ordex.services.messages import AccountDone, LimitsChange, Refused, UpdateAccount
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -54,23 +58,29 @@ async def create_account(request: Request, services: ServicesDep, _: Admin) -> J
               responses={200: {"model": AccountSummary}, **NOT_FOUND, **AUTH_ERRORS,
                          **BODY_ERRORS,
                          409: {"model": ErrorResponse}},
-              openapi_extra=body_schema(LimitsUpdate))
+              openapi_extra={**body_schema(LimitsUpdate), **KEYED})
 async def update_account(account_id: str, request: Request, services: ServicesDep,
-                         _: Admin) -> JSONResponse:
+                         admin: Admin) -> JSONResponse:
     body = await json_model(request, LimitsUpdate, "change")
     aid = _account_id(account_id)
     current = await services.queries.account(aid)
     if current is None:
         raise DomainError(Violation(Code.NOT_FOUND, "id", f"No account with id {account_id}.",
                                     "GET /v1/admin/accounts lists the accounts."))
-    fields = body.model_dump(exclude_none=True)
-    limit_fields = {k: v for k, v in fields.items()
-                    if k not in ("allow_short", "rate_limit_per_minute", "cash")}
-    limits = replace(current.account.limits, **limit_fields) if limit_fields else None
-    account = await services.accounts.update(
-        aid, limits=limits, allow_short=body.allow_short,
-        rate_limit_per_minute=body.rate_limit_per_minute, cash=body.cash)
-    return JSONResponse(account_summary_json(account))
+    limits = LimitsChange(
+        max_position_shares=body.max_position_shares,
+        max_position_notional=body.max_position_notional,
+        max_order_notional=body.max_order_notional, daily_loss_limit=body.daily_loss_limit,
+        max_open_orders=body.max_open_orders)
+    outcome = await services.commands.send(UpdateAccount(
+        *command_key(request), admin_id=admin.id, account_id=aid,
+        limits=limits if limits.given() else None,
+        allow_short=body.allow_short, rate_limit_per_minute=body.rate_limit_per_minute,
+        cash=body.cash))
+    if isinstance(outcome, Refused):
+        return refusal(outcome)
+    assert isinstance(outcome, AccountDone)
+    return JSONResponse(account_summary_json(outcome.account), headers=replayed(outcome))
 
 
 @router.post("/accounts/{account_id}/rotate-key",

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from ordex.api.errors import ApiError
+from ordex.api.errors import ApiError, error_response
 from ordex.api.parsing import SYMBOL_RE, check_content_type, decode_json, shown
 from ordex.api.schemas import ErrorResponse
 from ordex.bootstrap import Services
 from ordex.domain.accounts import Account, Role
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.orders import Order
+from ordex.services.messages import AnyOutcome, Refused
 from ordex.services.orders import not_found_order
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,6 +35,24 @@ BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {**_ERR, "description": "The body is larger than the limit (64 KiB by default)"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {**_ERR, "description": "Not found"}}
+IDEMPOTENCY_KEY = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255
+# the answer to a repeated Idempotency-Key is the first one again, marked so
+REPLAYED = "Idempotent-Replayed"
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": IDEMPOTENCY_KEY, "in": "header", "required": False,
+    "description": "A key of your choice, new for each request (a UUID, say): the same request "
+                   "sent again with the same key gets the first answer again, marked "
+                   f"`{REPLAYED}: true`, and is not carried out twice. The service keeps "
+                   "the answers of its 10,000 most recent keyed commands.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
+               "pattern": "^[\\x21-\\x7E][\\x20-\\x7E]*$"},
+}
+# a key ordex derives is unique to one request: this process, then a count
+_PROCESS = secrets.token_hex(8)
+_requests = itertools.count(1)
+# the openapi_extra of a route that sends a command
+KEYED: dict[str, Any] = {"parameters": [IDEMPOTENCY_PARAMETER]}
 
 
 def scope_of(account: Account) -> UUID | None:
@@ -101,3 +123,32 @@ def parse_uuid(value: str) -> UUID | None:
         return UUID(value)
     except ValueError:
         return None
+
+
+def command_key(request: Request, derived: str | None = None) -> tuple[str, bool]:
+    """A command's idempotency key and whether the client chose it: the ``Idempotency-Key``
+    header (a token or a quoted string of 1 to 255 printable ASCII characters), else
+    ``derived``, else one new to this request."""
+    given = request.headers.get(IDEMPOTENCY_KEY)
+    if given is None:
+        return derived or f"request:{_PROCESS}-{next(_requests)}", False
+    key = given.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+        raise ApiError(Violation(
+            Code.INVALID_VALUE, IDEMPOTENCY_KEY,
+            f"The {IDEMPOTENCY_KEY} header must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII "
+            "characters.", "Send a new random key, for example a UUID, for each new request."))
+    return key, True
+
+
+def replayed(outcome: AnyOutcome) -> dict[str, str]:
+    """The header that marks the answer to a repeated ``Idempotency-Key``."""
+    return {REPLAYED: "true"} if outcome.replay else {}
+
+
+def refusal(outcome: Refused, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A refused command answered as the error it has always been."""
+    return error_response(list(outcome.violations),
+                          headers={**(headers or {}), **replayed(outcome)})

@@ -16,9 +16,13 @@ from ordex.api.parsing import check_content_type, decode_json, parse_order
 from ordex.api.routes.common import (
     AUTH_ERRORS,
     BODY_ERRORS,
+    KEYED,
     NOT_FOUND,
     as_utc,
+    command_key,
     parse_uuid,
+    refusal,
+    replayed,
     scope_of,
     symbol_filter,
     visible_order,
@@ -35,10 +39,19 @@ from ordex.api.schemas import (
     order_json,
     orders_json,
 )
-from ordex.domain.accounts import Role
-from ordex.domain.commands import CancelOrder, SubmitOrder
+from ordex.domain.accounts import Account, Role
+from ordex.domain.commands import SubmitOrder
 from ordex.domain.errors import Code, DomainError, Violation
 from ordex.domain.orders import OrderStatus
+from ordex.services.messages import (
+    Acknowledge,
+    AnyOutcome,
+    Cancel,
+    OrderDone,
+    Refused,
+    Retry,
+    Submit,
+)
 from ordex.services.orders import not_found_order
 from ordex.services.ratelimit import rate_headers, retry_after_header
 from ordex.store.repository import OrderQuery
@@ -59,7 +72,7 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.post(
     "", status_code=201, summary="Submit an order",
     responses={201: {"model": OrderOut, "description": "Accepted"}, **SUBMIT_RESPONSES},
-    openapi_extra={"requestBody": {
+    openapi_extra={**KEYED, "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": OrderRequest.model_json_schema()}},
     }},
@@ -81,24 +94,27 @@ async def submit_order(request: Request, services: ServicesDep, trader: Trader) 
              **rate_headers(decision, epoch)})
     try:
         cmd = await _read_order(request, trader.id)
-        result = None if isinstance(cmd, JSONResponse) else await services.orders.submit(cmd)
-    except DomainError as exc:
-        headers = rate_headers(limiter.refund(trader.id, decision), epoch)
-        return error_response(exc.violations, headers=headers)
+        outcome = None
+        if not isinstance(cmd, JSONResponse):
+            key, chosen = command_key(request, cmd.client_order_id and
+                                      f"client_order_id:{cmd.client_order_id}")
+            outcome = await services.commands.send(Submit(key, chosen, cmd))
     except BaseException:
         limiter.refund(trader.id, decision)
         raise
-    if result is None or not result.created:
+    if isinstance(outcome, Refused):
+        return refusal(outcome, rate_headers(limiter.refund(trader.id, decision), epoch))
+    if outcome is None or not outcome.created or outcome.replay:
         decision = limiter.refund(trader.id, decision)
     headers = rate_headers(decision, epoch)
     if isinstance(cmd, JSONResponse):
         cmd.headers.update(headers)
         return cmd
-    assert result is not None
-    headers["Location"] = f"/v1/orders/{result.order.id}"
-    status = 201 if result.created else 200
-    return JSONResponse(order_json(result.order, trader.name), status_code=status,
-                        headers=headers)
+    assert isinstance(outcome, OrderDone)
+    headers["Location"] = f"/v1/orders/{outcome.order.id}"
+    status = 201 if outcome.created else 200
+    return JSONResponse(order_json(outcome.order, trader.name), status_code=status,
+                        headers={**headers, **replayed(outcome)})
 
 
 @router.post(
@@ -200,13 +216,15 @@ async def list_orders(
 @router.delete("/{order_id}", summary="Cancel an order",
                responses={200: {"model": OrderOut},
                           409: {**_ERR, "description": "The order is no longer working"},
-                          **NOT_FOUND, **AUTH_ERRORS})
-async def cancel_order(order_id: str, services: ServicesDep, trader: Trader) -> JSONResponse:
+                          **NOT_FOUND, **AUTH_ERRORS},
+               openapi_extra=KEYED)
+async def cancel_order(order_id: str, request: Request, services: ServicesDep,
+                       trader: Trader) -> JSONResponse:
     oid = parse_uuid(order_id)
     if oid is None:
         raise DomainError(not_found_order(order_id))
-    order = await services.orders.cancel(CancelOrder(trader.id, oid))
-    return JSONResponse(order_json(order, trader.name))
+    return _order_answer(await services.commands.send(
+        Cancel(*command_key(request), trader_id=trader.id, order_id=oid)), trader)
 
 
 _FAILED_ONLY = {409: {**_ERR, "description": "The order is not failed"}}
@@ -217,28 +235,43 @@ _FAILED_ONLY = {409: {**_ERR, "description": "The order is not failed"}}
              responses={201: {"model": OrderOut, "description": "The new order"},
                         200: {"model": OrderOut, "description": "Retried before: that order"},
                         422: {**_ERR, "description": "The new order fails a check"},
-                        **_FAILED_ONLY, **NOT_FOUND, **AUTH_ERRORS})
-async def retry_order(order_id: str, services: ServicesDep, trader: Trader) -> JSONResponse:
+                        **_FAILED_ONLY, **NOT_FOUND, **AUTH_ERRORS},
+             openapi_extra=KEYED)
+async def retry_order(order_id: str, request: Request, services: ServicesDep,
+                      trader: Trader) -> JSONResponse:
     """The new order goes through validation and risk again; the failed one is acknowledged
     and points to it (``retried_as``). Retrying twice returns the same new order."""
     oid = parse_uuid(order_id)
     if oid is None:
         raise DomainError(not_found_order(order_id))
-    result = await services.orders.retry(trader.id, oid)
-    return JSONResponse(order_json(result.order, trader.name),
-                        status_code=201 if result.created else 200,
-                        headers={"Location": f"/v1/orders/{result.order.id}"})
+    outcome = await services.commands.send(
+        Retry(*command_key(request), trader_id=trader.id, order_id=oid))
+    return _order_answer(outcome, trader, created=201)
 
 
 @router.post("/{order_id}/acknowledge", summary="Close a failed order",
-             responses={200: {"model": OrderOut}, **_FAILED_ONLY, **NOT_FOUND, **AUTH_ERRORS})
-async def acknowledge_order(order_id: str, services: ServicesDep,
+             responses={200: {"model": OrderOut}, **_FAILED_ONLY, **NOT_FOUND, **AUTH_ERRORS},
+             openapi_extra=KEYED)
+async def acknowledge_order(order_id: str, request: Request, services: ServicesDep,
                             trader: Trader) -> JSONResponse:
     oid = parse_uuid(order_id)
     if oid is None:
         raise DomainError(not_found_order(order_id))
-    return JSONResponse(order_json(await services.orders.acknowledge(trader.id, oid),
-                                   trader.name))
+    return _order_answer(await services.commands.send(
+        Acknowledge(*command_key(request), trader_id=trader.id, order_id=oid)), trader)
+
+
+def _order_answer(outcome: AnyOutcome, trader: Account, *, created: int = 200) -> JSONResponse:
+    """The order a command left, or the command's refusal; ``created`` is the status of an
+    answer whose command made a new order (with its Location)."""
+    if isinstance(outcome, Refused):
+        return refusal(outcome)
+    assert isinstance(outcome, OrderDone)
+    headers = replayed(outcome)
+    if created != 200:
+        headers["Location"] = f"/v1/orders/{outcome.order.id}"
+    return JSONResponse(order_json(outcome.order, trader.name),
+                        status_code=created if outcome.created else 200, headers=headers)
 
 
 def _statuses(values: list[str] | None) -> frozenset[OrderStatus] | None:
