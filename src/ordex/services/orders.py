@@ -29,6 +29,7 @@ from ordex.domain.orders import (
 )
 from ordex.domain.positions import daily_pnl, equity
 from ordex.domain.risk import check_order
+from ordex.domain.routing import Venues, choose_venue, unknown_venue
 from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.domain.status import payload
 from ordex.domain.validation import AccountState, PricePolicy, reserve_price
@@ -62,12 +63,14 @@ class OrderService:
     """Commands on orders, each a unit of work run by the execution core (``engine.core``):
     validated and risk-checked against the engine's memory, answered once committed.
     ``reference_price`` gives the live price of a symbol when market data has one; otherwise the
-    instrument's stored reference applies."""
+    instrument's stored reference applies. ``venues`` are those an order may name; each order
+    records the one it goes to."""
 
     def __init__(self, core: Core, clock: Clock, policy: PricePolicy,
                  reference_price: Callable[[str], Decimal | None] | None = None,
-                 metrics: MetricsLog | None = None) -> None:
+                 metrics: MetricsLog | None = None, venues: Venues | None = None) -> None:
         self.core = core
+        self.venues = venues
         self.clock = clock
         self.metrics = metrics or MetricsLog(None)
         self.policy = policy
@@ -109,6 +112,8 @@ class OrderService:
                 {"codes": [v.code.value for v in violations], "request": _request_details(cmd)},
             ))
             return violations
+        venue = self._venue(cmd)
+        assert not isinstance(venue, Violation)
         order = Order(
             id=tx.new_id(), trader_id=cmd.trader_id, client_order_id=cmd.client_order_id,
             symbol=cmd.symbol, side=cmd.side, type=cmd.type, quantity=cmd.quantity,
@@ -117,7 +122,7 @@ class OrderService:
             max_slippage_pct=cmd.max_slippage_pct,
             slippage_price=unit if cmd.max_slippage_pct is not None else None,
             timeout_seconds=cmd.timeout_seconds,
-            expires_at=deadline(now, cmd.timeout_seconds), extra=extra,
+            expires_at=deadline(now, cmd.timeout_seconds), extra=extra, venue=venue,
         )
         submitted = _log(tx, order, LogAction.SUBMIT, now)
         order = apply(order, Accepted(at=now))
@@ -149,8 +154,17 @@ class OrderService:
             instrument = marked(instrument, self.reference_price)
         state = self._account_state(tx, account, now, start_day=start_day)
         violations = check_order(cmd, instrument, state, self.policy)
+        venue = self._venue(cmd)
+        if isinstance(venue, Violation):
+            violations.insert(0, venue)
         unit = reserve_price(cmd, instrument, self.policy) if instrument is not None else Decimal(0)
         return violations, unit, state
+
+    def _venue(self, cmd: SubmitOrder) -> str | Violation | None:
+        """The venue the order goes to; None when this service is not told the venues."""
+        if self.venues is None:
+            return None if cmd.venue is None else unknown_venue(cmd.venue, None)
+        return choose_venue(cmd.venue, self.venues)
 
     def _account_state(self, tx: Tx, account: Account, now: datetime, *,
                        start_day: bool) -> AccountState:
