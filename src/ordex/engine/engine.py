@@ -199,23 +199,30 @@ class ExecutionEngine:
                 # once a sweep, not at every wake (and at once if the clock went back)
                 if next_sweep is None or not now < next_sweep <= now + every:
                     next_sweep = now + every
-                    await self.sweep(link, now)
-                while link.outbox:
-                    await self._send_marked(link, *link.outbox.pop(0))
-                if link.ready:
-                    while await self._dispatch(link) >= ROUTE_BATCH:
-                        pass
+                    await self.sweep(link.name, now)
+                await self.send(link.name)
             except Exception:
                 log.exception("dispatch to venue %s failed; retrying at the next sweep",
                               link.name)
 
-    async def sweep(self, link: _Link, now: datetime) -> None:
+    async def sweep(self, venue: str, now: datetime) -> None:
         """A venue's periodic duties while it is reachable: reconciliation after a (re)connect,
         unconfirmed orders and the stalled-stream check."""
+        link = self._links[venue]
         if not link.venue.connected:
             link.recovery.disconnected()
             return
         await link.recovery.run_due(now)
+
+    async def send(self, venue: str) -> None:
+        """Send ``venue`` what was handed to it after a commit, then, while it is ready, what
+        waits for it still."""
+        link = self._links[venue]
+        while link.outbox:
+            await self._send_marked(link, *link.outbox.pop(0))
+        if link.ready:
+            while await self._dispatch(link) >= ROUTE_BATCH:
+                pass
 
     async def dispatch_once(self) -> int:
         """Send what is waiting to every venue that is ready: new orders, then cancels. Returns
