@@ -122,9 +122,13 @@ async def test_one_venue_down_leaves_the_other_trading_and_recovers_on_reconnect
     limit = below(desk.alt, "KO")
     resting = await ordex.submit("KO", "buy", "10", type="limit", limit_price=limit,
                                  time_in_force="gtc", venue="ALT")
+    # resting at SIM all along: ALT's reconciliation must leave it alone
+    stays = await ordex.submit("KO", "buy", "2", type="limit", limit_price=below(desk.sim, "KO"),
+                               time_in_force="gtc")
 
     async def acknowledged() -> bool:
-        return (await ordex.get(resting["id"]))["routing"] == "at_venue"
+        return all([(await ordex.get(o["id"]))["routing"] == "at_venue"
+                    for o in (resting, stays)])
     assert await eventually(acknowledged)
 
     desk.alt.faults.update(down=True)
@@ -148,7 +152,12 @@ async def test_one_venue_down_leaves_the_other_trading_and_recovers_on_reconnect
     assert recovered is not None and recovered.adopted >= 1
     untouched = desk.engine.recoveries["SIM"].last
     assert untouched is not None and untouched.adopted == 0
-    assert desk.at(desk.sim) == {traded["id"]}
+    await asyncio.sleep(1.5)  # several of ALT's lookups and stall checks
+    still = await ordex.get(stays["id"])
+    assert (still["status"], still["routing"], still["send_attempts"]) == (
+        "accepted", "at_venue", 1)
+    assert desk.at(desk.sim) == {traded["id"], stays["id"]}
+    assert stays["id"] not in desk.at(desk.alt)
     [position] = [p for p in await ordex.positions() if p["symbol"] == "KO"]
     assert position["quantity"] == "17"
     await ordex.close()
