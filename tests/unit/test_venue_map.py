@@ -289,6 +289,9 @@ async def test_a_venue_that_is_down_holds_back_only_its_own_orders() -> None:
     assert w.sim.sent() == [to_sim] and w.alt.sent() == []
     waiting = w.core.ledger.open[UUID(to_alt)]
     assert waiting.routed_at is None and waiting.venue == "ALT"
+    batches = w.core.batches
+    await w.engine.send("SIM")
+    assert w.core.batches == batches, "ALT's waiting orders cost SIM's dispatch no unit of work"
     w.alt.up = True
     w.engine.recoveries["ALT"].in_sync = True  # reconciled again
     await w.engine.send("ALT")

@@ -231,12 +231,28 @@ class ExecutionEngine:
         return max(found, default=0)
 
     async def _dispatch(self, link: _Link) -> int:
-        if not (self.core.ledger.to_route or self.core.ledger.to_cancel):
+        if not self._waiting(link.name, self.clock.now()):
             return 0
         marked = await self.core.run(lambda tx: self._mark_for_sending(tx, {link.name}))
         to_send, to_cancel = marked.get(link.name, ([], []))
         await self._send_marked(link, to_send, to_cancel)
         return max(len(to_send), len(to_cancel))
+
+    def _waiting(self, venue: str, now: datetime) -> bool:
+        """Whether memory holds an order due to go to ``venue`` or a cancel to send there: a
+        venue that is down, or orders waiting out a backoff, cost no unit of work."""
+        ledger = self.core.ledger
+
+        def mine(order_id: UUID) -> Order | None:
+            order = ledger.open.get(order_id)
+            return order if order is not None and venue_of(
+                order, self.default_venue) == venue else None
+        for order_id in ledger.to_route:
+            order = mine(order_id)
+            if order is not None and (order.next_attempt_at is None
+                                      or order.next_attempt_at <= now):
+                return True
+        return any(mine(order_id) is not None for order_id in ledger.to_cancel)
 
     async def _route_in_batch(self, tx: Tx) -> None:
         """At the end of each batch: what its units made routable (new orders, cancels) is
