@@ -161,3 +161,18 @@ async def test_one_venue_down_leaves_the_other_trading_and_recovers_on_reconnect
     [position] = [p for p in await ordex.positions() if p["symbol"] == "KO"]
     assert position["quantity"] == "17"
     await ordex.close()
+
+
+async def test_a_failed_order_is_retried_at_its_own_venue(desk: Desk) -> None:
+    ordex = await desk.trader()
+    desk.alt.faults.update(refuse_sends=10)  # busy beyond every retry
+    failed = await ordex.wait_for((await ordex.submit("KO", "buy", "2", venue="ALT"))["id"],
+                                  FINAL)
+    assert (failed["status"], failed["venue"]) == ("failed", "ALT")
+    assert "venue ALT" in failed["reason"]
+    desk.alt.faults.update(refuse_sends=0)
+    again = await ordex.retry(failed["id"])
+    assert again["venue"] == "ALT"
+    assert (await ordex.wait_for(again["id"], FINAL))["status"] == "filled"
+    assert again["id"] in desk.at(desk.alt) and again["id"] not in desk.at(desk.sim)
+    await ordex.close()

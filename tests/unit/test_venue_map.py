@@ -276,6 +276,19 @@ async def test_an_unknown_venue_is_refused_and_nothing_is_kept() -> None:
     await w.core.stop()
 
 
+async def test_a_replay_may_leave_the_venue_out_but_not_name_another() -> None:
+    w = Wired()
+    await w.core.start()
+    first = await w.orders.submit(replace(submit(quantity="1"), venue="ALT",
+                                          client_order_id="c1"))
+    again = await w.orders.submit(replace(submit(quantity="1"), client_order_id="c1"))
+    assert not again.created and again.order.id == first.order.id
+    with pytest.raises(DomainError) as refused:
+        await w.orders.submit(replace(submit(quantity="1"), venue="SIM", client_order_id="c1"))
+    assert refused.value.violations[0].code is Code.CLIENT_ORDER_ID_CONFLICT
+    await w.core.stop()
+
+
 async def test_a_venue_that_is_down_holds_back_only_its_own_orders() -> None:
     w = Wired()
     w.reconciled()

@@ -230,7 +230,7 @@ class OrderService:
                 time_in_force=failed.time_in_force, limit_price=failed.limit_price,
                 stop_loss=failed.stop_loss, take_profit=failed.take_profit,
                 client_order_id=client_order_id, max_slippage_pct=failed.max_slippage_pct,
-                timeout_seconds=failed.timeout_seconds,
+                timeout_seconds=failed.timeout_seconds, venue=failed.venue,
             ), extra={"retry_of": str(failed.id)})
         await self.acknowledge(trader_id, order_id, retried_as=again.order.id)
         return again
@@ -308,6 +308,7 @@ def _same_or_conflict(existing: Order, cmd: SubmitOrder) -> Order:
         and existing.time_in_force is cmd.time_in_force
         and existing.max_slippage_pct == cmd.max_slippage_pct
         and existing.timeout_seconds == cmd.timeout_seconds
+        and (cmd.venue is None or cmd.venue == existing.venue)
     )
     if not same:
         raise DomainError(Violation(
