@@ -53,9 +53,9 @@ def capability_notices(venue: Venue) -> list[str]:
 
 
 def market_data_notice(services: Services, symbol: str) -> dict[str, str] | None:
-    """For an order preview: the venue sends no market data, so prices are checked against the
-    instrument's stored reference price."""
-    for venue in venues_of(services):
+    """For an order preview: the default venue, where market data comes from, sends none, so
+    prices are checked against the instrument's stored reference price."""
+    for venue in venues_of(services)[:1]:
         state = venue.capabilities.state(Capability.MARKET_DATA)
         if state.supported is False:
             return {"code": Code.NO_MARKET_DATA.value,
