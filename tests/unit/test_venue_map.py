@@ -40,6 +40,7 @@ from ordex.venues.base import (
     VenueUnavailable,
 )
 from tests.unit.factories import T0, TRADER, account, instrument, submit
+from tests.unit.factories import order as make_order
 from tests.unit.test_core import FakeStore, FixedClock
 
 # ---- the routing choice -------------------------------------------------------------------------
@@ -349,3 +350,14 @@ async def test_timers_fire_when_the_engine_clock_says_so_and_only_then() -> None
     finally:
         await w.engine.stop()
         await w.core.stop()
+
+
+async def test_open_orders_of_a_venue_no_longer_configured_are_said_at_start(
+        caplog: pytest.LogCaptureFixture) -> None:
+    w = Wired()
+    for _ in range(2):
+        w.core.ledger.put_order(replace(make_order(), venue="GONE", routed_at=T0))
+    await w.engine.start()
+    await w.engine.stop()
+    [said] = [r.getMessage() for r in caplog.records if "GONE" in r.getMessage()]
+    assert said.startswith("2 open orders belong to venue GONE, which is not configured")

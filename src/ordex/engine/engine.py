@@ -150,6 +150,14 @@ class ExecutionEngine:
             link.wake.set()
 
     async def start(self) -> None:
+        elsewhere: dict[str, int] = {}
+        for order in self.core.ledger.open.values():
+            if order.venue is not None and order.venue not in self.venues:
+                elsewhere[order.venue] = elsewhere.get(order.venue, 0) + 1
+        for name, count in sorted(elsewhere.items()):
+            log.error("%d open orders belong to venue %s, which is not configured: until it is "
+                      "again (--venue %s=...), they are neither reconciled nor cancelled there, "
+                      "and those never sent expire unsent", count, name, name)
         await asyncio.gather(*(venue.start() for venue in self.venues.values()))
         self._tasks = [asyncio.create_task(self._timer_loop(), name="ordex-timers")]
         for name, link in self._links.items():
