@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,8 +10,9 @@ from sqlalchemy.engine import make_url
 
 from ordex.bus.memory import QUOTES, MemoryBus
 from ordex.clock import Clock, SystemClock
-from ordex.config import Settings
+from ordex.config import Settings, VenueSpec
 from ordex.domain.journal import JournalEntry
+from ordex.domain.routing import Venues
 from ordex.domain.sending import RetryPolicy
 from ordex.domain.validation import PricePolicy
 from ordex.engine.core import Core
@@ -49,7 +51,8 @@ class Services:
     commands: CommandPort  # how the API hands commands to the engine
     engine: ExecutionEngine | None = None
     demo_keys: dict[str, str] = field(default_factory=dict)
-    owned_venue: Venue | None = None  # made here from the settings: closed with the service
+    # made here from the settings: closed with the service
+    owned_venues: list[Venue] = field(default_factory=list)
 
     async def start(self) -> None:
         self.metrics.start()
@@ -64,9 +67,10 @@ class Services:
             await self.engine.stop()
         await self.core.stop()
         await self.feed.close()
-        close = getattr(self.owned_venue, "close", None)
-        if close is not None:
-            close()
+        for venue in self.owned_venues:
+            close = getattr(venue, "close", None)
+            if close is not None:
+                close()
         await self.db.dispose()
         self.metrics.stop()
 
@@ -83,8 +87,11 @@ def _private_sqlite(url: str) -> None:
                 private_file(side)
 
 
-def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = None) -> Services:
-    """Wire the service. ``venue`` overrides the one the settings name (tests pass their own)."""
+def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = None, *,
+          venues: Mapping[str, Venue] | None = None) -> Services:
+    """Wire the service. ``venue`` (the only one) or ``venues`` (by name, the settings'
+    default venue among them, else the first) override those the settings name: tests pass
+    their own."""
     clock = clock or SystemClock()
     if settings.is_sqlite:
         private_dir(Path(settings.data_dir))
@@ -98,7 +105,16 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
     feed = EventFeed(bus, queries)
     publish = feed.publish
     engine: ExecutionEngine | None = None
-    owned: Venue | None = None
+    owned: list[Venue] = []
+    if venue is not None:
+        venues = {venue.name: venue}
+    if venues is not None:
+        default = settings.default_venue_name if settings.default_venue_name in venues \
+            else next(iter(venues))
+        routes = Venues(tuple(venues), default)
+    else:
+        routes = Venues(tuple(s.name for s in settings.venue_specs()),
+                        settings.default_venue_name)
 
     def notify(journal: list[JournalEntry]) -> None:
         publish([e for row in journal if (e := row.stream_event()) is not None])
@@ -109,11 +125,13 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
     metrics = MetricsLog(Path(settings.data_dir) / "logs" / "metrics" / "orders.jsonl")
     core = Core(db, Ledger(), notify)
     if settings.execution_enabled:
-        if venue is None:
-            venue = owned = make_venue(settings, clock)
+        if venues is None:
+            owned = [make_venue(spec, settings, clock) for spec in settings.venue_specs()]
+            venues = {v.name: v for v in owned}
         engine = ExecutionEngine(
-            core, venue, clock, market,
+            core, venues, clock, market,
             lambda q: bus.publish(QUOTES, {"symbol": q.symbol}),
+            default_venue=routes.default,
             policy=RetryPolicy(retries=settings.order_retry_max_attempts,
                                base_seconds=settings.retry_base_seconds,
                                ack_seconds=settings.ack_timeout_seconds,
@@ -122,7 +140,7 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
             recovery=RecoverySettings(stall_check_seconds=settings.stall_check_seconds,
                                       unsent_policy=settings.unsent_policy,
                                       ghost_policy=settings.ghost_policy))
-    orders = OrderService(core, clock, policy, market.reference_price)
+    orders = OrderService(core, clock, policy, market.reference_price, venues=routes)
     accounts = AccountService(db, clock, core)
     return Services(
         settings=settings, db=db, clock=clock, bus=bus, market=market,
@@ -130,17 +148,17 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
         commands=InProcessPort(CommandHandler(orders, accounts)),
         queries=queries, feed=feed,
         limiter=SlidingWindowLimiter(settings.rate_limit_per_minute),
-        metrics=metrics, engine=engine, owned_venue=owned,
+        metrics=metrics, engine=engine, owned_venues=owned,
     )
 
 
-def make_venue(settings: Settings, clock: Clock) -> Venue:
-    """The embedded simulated exchange in process, its book kept in the data dir (a restart
-    finds the orders it left resting), or a FIX venue over TCP (``--venue``)."""
-    if settings.venue:
+def make_venue(spec: VenueSpec, settings: Settings, clock: Clock) -> Venue:
+    """A FIX venue over TCP (``--venue``), or an embedded simulated exchange in process, its
+    book kept in the data dir under its name (a restart finds the orders it left resting)."""
+    if spec.address is not None:
         from ordex.venues.fix.adapter import FixVenue
 
-        return FixVenue.from_address(settings.venue, settings)
+        return FixVenue.from_address(spec.address, settings, spec.name)
     from ordex.services.demo import demo_instruments
     from ordex.venues.simulated.exchange import SimulatedExchange
     from ordex.venues.simulated.inprocess import InProcessVenue
@@ -150,10 +168,10 @@ def make_venue(settings: Settings, clock: Clock) -> Venue:
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     exchange = SimulatedExchange(
-        settings.venue_name,
+        spec.name,
         [(i.symbol, i.reference_price, i.tick_size, i.lot_size) for i in universe],
         seed=settings.sim_seed, clock=clock.now,
-        journal=open_journal(data_dir, settings.venue_name, clock.now()))
+        journal=open_journal(data_dir, spec.name, clock.now()))
     for instrument in universe:
         if not instrument.tradable:
             exchange.halt(instrument.symbol, instrument.status.value)

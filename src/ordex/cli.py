@@ -47,7 +47,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ordex.bootstrap import Services
     from ordex.logs import configure
 
-    settings = settings_from(args, host=args.host, port=args.port, venue=args.venue,
+    unnamed = [v for v in args.venue or () if "=" not in v]
+    if len(unnamed) > 1:
+        raise CliError("--venue HOST:PORT is given more than once; name the others "
+                       "(--venue NAME=HOST:PORT)", USAGE)
+    named = [v for v in args.venue or () if "=" in v]
+    settings = settings_from(args, host=args.host, port=args.port,
+                             venue=unnamed[0] if unnamed else None, venues=named or None,
+                             default_venue=args.default_venue,
                              seed_demo=False if args.no_demo else None,
                              venue_sender_comp_id=args.venue_sender_comp_id,
                              venue_target_comp_id=args.venue_target_comp_id,
@@ -139,9 +146,14 @@ def parser() -> argparse.ArgumentParser:
                             "interface)")
     serve.add_argument("--port", type=_port, default=None, help="HTTP port (default 8000)")
     serve.add_argument("--no-demo", action="store_true", help="do not seed the demo accounts")
-    serve.add_argument("--venue", metavar="HOST:PORT", default=None,
+    serve.add_argument("--venue", metavar="[NAME=]HOST:PORT", action="append", default=None,
                        help="trade on an `ordex venue` (FIX 4.4) at HOST:PORT instead of the "
-                       "embedded simulated exchange")
+                       "embedded simulated exchange; NAME=HOST:PORT (or NAME=embedded, another "
+                       "embedded exchange) adds a venue beside it; repeatable (ORDEX_VENUE, "
+                       "ORDEX_VENUES)")
+    serve.add_argument("--default-venue", metavar="NAME", default=None,
+                       help="where orders that name no venue go (default: SIM; "
+                       "ORDEX_DEFAULT_VENUE)")
     serve.add_argument("--venue-sender-comp-id", metavar="ID", default=None,
                        help="ordex's SenderCompID (49) on the FIX session (default ORDEX; "
                        "ORDEX_VENUE_SENDER_COMP_ID)")
@@ -224,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         return FAILURE
     except ValidationError as bad:
         for e in bad.errors():
+            if not e["loc"]:  # a check across settings (the venues)
+                message = str(e["msg"]).removeprefix("Value error, ")
+                print(f"ordex: error: settings: {message}", file=sys.stderr)
+                continue
             name = "ORDEX_" + "_".join(str(x) for x in e["loc"]).upper()
             print(f"ordex: error: setting {name}: {e['msg']}", file=sys.stderr)
         return USAGE

@@ -19,7 +19,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 DETAIL_FIELDS = ("id", "client_order_id", "status", "reason", "symbol", "side", "type",
                  "quantity", "filled_quantity", "remaining_quantity", "average_price",
                  "limit_price", "stop_loss", "take_profit", "time_in_force",
-                 "max_slippage_pct", "slippage_price", "timeout_seconds", "created_at",
+                 "max_slippage_pct", "slippage_price", "timeout_seconds", "venue", "created_at",
                  "updated_at")
 
 
@@ -109,7 +109,8 @@ def submit(args: argparse.Namespace) -> int:
                              limit_price=args.limit_price, stop_loss=args.stop_loss,
                              take_profit=args.take_profit, time_in_force=args.tif,
                              client_order_id=args.client_order_id,
-                             max_slippage_pct=args.max_slippage, timeout_seconds=args.timeout)
+                             max_slippage_pct=args.max_slippage, timeout_seconds=args.timeout,
+                             venue=args.venue)
     _show(args, order, detailed=True)
     return 0
 
@@ -165,6 +166,8 @@ def install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="cancel what is still unfilled this long after acceptance (1-86400)")
     new.add_argument("--client-order-id", help="your id for the order; sending it again "
                      "returns the same order instead of a second one")
+    new.add_argument("--venue", metavar="NAME", help="the venue to send it to (default: the "
+                     "service's default venue)")
     new.set_defaults(func=submit)
 
     one = ord_sub.add_parser("get", help="one order, in full")

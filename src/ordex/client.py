@@ -190,12 +190,13 @@ class AsyncClient:
                      limit_price: Number | None = None, stop_loss: Number | None = None,
                      take_profit: Number | None = None, time_in_force: str = "day",
                      client_order_id: str | None = None, max_slippage_pct: Number | None = None,
-                     timeout_seconds: int | None = None) -> dict[str, Any]:
+                     timeout_seconds: int | None = None,
+                     venue: str | None = None) -> dict[str, Any]:
         return dict(await self._call(_submit_call(
             "/v1/orders", symbol, side, quantity, type, limit_price=limit_price,
             stop_loss=stop_loss, take_profit=take_profit, time_in_force=time_in_force,
             client_order_id=client_order_id, max_slippage_pct=max_slippage_pct,
-            timeout_seconds=timeout_seconds)))
+            timeout_seconds=timeout_seconds, venue=venue)))
 
     async def preview(self, symbol: str, side: str, quantity: Number, *, type: str = "market",
                       limit_price: Number | None = None, stop_loss: Number | None = None,
@@ -332,12 +333,12 @@ class Client:
                limit_price: Number | None = None, stop_loss: Number | None = None,
                take_profit: Number | None = None, time_in_force: str = "day",
                client_order_id: str | None = None, max_slippage_pct: Number | None = None,
-               timeout_seconds: int | None = None) -> dict[str, Any]:
+               timeout_seconds: int | None = None, venue: str | None = None) -> dict[str, Any]:
         return dict(self._call(_submit_call(
             "/v1/orders", symbol, side, quantity, type, limit_price=limit_price,
             stop_loss=stop_loss, take_profit=take_profit, time_in_force=time_in_force,
             client_order_id=client_order_id, max_slippage_pct=max_slippage_pct,
-            timeout_seconds=timeout_seconds)))
+            timeout_seconds=timeout_seconds, venue=venue)))
 
     def preview(self, symbol: str, side: str, quantity: Number, *, type: str = "market",
                 limit_price: Number | None = None, stop_loss: Number | None = None,

@@ -182,6 +182,34 @@ def one_line_error(done: subprocess.CompletedProcess[str], status: int, *words: 
                    for line in done.stderr.strip().splitlines()), done.stderr
 
 
+def test_serve_trades_on_two_embedded_venues(tmp_path: Path) -> None:
+    port = free_port()
+    with ordex_serve(tmp_path / "data", port, "--venue", "ALT=embedded",
+                     "--default-venue", "ALT") as (_, keys), \
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                         headers={"Authorization": f"Bearer {keys['alice']}"}) as client:
+        listed = client.get("/v1/venues").json()["venues"]
+        assert [(v["name"], v["default"]) for v in listed] == [("ALT", True), ("SIM", False)]
+        placed = []
+        for venue in (None, "SIM"):
+            body = {"symbol": "AAPL", "side": "buy", "quantity": 5, "type": "market"}
+            r = client.post("/v1/orders", json=body if venue is None else {**body,
+                                                                            "venue": venue})
+            assert r.status_code == 201, r.text
+            placed.append(r.json())
+        assert [o["venue"] for o in placed] == ["ALT", "SIM"]
+        for order in placed:
+            for _ in range(100):
+                back = client.get(f"/v1/orders/{order['id']}").json()
+                if back["status"] == "filled":
+                    break
+                time.sleep(0.05)
+            assert back["status"] == "filled"
+            fills = client.get(f"/v1/orders/{order['id']}/fills").json()["fills"]
+            assert {f["venue"] for f in fills} == {order["venue"]}
+    assert (tmp_path / "data" / "exchange-ALT.db").exists()
+
+
 def test_user_mistakes_get_one_line_and_an_exit_status_never_a_traceback(
         tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
@@ -207,6 +235,12 @@ def test_user_mistakes_get_one_line_and_an_exit_status_never_a_traceback(
         (("migrate", "--data-dir", str(a_file)), 2, ("is a file", "--data-dir")),
         (("serve", "--data-dir", str(a_file)), 2, ("is a file", "--data-dir")),
         (("serve", "--port", "99999", "--data-dir", str(tmp_path / "d")), 2, ("not a port",)),
+        (("serve", "--data-dir", str(tmp_path / "d"), "--venue", "ALT=nowhere"), 2,
+         ("settings", "must be HOST:PORT", "'nowhere'")),
+        (("serve", "--data-dir", str(tmp_path / "d"), "--venue", "127.0.0.1:1", "--venue",
+          "127.0.0.1:2"), 2, ("more than once", "NAME=HOST:PORT")),
+        (("serve", "--data-dir", str(tmp_path / "d"), "--default-venue", "ALT"), 2,
+         ("the default venue 'ALT' is not configured",)),
         (("serve", "--data-dir", str(tmp_path / "d"), "--database-url",
           f"postgresql+asyncpg://u@127.0.0.1:{free_port()}/x"), 1, ("connection refused",)),
     ]

@@ -128,6 +128,14 @@ def cases() -> list[Case]:
         Case("recovery: orders working at the venue",
              lambda r, h: r.orders_working_at_venue(20)),
         Case("recovery: orders by ids", lambda r, h: r.orders_by_ids(h.open_ids[:50])),
+        # each venue's recovery reads only its own orders
+        Case("recovery: a venue's unconfirmed orders",
+             lambda r, h: r.orders_unconfirmed(h.now - timedelta(seconds=5), venue=VENUE)),
+        Case("recovery: a venue's unanswered cancels",
+             lambda r, h: r.cancels_unanswered(h.now - timedelta(seconds=5), venue=VENUE)),
+        Case("recovery: a venue's orders in flight", lambda r, h: r.orders_in_flight(venue=VENUE)),
+        Case("recovery: orders working at a venue",
+             lambda r, h: r.orders_working_at_venue(20, venue=VENUE)),
         # the stream and the events API
         Case("stream: a trader's events from the start",
              lambda r, h: r.events_after(0, trader_id=big(h), limit=1000, per_trader=True)),

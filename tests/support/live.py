@@ -26,19 +26,20 @@ class Live:
     services: Services
 
 
-def quiet_venue(seed: int) -> InProcessVenue:
+def quiet_venue(seed: int, name: str = "SIM") -> InProcessVenue:
     """The simulated exchange with the demo instruments and a market that does not move by
     itself (no trades, no gaps, no ticker): prices change only when a test trades or steps it."""
     exchange = SimulatedExchange(
-        "SIM", [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
+        name, [(i.symbol, i.reference_price, i.tick_size, i.lot_size)
                 for i in demo_instruments()],
         config=MarketConfig(trade_probability=0.0, gap_probability=0.0), seed=seed)
     return InProcessVenue(exchange, tick_interval=None)
 
 
 @asynccontextmanager
-async def live_service(settings: Settings, venue: Venue | None = None) -> AsyncIterator[Live]:
-    services = build(settings, venue=venue)
+async def live_service(settings: Settings, venue: Venue | None = None, *,
+                       venues: dict[str, Venue] | None = None) -> AsyncIterator[Live]:
+    services = build(settings, venue=venue, venues=venues)
     port = free_port()
     app = create_app(settings, services)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",

@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ready = store == "ok" and all(v == "connected" for v in states.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "store": store,
                              "venues": states,
-                             "venue_details": {v.name: venues.venue_json(v) for v in linked}},
+                             "venue_details": {v.name: venues.venue_json(v, i == 0)
+                                               for i, v in enumerate(linked)}},
                             status_code=200 if ready else 503)
 
     return app

@@ -16,6 +16,7 @@ from uuid import UUID
 from ordex.domain.commands import SubmitOrder
 from ordex.domain.errors import Code, Violation
 from ordex.domain.orders import OrderType, Side, TimeInForce
+from ordex.domain.routing import VENUE_NAME
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_INTEGER_DIGITS = 12
@@ -26,7 +27,7 @@ SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
 CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 FIELDS = ("symbol", "side", "quantity", "type", "limit_price", "stop_loss", "take_profit",
-          "time_in_force", "client_order_id", "max_slippage_pct", "timeout_seconds")
+          "time_in_force", "client_order_id", "max_slippage_pct", "timeout_seconds", "venue")
 DECIMAL_FIELDS = {"quantity": "Quantity", "limit_price": "Limit price", "stop_loss": "Stop loss",
                   "take_profit": "Take profit", "max_slippage_pct": "Max slippage"}
 E = TypeVar("E", Side, OrderType, TimeInForce)
@@ -121,6 +122,7 @@ def parse_order(data: Any, trader_id: UUID) -> tuple[SubmitOrder | None, list[Vi
                                "Add quantity, the number of shares, for example \"10\"."))
     client_order_id = _client_order_id(data, found)
     timeout = _seconds(data, "timeout_seconds", found)
+    venue = _venue(data, found)
     if found or symbol is None or side is None or order_type is None:
         return None, found
     quantity = numbers["quantity"]
@@ -129,7 +131,7 @@ def parse_order(data: Any, trader_id: UUID) -> tuple[SubmitOrder | None, list[Vi
         trader_id=trader_id, symbol=symbol, side=side, type=order_type, quantity=quantity,
         time_in_force=tif, limit_price=numbers["limit_price"], stop_loss=numbers["stop_loss"],
         take_profit=numbers["take_profit"], client_order_id=client_order_id,
-        max_slippage_pct=numbers["max_slippage_pct"], timeout_seconds=timeout,
+        max_slippage_pct=numbers["max_slippage_pct"], timeout_seconds=timeout, venue=venue,
     ), []
 
 
@@ -295,5 +297,19 @@ def _client_order_id(data: dict[str, Any], found: list[Violation]) -> str | None
             Code.INVALID_TEXT, "client_order_id",
             f"client_order_id '{shown(value)}' is not valid.",
             "Use 1 to 64 characters: letters, digits, '.', '_', ':' or '-'."))
+        return None
+    return value
+
+
+def _venue(data: dict[str, Any], found: list[Violation]) -> str | None:
+    """The venue the order names (checked against the configured ones on submit)."""
+    value = data.get("venue")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not VENUE_NAME.fullmatch(value):
+        found.append(Violation(
+            Code.INVALID_TEXT, "venue", f"Venue '{shown(value)}' is not a venue name.",
+            "Use the name of a venue (GET /v1/venues lists them), or leave venue out to use "
+            "the default one."))
         return None
     return value

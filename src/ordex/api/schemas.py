@@ -47,6 +47,11 @@ class OrderRequest(BaseModel):
     timeout_seconds: int | None = Field(
         default=None, ge=1, le=86_400, examples=[30],
         description="cancel whatever is not filled this many seconds after acceptance")
+    venue: str | None = Field(
+        default=None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._\-]{1,32}$",
+        examples=["SIM"],
+        description="the venue to send the order to (GET /v1/venues lists them); left out: "
+                    "the default venue")
 
 
 class ErrorItem(BaseModel):
@@ -87,6 +92,7 @@ class OrderOut(BaseModel):
         description="pending: not sent yet; unconfirmed: sent, the venue has not answered (the "
                     "order may or may not be there; ordex asks it); at_venue: acknowledged")
     send_attempts: int
+    venue: str | None = Field(description="the venue the order goes to (or went to)")
     acknowledged_at: datetime | None = Field(description="failed orders: when the trader "
                                              "closed it")
     retry_of: str | None
@@ -268,6 +274,7 @@ class VenueSessionOut(BaseModel):
 
 class VenueOut(BaseModel):
     name: str
+    default: bool = Field(description="orders that name no venue go here")
     session: VenueSessionOut
     capabilities: dict[str, CapabilityOut]
     notices: list[str]
@@ -360,6 +367,7 @@ def order_json(order: Order, trader_name: str | None) -> dict[str, Any]:
         "slippage_price": dec(order.slippage_price), "timeout_seconds": order.timeout_seconds,
         "expires_at": timestamp(order.expires_at) if order.expires_at else None,
         "routing": routing_of(order).value, "send_attempts": order.send_attempts,
+        "venue": order.venue,
         "acknowledged_at": timestamp(order.acknowledged_at) if order.acknowledged_at else None,
         "retry_of": order.extra.get("retry_of"), "retried_as": order.extra.get("retried_as"),
         "created_at": timestamp(order.created_at), "updated_at": timestamp(order.updated_at),

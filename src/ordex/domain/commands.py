@@ -23,6 +23,7 @@ class SubmitOrder:
     client_order_id: str | None = None
     max_slippage_pct: Decimal | None = None
     timeout_seconds: int | None = None
+    venue: str | None = None  # None: the configured default venue
 
 
 @dataclass(frozen=True, slots=True)

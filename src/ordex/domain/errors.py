@@ -25,6 +25,7 @@ class Code(StrEnum):
     INVALID_TEXT = "invalid_text"
     # order rules (FR-002)
     UNKNOWN_SYMBOL = "unknown_symbol"
+    UNKNOWN_VENUE = "unknown_venue"
     SYMBOL_HALTED = "symbol_halted"
     SYMBOL_SUSPENDED = "symbol_suspended"
     SYMBOL_DELISTED = "symbol_delisted"

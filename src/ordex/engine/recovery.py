@@ -125,6 +125,8 @@ class Reconciled:
 
 
 class Recovery:
+    """Recovery with one venue: it reads and acts on that venue's orders only."""
+
     def __init__(self, ports: RecoveryPorts, settings: RecoverySettings) -> None:
         self.ports = ports
         self.settings = settings
@@ -178,12 +180,12 @@ class Recovery:
     async def check_unconfirmed(self, now: datetime) -> None:
         sent_before = now - timedelta(seconds=self.ports.policy.ack_seconds)
         async with reading(self.ports.db) as repo:
-            overdue = await repo.orders_unconfirmed(sent_before)
+            overdue = await repo.orders_unconfirmed(sent_before, venue=self.venue.name)
             wanted = await repo.orders_by_ids(_uuids(self._lookups))
         self._lookups.clear()
         late = {o.id for o in overdue}
         for order in {o.id: o for o in [*overdue, *wanted]}.values():
-            if routing_of(order) is not Routing.UNCONFIRMED:
+            if routing_of(order) is not Routing.UNCONFIRMED or order.venue != self.venue.name:
                 self._held_by_venue.discard(str(order.id))
                 continue
             try:
@@ -205,7 +207,7 @@ class Recovery:
         order is cancelled in ordex."""
         before = now - timedelta(seconds=self.ports.policy.ack_seconds)
         async with reading(self.ports.db) as repo:
-            waiting = await repo.cancels_unanswered(before)
+            waiting = await repo.cancels_unanswered(before, venue=self.venue.name)
         for order in waiting:
             found = await self.venue.query(str(order.id))
             if found is not None and found.state.is_open:
@@ -310,7 +312,7 @@ class Recovery:
         """Ask the venue what ``domain.reconcile`` needs to know, then carry out its plan."""
         venue = self.venue
         async with reading(self.ports.db) as repo:
-            mine = await repo.orders_in_flight()
+            mine = await repo.orders_in_flight(venue=venue.name)
         await venue.capabilities.settled()
         mass_status = venue.capabilities.supports(Capability.MASS_STATUS)
         theirs = Theirs(
@@ -412,7 +414,7 @@ class Recovery:
         """True if the venue was ahead of ordex on the same orders twice in a row: the report
         stream has stalled, and a reconciliation was run."""
         async with reading(self.ports.db) as repo:
-            sample = await repo.orders_working_at_venue(SAMPLE_SIZE)
+            sample = await repo.orders_working_at_venue(SAMPLE_SIZE, venue=self.venue.name)
         ahead: dict[UUID, tuple[str, ...]] = {}
         for order in sample:
             try:

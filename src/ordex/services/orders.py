@@ -28,6 +28,7 @@ from ordex.domain.orders import (
 )
 from ordex.domain.positions import daily_pnl, equity
 from ordex.domain.risk import check_order
+from ordex.domain.routing import Venues, choose_venue, unknown_venue
 from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.domain.status import payload
 from ordex.domain.validation import AccountState, PricePolicy, reserve_price
@@ -60,11 +61,14 @@ class OrderService:
     """Commands on orders, each a unit of work run by the execution core (``engine.core``):
     validated and risk-checked against the engine's memory, answered once committed.
     ``reference_price`` gives the live price of a symbol when market data has one; otherwise the
-    instrument's stored reference applies."""
+    instrument's stored reference applies. ``venues`` are those an order may name; each order
+    records the one it goes to."""
 
     def __init__(self, core: Core, clock: Clock, policy: PricePolicy,
-                 reference_price: Callable[[str], Decimal | None] | None = None) -> None:
+                 reference_price: Callable[[str], Decimal | None] | None = None,
+                 venues: Venues | None = None) -> None:
         self.core = core
+        self.venues = venues
         self.clock = clock
         self.policy = policy
         self.reference_price = reference_price
@@ -102,6 +106,8 @@ class OrderService:
                 {"codes": [v.code.value for v in violations], "request": _request_details(cmd)},
             ))
             return violations
+        venue = self._venue(cmd)
+        assert not isinstance(venue, Violation)
         order = Order(
             id=tx.new_id(), trader_id=cmd.trader_id, client_order_id=cmd.client_order_id,
             symbol=cmd.symbol, side=cmd.side, type=cmd.type, quantity=cmd.quantity,
@@ -110,7 +116,7 @@ class OrderService:
             max_slippage_pct=cmd.max_slippage_pct,
             slippage_price=unit if cmd.max_slippage_pct is not None else None,
             timeout_seconds=cmd.timeout_seconds,
-            expires_at=deadline(now, cmd.timeout_seconds), extra=extra,
+            expires_at=deadline(now, cmd.timeout_seconds), extra=extra, venue=venue,
         )
         retry_of = extra.get("retry_of")
         tx.record(entry(order, LogAction.SUBMIT, now, Actor.TRADER,
@@ -144,8 +150,17 @@ class OrderService:
             instrument = marked(instrument, self.reference_price)
         state = self._account_state(tx, account, now, start_day=start_day)
         violations = check_order(cmd, instrument, state, self.policy)
+        venue = self._venue(cmd)
+        if isinstance(venue, Violation):
+            violations.insert(0, venue)
         unit = reserve_price(cmd, instrument, self.policy) if instrument is not None else Decimal(0)
         return violations, unit, state
+
+    def _venue(self, cmd: SubmitOrder) -> str | Violation | None:
+        """The venue the order goes to; None when this service is not told the venues."""
+        if self.venues is None:
+            return None if cmd.venue is None else unknown_venue(cmd.venue, None)
+        return choose_venue(cmd.venue, self.venues)
 
     def _account_state(self, tx: Tx, account: Account, now: datetime, *,
                        start_day: bool) -> AccountState:
@@ -207,7 +222,7 @@ class OrderService:
                 time_in_force=failed.time_in_force, limit_price=failed.limit_price,
                 stop_loss=failed.stop_loss, take_profit=failed.take_profit,
                 client_order_id=client_order_id, max_slippage_pct=failed.max_slippage_pct,
-                timeout_seconds=failed.timeout_seconds,
+                timeout_seconds=failed.timeout_seconds, venue=failed.venue,
             ), extra={"retry_of": str(failed.id)})
         await self.acknowledge(trader_id, order_id, retried_as=again.order.id)
         return again
@@ -275,6 +290,7 @@ def _same_or_conflict(existing: Order, cmd: SubmitOrder) -> Order:
         and existing.time_in_force is cmd.time_in_force
         and existing.max_slippage_pct == cmd.max_slippage_pct
         and existing.timeout_seconds == cmd.timeout_seconds
+        and (cmd.venue is None or cmd.venue == existing.venue)
     )
     if not same:
         raise DomainError(Violation(

@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Select,
     String,
     and_,
     func,
@@ -128,6 +129,11 @@ def _written(value: str) -> BindParameter[str]:
     """A constant written into the SQL text, not bound: the planner sees the value, so a
     partial index whose predicate names it applies (on a cached, prepared statement too)."""
     return literal(value, String, literal_execute=True)
+
+
+def _of_venue(stmt: Select[Any], venue: str | None) -> Select[Any]:
+    """Only ``venue``'s orders, when one is named (each venue's recovery reads its own)."""
+    return stmt if venue is None else stmt.where(orders.c.venue == venue)
 
 
 def _status_in(*statuses: OrderStatus) -> ColumnElement[bool]:
@@ -322,21 +328,24 @@ class Repository:
             .order_by(orders.c.id).limit(limit))
         return [order_from_row(r) for r in rows]
 
-    async def orders_unconfirmed(self, sent_before: datetime, limit: int = 100) -> list[Order]:
-        """Orders sent (or being sent) before ``sent_before`` that no venue has acknowledged."""
-        rows = await self.conn.execute(select(orders).where(
+    async def orders_unconfirmed(self, sent_before: datetime, limit: int = 100, *,
+                                 venue: str | None = None) -> list[Order]:
+        """Orders sent (or being sent) before ``sent_before`` that no venue (or ``venue``) has
+        acknowledged."""
+        rows = await self.conn.execute(_of_venue(select(orders).where(
             _status_is(OrderStatus.ACCEPTED), orders.c.venue_order_id.is_(None),
-            orders.c.routed_at <= sent_before).order_by(orders.c.routed_at).limit(limit))
+            orders.c.routed_at <= sent_before), venue).order_by(orders.c.routed_at).limit(limit))
         return [order_from_row(r) for r in rows]
 
-    async def cancels_unanswered(self, sent_before: datetime, limit: int = 100) -> list[Order]:
+    async def cancels_unanswered(self, sent_before: datetime, limit: int = 100, *,
+                                 venue: str | None = None) -> list[Order]:
         """Orders waiting to cancel whose cancel went out before ``sent_before`` (or whose send
-        never confirmed), still without an answer."""
-        rows = await self.conn.execute(select(orders).where(
+        never confirmed), still without an answer (from ``venue``, if given)."""
+        rows = await self.conn.execute(_of_venue(select(orders).where(
             OPEN_ORDER, _status_is(OrderStatus.PENDING_CANCEL),
             or_(orders.c.cancel_sent_at <= sent_before,
-                and_(orders.c.venue_order_id.is_(None), orders.c.routed_at <= sent_before)))
-            .order_by(orders.c.updated_at).limit(limit))
+                and_(orders.c.venue_order_id.is_(None), orders.c.routed_at <= sent_before))),
+            venue).order_by(orders.c.updated_at).limit(limit))
         return [order_from_row(r) for r in rows]
 
     async def orders_unsent(self, accepted_before: datetime, limit: int = 100) -> list[Order]:
@@ -345,16 +354,17 @@ class Repository:
             orders.c.created_at <= accepted_before).order_by(orders.c.id).limit(limit))
         return [order_from_row(r) for r in rows]
 
-    async def orders_in_flight(self) -> list[Order]:
-        """Every open order that may have reached a venue."""
-        rows = await self.conn.execute(select(orders).where(
-            OPEN_ORDER, orders.c.routed_at.is_not(None)).order_by(orders.c.id))
+    async def orders_in_flight(self, *, venue: str | None = None) -> list[Order]:
+        """Every open order that may have reached a venue (or ``venue``)."""
+        rows = await self.conn.execute(_of_venue(select(orders).where(
+            OPEN_ORDER, orders.c.routed_at.is_not(None)), venue).order_by(orders.c.id))
         return [order_from_row(r) for r in rows]
 
-    async def orders_working_at_venue(self, limit: int) -> list[Order]:
-        """Open orders a venue has acknowledged, least recently changed first."""
-        rows = await self.conn.execute(select(orders).where(
-            OPEN_ORDER, orders.c.venue_order_id.is_not(None))
+    async def orders_working_at_venue(self, limit: int, *,
+                                      venue: str | None = None) -> list[Order]:
+        """Open orders a venue (or ``venue``) has acknowledged, least recently changed first."""
+        rows = await self.conn.execute(_of_venue(select(orders).where(
+            OPEN_ORDER, orders.c.venue_order_id.is_not(None)), venue)
             .order_by(orders.c.updated_at).limit(limit))
         return [order_from_row(r) for r in rows]
 

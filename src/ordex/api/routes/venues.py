@@ -18,19 +18,25 @@ router = APIRouter(prefix="/v1", tags=["venues"])
 @router.get("/venues", summary="The venues, their session state and capabilities",
             responses={200: {"model": VenueList}, **AUTH_ERRORS})
 async def list_venues(services: ServicesDep, _: CurrentAccount) -> JSONResponse:
-    """Each venue's FIX session (connected, connecting or disconnected, and why), and the
-    optional capabilities it has (mass status, trade capture, market data), each with how it
-    was learnt. A missing capability never stops trading: ``notices`` say what ordex does
-    instead."""
-    return JSONResponse({"venues": [venue_json(v) for v in venues_of(services)]})
+    """Each venue's FIX session (connected, connecting or disconnected, and why), whether it
+    takes the orders that name no venue (``default``), and the optional capabilities it has
+    (mass status, trade capture, market data), each with how it was learnt. A missing
+    capability never stops trading: ``notices`` say what ordex does instead."""
+    linked = venues_of(services)
+    return JSONResponse({"venues": [venue_json(v, i == 0) for i, v in enumerate(linked)]})
 
 
 def venues_of(services: Services) -> list[Venue]:
-    return [] if services.engine is None else [services.engine.venue]
+    """Every venue the engine trades on, the default one first."""
+    engine = services.engine
+    if engine is None:
+        return []
+    return [engine.venue, *(v for n, v in engine.venues.items() if n != engine.default_venue)]
 
 
-def venue_json(venue: Venue) -> dict[str, object]:
-    return {"name": venue.name, "session": venue.session_status().as_json(),
+def venue_json(venue: Venue, default: bool = False) -> dict[str, object]:
+    return {"name": venue.name, "default": default,
+            "session": venue.session_status().as_json(),
             "capabilities": venue.capabilities.as_json(), "notices": capability_notices(venue)}
 
 
@@ -47,9 +53,9 @@ def capability_notices(venue: Venue) -> list[str]:
 
 
 def market_data_notice(services: Services, symbol: str) -> dict[str, str] | None:
-    """For an order preview: the venue sends no market data, so prices are checked against the
-    instrument's stored reference price."""
-    for venue in venues_of(services):
+    """For an order preview: the default venue, where market data comes from, sends none, so
+    prices are checked against the instrument's stored reference price."""
+    for venue in venues_of(services)[:1]:
         state = venue.capabilities.state(Capability.MARKET_DATA)
         if state.supported is False:
             return {"code": Code.NO_MARKET_DATA.value,

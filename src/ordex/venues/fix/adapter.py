@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import quickfix as fix
 
+from ordex.config import check_address
 from ordex.domain.orders import Side
 from ordex.venues.base import (
     Capabilities,
@@ -174,18 +175,20 @@ class FixVenue:
         self._md_timers: dict[str, asyncio.TimerHandle] = {}
 
     @classmethod
-    def from_address(cls, address: str, settings: Settings) -> FixVenue:
-        """``HOST:PORT`` (``[v6]:PORT`` too); the venue name (also the TargetCompID) and the
-        data dir (the FIX store goes to ``<data dir>/fix-store``) from the settings, with the
+    def from_address(cls, address: str, settings: Settings,
+                     name: str | None = None) -> FixVenue:
+        """``HOST:PORT`` (``[v6]:PORT`` too); the venue name (also the TargetCompID: the
+        settings' ``venue_target_comp_id`` applies to the venue named ``venue_name`` only) and
+        the data dir (the FIX store goes to ``<data dir>/fix-store``) from the settings, with the
         session's CompIDs, heartbeat, sequence reset, Username (``venue_username``) and Password
         (the spec's ``EXCHANGE_API_KEY``)."""
-        host, sep, port_text = address.strip().rpartition(":")
-        if not sep or not host or not port_text.isdigit():
-            raise ValueError(f"venue address must be HOST:PORT, got {address!r}")
-        return cls(host.strip("[]"), int(port_text), name=settings.venue_name,
+        host, port = check_address(address)
+        name = name or settings.venue_name
+        target = settings.venue_target_comp_id if name == settings.venue_name else None
+        return cls(host, port, name=name,
                    data_dir=Path(settings.data_dir),
                    sender_comp_id=settings.venue_sender_comp_id,
-                   target_comp_id=settings.venue_target_comp_id or settings.venue_name,
+                   target_comp_id=target or name,
                    heartbeat_seconds=settings.venue_heartbeat,
                    logon_timeout=settings.venue_logon_timeout,
                    request_timeout=settings.venue_request_timeout,
