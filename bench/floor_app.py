@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(uvicorn.Config(
         create_app(), host=args.host, port=args.port, log_level="info", access_log=False,
         http=header_timeout_protocol(settings.header_timeout_seconds),
-        ws_max_size=settings.stream_max_message_bytes))
+        ws_max_size=settings.stream_max_message_bytes,
+        ws_per_message_deflate=settings.stream_compression))
     server.run()
     return 0 if server.started else 1
 

@@ -85,7 +85,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server = uvicorn.Server(uvicorn.Config(
             app, log_level=args.log_level, access_log=False,
             http=header_timeout_protocol(settings.header_timeout_seconds),
-            ws_max_size=settings.stream_max_message_bytes))
+            ws_max_size=settings.stream_max_message_bytes,
+            ws_per_message_deflate=settings.stream_compression))
         server.run(sockets=[sock])
         return 0 if server.started else 1
     finally:

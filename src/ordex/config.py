@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)  # to send complete headers
     stream_connections_per_trader: int = Field(default=20, ge=1)
     stream_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    # permessage-deflate on /v1/stream: off, since events are small JSON frames whose
+    # compression costs more CPU than the bytes it saves are worth on a LAN
+    stream_compression: bool = False
     price_band: Decimal = Decimal("0.10")
     market_order_buffer: Decimal = Decimal("0.01")
     default_cash: Decimal = Decimal("100000")

@@ -167,3 +167,31 @@ async def test_no_ticker_when_tick_interval_is_zero() -> None:
     assert v.exchange.steps == 0
     v.step()
     assert v.exchange.steps == 1
+
+
+async def test_a_call_publishes_only_the_quotes_it_could_move(venue: InProcessVenue) -> None:
+    """A submit in one symbol does not recompute every symbol's quote; a change made on the
+    exchange behind the adapter's back shows at the next call in that symbol or the next
+    market step."""
+    quotes = venue.quotes()
+    await take(quotes, len(venue.exchange.symbols()))
+    venue.exchange.halt("MSFT", "behind the adapter")
+    await venue.submit(limit("c1", BUY, "10", "100.00", symbol="AAPL"))
+    [aapl] = await take(quotes, 1)
+    assert (aapl.symbol, aapl.bid) == ("AAPL", D("100.00"))
+    assert await nothing_more(quotes)
+    venue.step()
+    stepped = await take(quotes, 1)
+    assert [(q.symbol, q.halted) for q in stepped] == [("MSFT", True)]
+
+
+async def test_after_an_outage_every_changed_quote_is_published(venue: InProcessVenue) -> None:
+    quotes = venue.quotes()
+    await take(quotes, len(venue.exchange.symbols()))
+    venue.faults.down = True
+    venue.halt("MSFT", "while down")
+    assert await nothing_more(quotes)
+    venue.faults.down = False
+    await venue.submit(limit("c1", BUY, "10", "100.00", symbol="AAPL"))
+    got = await take(quotes, 2)
+    assert {(q.symbol, q.halted) for q in got} == {("AAPL", False), ("MSFT", True)}

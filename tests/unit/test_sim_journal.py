@@ -135,3 +135,32 @@ def test_venue_runs_are_counted_durably_and_a_damaged_count_is_refused(tmp_path:
     (tmp_path / "venue-SIM.json").write_text("")  # what a kill in mid-write used to leave
     with pytest.raises(OSError, match="counts this venue's runs"):
         _next_run(tmp_path, "SIM")
+
+
+def test_a_save_writes_only_what_changed(tmp_path: Path) -> None:
+    """A submit in one symbol rewrites that symbol's market row (its last price) and the
+    counters it moved, not every market and counter; a new exchange still reads the price."""
+    path = tmp_path / "exchange-SIM.db"
+    ex = journaled(path)
+    saved: list[tuple[dict[str, str], list[tuple[str, Decimal, Decimal | None]]]] = []
+    journal = ex._journal
+    assert journal is not None
+    real_save = journal.save
+
+    def spy(meta, orders, fills, markets):  # type: ignore[no-untyped-def]
+        markets = list(markets)
+        saved.append((dict(meta), markets))
+        real_save(meta, orders, fills, markets)
+
+    journal.save = spy  # type: ignore[method-assign]
+    ex.submit(market("m1", BUY, "5", symbol="MSFT"))
+    [(meta, markets)] = saved
+    assert set(meta) == {"exec_seq", "order_seq"}
+    assert [m[0] for m in markets] == ["MSFT"]
+    last = markets[0][2]
+    ex.close()
+    again = journaled(path)
+    try:
+        assert again.quote("MSFT").last == last
+    finally:
+        again.close()

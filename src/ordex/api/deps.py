@@ -18,7 +18,8 @@ bearer = HTTPBearer(auto_error=False, description="Your API key: `Authorization:
 MAX_KEY_LENGTH = 256
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async, so that FastAPI calls it on the event loop, not through its thread pool."""
     services: Services = request.app.state.services
     return services
 

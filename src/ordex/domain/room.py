@@ -7,6 +7,7 @@ check that runs after the one that gave it. Pure, like validation and risk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -21,10 +22,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Room:
     """``quantity`` is a multiple of the lot (zero when nothing fits); ``blocked`` says, in
-    words, why no quantity can be accepted when that is so."""
+    words, why no quantity can be accepted when that is so (written when asked for: most orders
+    fit, and never show it)."""
 
     quantity: Decimal
-    blocked: str
+    words: Callable[[], str]
+
+    @property
+    def blocked(self) -> str:
+        return self.words()
 
     def hint(self, tail: str = ".") -> str:
         """'Reduce the quantity to N shares or fewer<tail>', or why no quantity fits."""
@@ -63,35 +69,41 @@ def daily_loss_breached(state: AccountState) -> bool:
 def room(symbol: str, side: Side, unit: Decimal, lot: Decimal, state: AccountState) -> Room:
     """The most shares of ``symbol`` on ``side`` at ``unit`` a new order may have."""
     limits = state.account.limits
-    caps: list[tuple[Decimal, str]] = []
-    lots = f"one lot ({qty(lot)} share{'' if lot == 1 else 's'} at {price(unit)})"
+    # each cap with the words that explain it, written only for the cap that binds
+    caps: list[tuple[Decimal, Callable[[], str]]] = []
     none = f"No quantity of {symbol} can be accepted now: "
+
+    def lots() -> str:
+        return f"one lot ({qty(lot)} share{'' if lot == 1 else 's'} at {price(unit)})"
 
     open_count = state.open_count()
     if open_count >= limits.max_open_orders:
-        caps.append((ZERO, f"{none}you have {open_count} open orders, the most your account "
-                           "allows; cancel some or wait for them to fill."))
+        caps.append((ZERO, lambda: f"{none}you have {open_count} open orders, the most your "
+                                   "account allows; cancel some or wait for them to fill."))
     if side is Side.BUY:
         available = state.buying_power()
-        caps.append((most_within(available, unit, lot),
-                     f"{none}your buying power of {money(max(available, ZERO))} does not cover "
-                     f"{lots}; add at least {money(lot * unit - max(available, ZERO))} of funds "
-                     "or cancel open buy orders."))
+        caps.append((most_within(available, unit, lot), lambda: (
+            f"{none}your buying power of {money(max(available, ZERO))} does not cover "
+            f"{lots()}; add at least {money(lot * unit - max(available, ZERO))} of funds "
+            "or cancel open buy orders.")))
     elif not state.account.allow_short:
         free = state.position(symbol) - state.open_quantity(symbol, Side.SELL)
-        caps.append((floor_to_step(max(free, ZERO), lot),
-                     f"{none}you have no shares free to sell; buy first or cancel open sell "
-                     "orders."))
-    caps.append((most_within(limits.max_order_notional, unit, lot),
-                 f"{none}{lots} is worth more than your per-order limit of "
-                 f"{money(limits.max_order_notional)}."))
+        caps.append((floor_to_step(max(free, ZERO), lot), lambda: (
+            f"{none}you have no shares free to sell; buy first or cancel open sell orders.")))
+    caps.append((most_within(limits.max_order_notional, unit, lot), lambda: (
+        f"{none}{lots()} is worth more than your per-order limit of "
+        f"{money(limits.max_order_notional)}.")))
 
     reducing = floor_to_step(reducing_room(symbol, side, state), lot)
-    at_limit = (f"{none}your position and open orders in {symbol} are at your limit; reduce the "
-                "position or cancel open orders in this symbol before adding to it.")
+
+    def at_limit() -> str:
+        return (f"{none}your position and open orders in {symbol} are at your limit; reduce "
+                "the position or cancel open orders in this symbol before adding to it.")
+
     if daily_loss_breached(state):
-        caps.append((reducing, f"{none}your daily loss limit is reached, and only orders that "
-                               "reduce a position are accepted for the rest of the day."))
+        caps.append((reducing, lambda: (
+            f"{none}your daily loss limit is reached, and only orders that reduce a position "
+            "are accepted for the rest of the day.")))
     else:
         toward = side.sign * state.position(symbol) + state.open_quantity(symbol, side)
         by_shares = floor_to_step(max(limits.max_position_shares - toward, ZERO), lot)

@@ -16,11 +16,9 @@ through the :class:`~ordex.store.repository.Repository` reads them back unchange
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -37,6 +35,7 @@ from ordex.domain.journal import JournalEntry
 from ordex.domain.orders import Order
 from ordex.domain.positions import Position
 from ordex.store.database import Database
+from ordex.store.worker import OneThread
 
 Row = tuple[Any, ...]
 
@@ -296,7 +295,7 @@ class SqliteRowWriter:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ordex-rows")
+        self._thread = OneThread("ordex-rows")
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
@@ -305,12 +304,12 @@ class SqliteRowWriter:
         try:
             await writer._run(writer._connect)
         except BaseException:
-            writer._thread.shutdown(wait=False)
+            writer._thread.stop(wait=False)
             raise
         return writer
 
     async def _run(self, work: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
+        return await self._thread.run(work, *args)
 
     def _connect(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -347,7 +346,7 @@ class SqliteRowWriter:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await self._run(conn.close)
-        self._thread.shutdown(wait=True)
+        self._thread.stop()
 
 
 def _dollar(i: int) -> str:

@@ -151,6 +151,8 @@ class SimulatedExchange:
         self._unsaved_fills: list[ExecutionReport] = []
         self._saved_counters = (0, 0)
         self._markets_saved_at: datetime | None = None
+        self._saved_markets: dict[str, tuple[Decimal, Decimal | None]] = {}  # as on disk
+        self._saved_meta: dict[str, str] = {}
         # fills made while the journal was read back (resting orders the market crossed)
         self.restored_reports: list[ExecutionReport] = []
         for symbol, reference, tick, lot in instruments:
@@ -313,9 +315,13 @@ class SimulatedExchange:
     def quote(self, symbol: str) -> Quote:
         return self._quote(self._market(symbol), self._clock())
 
-    def quotes(self) -> list[Quote]:
+    def quotes(self, symbols: Iterable[str] | None = None) -> list[Quote]:
+        """The quote of every symbol, or of those of ``symbols`` the exchange lists."""
         now = self._clock()
-        return [self._quote(m, now) for m in self._markets.values()]
+        if symbols is None:
+            return [self._quote(m, now) for m in self._markets.values()]
+        markets = self._markets
+        return [self._quote(markets[s], now) for s in symbols if s in markets]
 
     # ---- market data and admin commands -------------------------------------------------------
 
@@ -418,12 +424,20 @@ class SimulatedExchange:
         counters = (self._exec_seq, self._order_seq)
         if not (markets or self._dirty or self._unsaved_fills or counters != self._saved_counters):
             return
+        saved_markets = self._saved_markets
+        moved = [(m.symbol, m.mid, m.last) for m in self._markets.values()
+                 if saved_markets.get(m.symbol) != (m.mid, m.last)]
+        meta = {"exec_seq": str(self._exec_seq), "order_seq": str(self._order_seq),
+                "steps": str(self.steps), "duplicates_refused": str(self.duplicates_refused)}
+        saved_meta = self._saved_meta
         self._journal.save(
-            {"exec_seq": str(self._exec_seq), "order_seq": str(self._order_seq),
-             "steps": str(self.steps), "duplicates_refused": str(self.duplicates_refused)},
+            {k: v for k, v in meta.items() if saved_meta.get(k) != v},
             [_order_row(sim) for sim in self._dirty.values()],
             [_fill_row(report) for report in self._unsaved_fills],
-            [(m.symbol, m.mid, m.last) for m in self._markets.values()])
+            moved)
+        for symbol, mid, last in moved:
+            saved_markets[symbol] = (mid, last)
+        saved_meta.update(meta)
         self._dirty.clear()
         self._unsaved_fills.clear()
         self._saved_counters = counters

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
@@ -74,6 +74,7 @@ class InProcessVenue:
         self._reports: asyncio.Queue[ExecutionReport] = asyncio.Queue()
         self._quote_streams: weakref.WeakSet[Stream[Quote]] = weakref.WeakSet()
         self._last_quotes: dict[str, _QuoteKey] = {}
+        self._quotes_missed = False  # quotes went unpublished (no subscriber, or down)
         self._held: dict[str, list[ExecutionReport]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -128,7 +129,7 @@ class InProcessVenue:
             self._hold(order.client_order_id, reports, delay)
         else:
             self._publish(reports)
-        self._publish_quotes()
+        self._publish_quotes((order.symbol,))
 
     async def submit_many(self, orders: list[NewOrder]) -> list[VenueUnavailable | None]:
         """Taken by the exchange in one go: matched in turn, journaled once."""
@@ -148,13 +149,14 @@ class InProcessVenue:
                 self._hold(order.client_order_id, reports, delay)
             else:
                 self._publish(reports)
-        self._publish_quotes()
+        self._publish_quotes({order.symbol for order in taken})
         return outcomes
 
     async def cancel(self, client_order_id: str) -> None:
         self._check_up()
-        self._publish(self.exchange.cancel(client_order_id))
-        self._publish_quotes()
+        reports = self.exchange.cancel(client_order_id)
+        self._publish(reports)
+        self._publish_quotes({report.symbol for report in reports})
 
     async def query(self, client_order_id: str) -> VenueOrder | None:
         self._check_up()
@@ -195,7 +197,7 @@ class InProcessVenue:
     def move_market(self, symbol: str, price: Decimal) -> list[ExecutionReport]:
         reports = self.exchange.move_market(symbol, price)
         self._publish(reports)
-        self._publish_quotes()
+        self._publish_quotes((symbol,))
         return reports
 
     def set_liquidity(self, symbol: str, depth_levels: int | None = None,
@@ -203,17 +205,17 @@ class InProcessVenue:
                       level_size_max: Decimal | None = None) -> list[ExecutionReport]:
         reports = self.exchange.set_liquidity(symbol, depth_levels, level_size, level_size_max)
         self._publish(reports)
-        self._publish_quotes()
+        self._publish_quotes((symbol,))
         return reports
 
     def halt(self, symbol: str, reason: str = "trading halt") -> None:
         self.exchange.halt(symbol, reason)
-        self._publish_quotes()
+        self._publish_quotes((symbol,))
 
     def resume(self, symbol: str) -> list[ExecutionReport]:
         reports = self.exchange.resume(symbol)
         self._publish(reports)
-        self._publish_quotes()
+        self._publish_quotes((symbol,))
         return reports
 
     def expire_day_orders(self, reason: str = "end of day") -> list[ExecutionReport]:
@@ -252,10 +254,15 @@ class InProcessVenue:
         await asyncio.sleep(delay)
         self._publish(self._held.pop(client_order_id, []))
 
-    def _publish_quotes(self) -> None:
+    def _publish_quotes(self, symbols: Iterable[str] | None = None) -> None:
+        """The quotes of ``symbols`` (those a call could move; None: every symbol) that
+        changed; after an outage, every symbol's."""
         if not self._quote_streams or self.faults.down:
+            self._quotes_missed = True
             return
-        for quote in self.exchange.quotes():
+        if self._quotes_missed:
+            symbols, self._quotes_missed = None, False
+        for quote in self.exchange.quotes(symbols):
             key = _key(quote)
             if self._last_quotes.get(quote.symbol) == key:
                 continue

@@ -47,6 +47,20 @@ CREATE TABLE IF NOT EXISTS markets (symbol TEXT PRIMARY KEY, mid TEXT NOT NULL, 
 
 FORMAT = "1"
 
+_SAVE_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
+_SAVE_ORDER = (
+    "INSERT INTO orders (client_order_id, venue_order_id, symbol, side, type, time_in_force, "
+    "quantity, limit_price, received_at, status, reason, filled, notional, ack_lost) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (client_order_id) DO UPDATE SET status = excluded.status, "
+    "reason = excluded.reason, filled = excluded.filled, notional = excluded.notional, "
+    "ack_lost = excluded.ack_lost")
+_SAVE_FILL = (
+    "INSERT INTO fills (exec_id, client_order_id, venue_order_id, symbol, side, timestamp, "
+    "quantity, price, fee, liquidity, cum_quantity, leaves_quantity) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SAVE_MARKET = "INSERT OR REPLACE INTO markets VALUES (?, ?, ?)"
+
 
 @dataclass(frozen=True, slots=True)
 class OrderRow:
@@ -145,26 +159,18 @@ class ExchangeJournal:
 
     def save(self, meta: dict[str, str], orders: Iterable[OrderRow], fills: Iterable[FillRow],
              markets: Iterable[tuple[str, Decimal, Decimal | None]]) -> None:
-        """Write everything given in one durable transaction (an order replaces its row)."""
+        """Write everything given in one durable transaction (an order replaces its row; a
+        meta key or a market its value); kinds with nothing given take no statement."""
         con = self._con
+        steps = [(_SAVE_META, list(meta.items())),
+                 (_SAVE_ORDER, [_order_values(o) for o in orders]),
+                 (_SAVE_FILL, [_fill_values(f) for f in fills]),
+                 (_SAVE_MARKET, [(s, str(mid), _text(last)) for s, mid, last in markets])]
         con.execute("BEGIN IMMEDIATE")
         try:
-            con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
-            con.executemany(
-                "INSERT INTO orders (client_order_id, venue_order_id, symbol, side, type, "
-                "time_in_force, quantity, limit_price, received_at, status, reason, filled, "
-                "notional, ack_lost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (client_order_id) DO UPDATE SET status = excluded.status, "
-                "reason = excluded.reason, filled = excluded.filled, "
-                "notional = excluded.notional, ack_lost = excluded.ack_lost",
-                [_order_values(o) for o in orders])
-            con.executemany(
-                "INSERT INTO fills (exec_id, client_order_id, venue_order_id, symbol, side, "
-                "timestamp, quantity, price, fee, liquidity, cum_quantity, leaves_quantity) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_fill_values(f) for f in fills])
-            con.executemany("INSERT OR REPLACE INTO markets VALUES (?, ?, ?)",
-                            [(s, str(mid), _text(last)) for s, mid, last in markets])
+            for sql, rows in steps:
+                if rows:
+                    con.executemany(sql, rows)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
