@@ -59,29 +59,39 @@ class MetricsLog:
              trader_id: UUID | str | None = None, **fields: Any) -> None:
         if self._thread is None:
             return
-        line = {"event": event, "timestamp": iso(at),
-                "order_id": str(order_id) if order_id else None,
-                "trader_id": str(trader_id) if trader_id else None, **fields}
-        self._queue.put(json.dumps(line, default=str, separators=(",", ":")))
+        self._queue.put(_line(event, at, order_id, trader_id, fields))
 
-    def record(self, journal: Iterable[JournalEntry]) -> None:
-        """The Measurement Plan's events in committed journal rows."""
-        if self._thread is None:
-            return
-        for event, e, fields in projected(journal):
-            self.emit(event, e.timestamp, order_id=e.order_id, trader_id=e.trader_id, **fields)
+    def record(self, journal: list[JournalEntry]) -> None:
+        """The Measurement Plan's events in a commit's journal rows: one hand-over per commit;
+        the writer thread picks the rows out and formats them."""
+        if self._thread is not None:
+            self._queue.put(journal)
 
     def _write(self) -> None:
         assert self.path is not None
         with self.path.open("a", encoding="utf-8", buffering=1) as out:
             while True:
-                line = self._queue.get()
-                if line is _STOP:
+                item = self._queue.get()
+                if item is _STOP:
                     return
                 try:
-                    out.write(f"{line}\n")
-                except OSError:
+                    if isinstance(item, list):
+                        lines = [_line(event, e.timestamp, e.order_id, e.trader_id, fields)
+                                 for event, e, fields in projected(item)]
+                    else:
+                        lines = [str(item)]
+                    if lines:
+                        out.write("".join(f"{line}\n" for line in lines))
+                except Exception:
                     log.exception("could not write a metrics event")
+
+
+def _line(event: str, at: datetime, order_id: UUID | str | None,
+          trader_id: UUID | str | None, fields: dict[str, Any]) -> str:
+    return json.dumps({"event": event, "timestamp": iso(at),
+                       "order_id": str(order_id) if order_id else None,
+                       "trader_id": str(trader_id) if trader_id else None, **fields},
+                      default=str, separators=(",", ":"))
 
 
 Metric = tuple[str, JournalEntry, dict[str, Any]]

@@ -83,7 +83,7 @@ class OrderService:
             raise DomainError(result)
         if result.created:
             o = result.order
-            log.info("order accepted", extra={"order_id": o.id, "trader_id": cmd.trader_id,
+            log.debug("order accepted", extra={"order_id": o.id, "trader_id": cmd.trader_id,
                                               "client_order_id": cmd.client_order_id})
         return result
 
@@ -178,7 +178,7 @@ class OrderService:
         """Cancel a working order: at once if no venue has it yet, otherwise request it."""
         order, changed = await self.core.run(lambda tx: self._cancel_in(tx, cmd))
         if changed:
-            log.info("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
+            log.debug("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
                                             "status": order.status.value})
         return order
 
