@@ -1,6 +1,7 @@
-"""Every polling and lookup query at 100,000 stored orders, without planner statistics and after
-``ANALYZE``: each reaches orders, fills, events and the execution log through an index, and each
-answers within milliseconds.
+"""Every lookup query at 100,000 stored orders, without planner statistics and after ``ANALYZE``:
+each reaches orders, fills and the journal through an index, and each answers within
+milliseconds. (The engine's dispatch, timers and recovery sweeps read its memory, not the
+store.)
 
 The plans are read for the very statements the repository runs (captured at the driver), with
 their parameters. SQLite: no ``SCAN`` of those tables, except through a partial index (it holds
@@ -95,47 +96,14 @@ def cases() -> list[Case]:
         Case("order by id, the trader's", lambda r, h: r.order(_first(h.open_ids), big(h))),
         Case("order by client order id",
              lambda r, h: r.order_by_client_id(big(h), h.client_order_ids[big(h)])),
-        Case("open exposure (pre-trade checks)", lambda r, h: r.open_exposure(big(h))),
+        Case("open exposure (account view)", lambda r, h: r.open_exposure(big(h))),
         Case("open orders of a trader", lambda r, h: r.open_orders(big(h))),
         Case("trader's last event seq (event append)", lambda r, h: r.last_event_seq(big(h))),
-        Case("fill already booked", lambda r, h: r.fill_exists(VENUE, "E-none")),
         Case("order's exec ids from a venue",
              lambda r, h: r.fill_exec_ids(_first(h.open_by_kind["partial"]), VENUE, "E-")),
         Case("update an order", update_order),
-        Case("mark routed", lambda r, h: r.mark_routed(_first(h.open_by_kind["queued"]),
-                                                        VENUE, h.now)),
-        Case("mark cancel sent",
-             lambda r, h: r.mark_cancel_sent(_first(h.open_by_kind["cancel_wanted"]), h.now)),
-        Case("reschedule a send",
-             lambda r, h: r.reschedule_send(_first(h.open_by_kind["unconfirmed"]), h.now)),
-        Case("unmark cancel sent",
-             lambda r, h: r.unmark_cancel_sent(_first(h.open_by_kind["cancel_sent"]))),
-        # the engine: dispatch, sweep, recovery
-        Case("dispatch: orders to route", lambda r, h: r.orders_to_route(h.now, 100)),
-        Case("dispatch: cancels to send", lambda r, h: r.orders_to_cancel(100)),
-        Case("sweep: any order past its deadline", lambda r, h: r.orders_past_deadline(h.now, 1)),
-        Case("sweep: orders past their deadline",
-             lambda r, h: r.orders_past_deadline(h.now, 100)),
-        Case("sweep: any order unsent too long",
-             lambda r, h: r.orders_unsent(h.now - timedelta(seconds=30), 1)),
-        Case("sweep: orders unsent too long",
-             lambda r, h: r.orders_unsent(h.now - timedelta(seconds=30), 100)),
-        Case("recovery: unconfirmed orders",
-             lambda r, h: r.orders_unconfirmed(h.now - timedelta(seconds=5))),
-        Case("recovery: unanswered cancels",
-             lambda r, h: r.cancels_unanswered(h.now - timedelta(seconds=5))),
-        Case("recovery: orders in flight", lambda r, h: r.orders_in_flight()),
-        Case("recovery: orders working at the venue",
-             lambda r, h: r.orders_working_at_venue(20)),
+        # recovery: the orders a venue is asked about (the rest it reads in memory)
         Case("recovery: orders by ids", lambda r, h: r.orders_by_ids(h.open_ids[:50])),
-        # each venue's recovery reads only its own orders
-        Case("recovery: a venue's unconfirmed orders",
-             lambda r, h: r.orders_unconfirmed(h.now - timedelta(seconds=5), venue=VENUE)),
-        Case("recovery: a venue's unanswered cancels",
-             lambda r, h: r.cancels_unanswered(h.now - timedelta(seconds=5), venue=VENUE)),
-        Case("recovery: a venue's orders in flight", lambda r, h: r.orders_in_flight(venue=VENUE)),
-        Case("recovery: orders working at a venue",
-             lambda r, h: r.orders_working_at_venue(20, venue=VENUE)),
         # the stream and the events API
         Case("stream: a trader's events from the start",
              lambda r, h: r.events_after(0, trader_id=big(h), limit=1000, per_trader=True)),
@@ -373,14 +341,12 @@ async def survey(seeded: Seeded) -> list[Outcome]:
 
 
 async def cpu_per_call(seeded: Seeded, label: str) -> list[str]:
-    """CPU per call of a submit-path query and of two polling ones, and of a whole submit
-    (printed only; on PostgreSQL the process's CPU leaves out the server's: wall time too)."""
+    """CPU per call of the account view's open-order query, and of a whole submit (printed
+    only; on PostgreSQL the process's CPU leaves out the server's: wall time too)."""
     h = seeded.history
     lines = []
     queries: list[tuple[str, Callable[[Repository], Awaitable[Any]]]] = [
-        ("open_exposure (submit path)", lambda r: r.open_exposure(h.traders[0])),
-        ("orders_to_cancel (dispatch, every wake)", lambda r: r.orders_to_cancel()),
-        ("orders_past_deadline (sweep, every 0.5 s)", lambda r: r.orders_past_deadline(h.now, 1)),
+        ("open_exposure (account view)", lambda r: r.open_exposure(h.traders[0])),
     ]
     for name, run in queries:
         async with seeded.services.db.writer.connect() as conn:

@@ -125,7 +125,8 @@ class ExecutionEngine:
     def _link(self, venue: Venue, settings: RecoverySettings) -> _Link:
         wake = asyncio.Event()
         recovery = Recovery(RecoveryPorts(
-            venue=venue, db=self.db, write=self.core.run, apply_reports=self.apply_all,
+            venue=venue, db=self.db, open_orders=lambda: self.core.ledger.open.values(),
+            write=self.core.run, apply_reports=self.apply_all,
             fail=self.fail, settle_cancel=self.settle_cancel, close_working=self.close_working,
             wake=wake.set, metrics=self.metrics, policy=self.policy, rng=self.rng), settings)
         return _Link(venue, recovery, wake)

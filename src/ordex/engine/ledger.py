@@ -4,7 +4,9 @@ sequence numbers. Loaded from the store at start; changed only by the core after
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -137,3 +139,41 @@ class Ledger:
             self.to_route[order.id] = None
         elif cancel_to_send(order):
             self.to_cancel[order.id] = None
+
+
+# What recovery looks at, picked from the open orders in memory (one venue's each).
+
+def unconfirmed(open_orders: Iterable[Order], venue: str, sent_before: datetime,
+                limit: int = 100) -> list[Order]:
+    """Orders sent (or being sent) before ``sent_before`` that ``venue`` has not acknowledged,
+    longest waiting first."""
+    found = [o for o in open_orders if o.venue == venue and o.status is OrderStatus.ACCEPTED
+             and o.venue_order_id is None and o.routed_at is not None
+             and o.routed_at <= sent_before]
+    return sorted(found, key=lambda o: o.routed_at or sent_before)[:limit]
+
+
+def cancels_unanswered(open_orders: Iterable[Order], venue: str, sent_before: datetime,
+                       limit: int = 100) -> list[Order]:
+    """Orders waiting to cancel whose cancel went out before ``sent_before`` (or whose send
+    never confirmed), still without an answer from ``venue``, least recently changed first."""
+    def waiting(o: Order) -> bool:
+        if o.cancel_sent_at is not None and o.cancel_sent_at <= sent_before:
+            return True
+        return (o.venue_order_id is None and o.routed_at is not None
+                and o.routed_at <= sent_before)
+    found = [o for o in open_orders if o.venue == venue
+             and o.status is OrderStatus.PENDING_CANCEL and waiting(o)]
+    return sorted(found, key=lambda o: o.updated_at)[:limit]
+
+
+def in_flight(open_orders: Iterable[Order], venue: str) -> list[Order]:
+    """Every open order that may have reached ``venue``."""
+    return sorted((o for o in open_orders if o.venue == venue and o.routed_at is not None),
+                  key=lambda o: o.id)
+
+
+def working_at(open_orders: Iterable[Order], venue: str, limit: int) -> list[Order]:
+    """Open orders ``venue`` has acknowledged, least recently changed first."""
+    found = [o for o in open_orders if o.venue == venue and o.venue_order_id is not None]
+    return sorted(found, key=lambda o: o.updated_at)[:limit]

@@ -61,6 +61,7 @@ from ordex.domain.reconcile import (
 )
 from ordex.domain.sending import RetryPolicy, Routing, routing_of
 from ordex.domain.status import OrderEvent as StatusEvent
+from ordex.engine.ledger import cancels_unanswered, in_flight, unconfirmed, working_at
 from ordex.engine.missing import MissingOrders
 from ordex.engine.tx import Tx
 from ordex.engine.writes import note, reschedule_send, unmark_cancel_sent
@@ -93,14 +94,16 @@ class RecoverySettings:
 
 @dataclass(frozen=True, slots=True)
 class RecoveryPorts:
-    """What recovery acts through: the venue; the store, read (and written for recovery's own
-    bookkeeping: resend schedules, cancels to send again, its log rows); the engine's one way to
+    """What recovery acts through: the venue; the open orders in the engine's memory; the store,
+    read for what memory does not hold (and written, through the core, for recovery's own
+    bookkeeping: resend schedules, cancels to send again, its journal rows); the engine's one way to
     apply venue reports, to fail an order no venue has, to settle a cancel no venue has and to
     close a working order; the wake-up of the dispatcher; metrics; the retry policy and the
     seeded randomness of its backoff."""
 
     venue: Venue
     db: Database
+    open_orders: Callable[[], Iterable[Order]]  # committed, in the engine's memory
     write: Callable[[Callable[[Tx], Awaitable[Any]]], Awaitable[Any]]
     apply_reports: Callable[[list[ExecutionReport]], Awaitable[None]]
     fail: Callable[[UUID, str, datetime, dict[str, Any]], Awaitable[None]]
@@ -179,8 +182,8 @@ class Recovery:
 
     async def check_unconfirmed(self, now: datetime) -> None:
         sent_before = now - timedelta(seconds=self.ports.policy.ack_seconds)
+        overdue = unconfirmed(self.ports.open_orders(), self.venue.name, sent_before)
         async with reading(self.ports.db) as repo:
-            overdue = await repo.orders_unconfirmed(sent_before, venue=self.venue.name)
             wanted = await repo.orders_by_ids(_uuids(self._lookups))
         self._lookups.clear()
         late = {o.id for o in overdue}
@@ -206,8 +209,7 @@ class Recovery:
         confirmed: it never got there (or it will show up as a ghost and be cancelled), so the
         order is cancelled in ordex."""
         before = now - timedelta(seconds=self.ports.policy.ack_seconds)
-        async with reading(self.ports.db) as repo:
-            waiting = await repo.cancels_unanswered(before, venue=self.venue.name)
+        waiting = cancels_unanswered(self.ports.open_orders(), self.venue.name, before)
         for order in waiting:
             found = await self.venue.query(str(order.id))
             if found is not None and found.state.is_open:
@@ -311,8 +313,7 @@ class Recovery:
     async def reconcile(self, now: datetime) -> Reconciled:
         """Ask the venue what ``domain.reconcile`` needs to know, then carry out its plan."""
         venue = self.venue
-        async with reading(self.ports.db) as repo:
-            mine = await repo.orders_in_flight(venue=venue.name)
+        mine = in_flight(self.ports.open_orders(), venue.name)
         await venue.capabilities.settled()
         mass_status = venue.capabilities.supports(Capability.MASS_STATUS)
         theirs = Theirs(
@@ -413,8 +414,7 @@ class Recovery:
     async def sample_working(self, now: datetime) -> bool:
         """True if the venue was ahead of ordex on the same orders twice in a row: the report
         stream has stalled, and a reconciliation was run."""
-        async with reading(self.ports.db) as repo:
-            sample = await repo.orders_working_at_venue(SAMPLE_SIZE, venue=self.venue.name)
+        sample = working_at(self.ports.open_orders(), self.venue.name, SAMPLE_SIZE)
         ahead: dict[UUID, tuple[str, ...]] = {}
         for order in sample:
             try:

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
     BindParameter,
-    ColumnElement,
-    Select,
     String,
-    and_,
     func,
     insert,
     literal,
-    or_,
     select,
     update,
 )
@@ -131,19 +127,6 @@ def _written(value: str) -> BindParameter[str]:
     return literal(value, String, literal_execute=True)
 
 
-def _of_venue(stmt: Select[Any], venue: str | None) -> Select[Any]:
-    """Only ``venue``'s orders, when one is named (each venue's recovery reads its own)."""
-    return stmt if venue is None else stmt.where(orders.c.venue == venue)
-
-
-def _status_in(*statuses: OrderStatus) -> ColumnElement[bool]:
-    return orders.c.status.in_([_written(s.value) for s in statuses])
-
-
-def _status_is(status: OrderStatus) -> ColumnElement[bool]:
-    return orders.c.status == _written(status.value)
-
-
 # The predicate of the open-order indexes (tables.py), word for word: every query for open
 # orders includes it, which is how SQLite (and PostgreSQL) know those indexes hold its rows.
 OPEN_ORDER = orders.c.status.in_([_written(v) for v in OPEN_STATUS_VALUES])
@@ -215,11 +198,6 @@ class Repository:
         await self.conn.execute(update(accounts).where(
             accounts.c.id == account_id, accounts.c.key_revoked_at.is_(None)).values(
             key_version=accounts.c.key_version + 1, key_revoked_at=now, updated_at=now))
-
-    async def start_trading_day(self, account_id: UUID, day: date, equity: Decimal,
-                                now: datetime) -> None:
-        await self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(
-            day_start_equity=equity, trading_day=day, updated_at=now))
 
     # instruments
     async def instrument(self, symbol: str) -> Instrument | None:
@@ -319,101 +297,12 @@ class Repository:
         stmt = stmt.order_by(orders.c.id.desc()).limit(q.limit)
         return [order_from_row(r) for r in await self.conn.execute(stmt)]
 
-    async def orders_to_route(self, now: datetime, limit: int = 100) -> list[Order]:
-        """Accepted orders whose intent to send is not yet recorded and whose next attempt is
-        due, oldest first."""
-        rows = await self.conn.execute(select(orders).where(
-            OPEN_ORDER, _status_is(OrderStatus.ACCEPTED), orders.c.routed_at.is_(None),
-            or_(orders.c.next_attempt_at.is_(None), orders.c.next_attempt_at <= now))
-            .order_by(orders.c.id).limit(limit))
-        return [order_from_row(r) for r in rows]
-
-    async def orders_unconfirmed(self, sent_before: datetime, limit: int = 100, *,
-                                 venue: str | None = None) -> list[Order]:
-        """Orders sent (or being sent) before ``sent_before`` that no venue (or ``venue``) has
-        acknowledged."""
-        rows = await self.conn.execute(_of_venue(select(orders).where(
-            _status_is(OrderStatus.ACCEPTED), orders.c.venue_order_id.is_(None),
-            orders.c.routed_at <= sent_before), venue).order_by(orders.c.routed_at).limit(limit))
-        return [order_from_row(r) for r in rows]
-
-    async def cancels_unanswered(self, sent_before: datetime, limit: int = 100, *,
-                                 venue: str | None = None) -> list[Order]:
-        """Orders waiting to cancel whose cancel went out before ``sent_before`` (or whose send
-        never confirmed), still without an answer (from ``venue``, if given)."""
-        rows = await self.conn.execute(_of_venue(select(orders).where(
-            OPEN_ORDER, _status_is(OrderStatus.PENDING_CANCEL),
-            or_(orders.c.cancel_sent_at <= sent_before,
-                and_(orders.c.venue_order_id.is_(None), orders.c.routed_at <= sent_before))),
-            venue).order_by(orders.c.updated_at).limit(limit))
-        return [order_from_row(r) for r in rows]
-
-    async def orders_unsent(self, accepted_before: datetime, limit: int = 100) -> list[Order]:
-        rows = await self.conn.execute(select(orders).where(
-            OPEN_ORDER, _status_is(OrderStatus.ACCEPTED), orders.c.routed_at.is_(None),
-            orders.c.created_at <= accepted_before).order_by(orders.c.id).limit(limit))
-        return [order_from_row(r) for r in rows]
-
-    async def orders_in_flight(self, *, venue: str | None = None) -> list[Order]:
-        """Every open order that may have reached a venue (or ``venue``)."""
-        rows = await self.conn.execute(_of_venue(select(orders).where(
-            OPEN_ORDER, orders.c.routed_at.is_not(None)), venue).order_by(orders.c.id))
-        return [order_from_row(r) for r in rows]
-
-    async def orders_working_at_venue(self, limit: int, *,
-                                      venue: str | None = None) -> list[Order]:
-        """Open orders a venue (or ``venue``) has acknowledged, least recently changed first."""
-        rows = await self.conn.execute(_of_venue(select(orders).where(
-            OPEN_ORDER, orders.c.venue_order_id.is_not(None)), venue)
-            .order_by(orders.c.updated_at).limit(limit))
-        return [order_from_row(r) for r in rows]
-
     async def orders_by_ids(self, ids: Iterable[UUID]) -> list[Order]:
         wanted = list(ids)
         if not wanted:
             return []
         rows = await self.conn.execute(select(orders).where(orders.c.id.in_(wanted)))
         return [order_from_row(r) for r in rows]
-
-    async def reschedule_send(self, order_id: UUID, at: datetime) -> None:
-        """The order did not reach a venue: send it again (same id) from ``at``."""
-        await self.conn.execute(update(orders).where(
-            orders.c.id == order_id, orders.c.status == OrderStatus.ACCEPTED.value,
-            orders.c.venue_order_id.is_(None)).values(routed_at=None, next_attempt_at=at))
-
-    async def orders_past_deadline(self, now: datetime, limit: int = 100) -> list[Order]:
-        """Working orders whose timeout has passed, oldest first."""
-        rows = await self.conn.execute(select(orders).where(
-            OPEN_ORDER, _status_in(OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED),
-            orders.c.expires_at <= now)
-            .order_by(orders.c.id).limit(limit))
-        return [order_from_row(r) for r in rows]
-
-    async def orders_to_cancel(self, limit: int = 100) -> list[Order]:
-        """Orders waiting to cancel whose cancel request is not yet recorded as sent."""
-        rows = await self.conn.execute(select(orders).where(
-            OPEN_ORDER, _status_is(OrderStatus.PENDING_CANCEL),
-            orders.c.cancel_sent_at.is_(None)).order_by(orders.c.id).limit(limit))
-        return [order_from_row(r) for r in rows]
-
-    async def mark_routed(self, order_id: UUID, venue: str, at: datetime) -> bool:
-        """Record the intent to send, unless the order stopped being routable meanwhile."""
-        done = await self.conn.execute(update(orders).where(
-            orders.c.id == order_id, orders.c.status == OrderStatus.ACCEPTED.value,
-            orders.c.routed_at.is_(None)).values(
-                routed_at=at, venue=venue, updated_at=at, next_attempt_at=None,
-                send_attempts=orders.c.send_attempts + 1))
-        return bool(done.rowcount)
-
-    async def unmark_cancel_sent(self, order_id: UUID) -> None:
-        await self.conn.execute(update(orders).where(orders.c.id == order_id).values(
-            cancel_sent_at=None))
-
-    async def mark_cancel_sent(self, order_id: UUID, at: datetime) -> bool:
-        done = await self.conn.execute(update(orders).where(
-            orders.c.id == order_id, orders.c.status == OrderStatus.PENDING_CANCEL.value,
-            orders.c.cancel_sent_at.is_(None)).values(cancel_sent_at=at))
-        return bool(done.rowcount)
 
     async def count_orders(self, trader_id: UUID | None = None) -> int:
         stmt = select(func.count()).select_from(orders)
@@ -422,11 +311,6 @@ class Repository:
         return int((await self.conn.execute(stmt)).scalar_one())
 
     # fills
-    async def fill_exists(self, venue: str, exec_id: str) -> bool:
-        row = (await self.conn.execute(select(fills.c.id).where(
-            fills.c.venue == venue, fills.c.exec_id == exec_id))).first()
-        return row is not None
-
     async def fill_exec_ids(self, order_id: UUID, venue: str, starting: str) -> list[str]:
         """The exec ids of the order's fills from ``venue`` that begin with ``starting``."""
         rows = await self.conn.execute(select(fills.c.exec_id).where(
