@@ -25,6 +25,7 @@ from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
 from ordex.domain.accounts import Account, RiskLimits, Role
 from ordex.domain.fills import Fill
+from ordex.domain.instruments import Instrument, InstrumentStatus
 from ordex.domain.journal import Actor, JournalEntry, LogAction, entry
 from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 from ordex.domain.positions import Position
@@ -118,6 +119,14 @@ def shown(journal: list[JournalEntry]) -> list[Any]:
     return [e for row in journal if (e := row.stream_event()) is not None]
 
 
+async def halted_aapl(services: Services) -> Instrument:
+    """AAPL as the market changes it: halted, at a new reference price."""
+    async with reading(services.db) as repo:
+        aapl = await repo.instrument("AAPL")
+    assert aapl is not None
+    return replace(aapl, status=InstrumentStatus.HALTED, reference_price=Decimal("201.37"))
+
+
 def changed_account(account: Account) -> Account:
     return replace(account, cash=Decimal("98103.2412345678"), allow_short=True,
                    limits=RiskLimits(Decimal("5000"), Decimal("250000.5"), Decimal("100000"),
@@ -141,7 +150,8 @@ async def test_a_batch_of_every_kind_of_row_reads_back_through_the_repository(
                                                    f2.timestamp))
     batch = Batch(new_orders=[placed], orders=[now], fills=[f1, f2],
                   positions=[(account.id, opened, T0), (account.id, held, now.updated_at)],
-                  accounts=[(account_now, now.updated_at)], journal=journal)
+                  accounts=[(account_now, now.updated_at)], journal=journal,
+                  instruments=[(await halted_aapl(services), now.updated_at)])
     assert batch and not Batch()
 
     await writer.write(batch)
@@ -151,6 +161,7 @@ async def test_a_batch_of_every_kind_of_row_reads_back_through_the_repository(
         assert sorted(await repo.fills(order_id=placed.id), key=lambda f: f.exec_id) == [f1, f2]
         assert await repo.position(account.id, "AAPL") == held
         assert await repo.account(account.id) == account_now
+        assert await repo.instrument("AAPL") == await halted_aapl(services)
         assert await repo.journal(trader_id=account.id) == journal
         assert await repo.journal(order_id=placed.id) == journal[:3]
         events = shown(journal)
@@ -246,7 +257,7 @@ async def two_stores(backend: str, tmp_path: Path,
 
 
 TABLES = {"orders": "id", "fills": "id", "positions": "account_id, symbol", "accounts": "id",
-          "journal": "seq"}
+          "journal": "seq", "instruments": "symbol"}
 
 
 async def stored_rows(services: Services) -> dict[str, list[Any]]:
@@ -299,6 +310,7 @@ async def test_rows_are_stored_exactly_as_the_repository_stores_them(
             await repo.set_position(account.id, first, T0)
             await repo.set_position(account.id, second, now.updated_at)
             await repo.update_account(account_now, now.updated_at)
+            await repo.upsert_instrument(await halted_aapl(orm), now.updated_at)
             # the journal's own columns, bound by SQLAlchemy
             await repo.conn.execute(insert(journal_table), [
                 {c: getattr(e, c) for c in JOURNAL_COLUMNS if c not in ("actor", "action")}
@@ -310,13 +322,18 @@ async def test_rows_are_stored_exactly_as_the_repository_stores_them(
             await writer.write(Batch(
                 new_orders=[placed, bare], orders=[now], fills=fills,
                 positions=[(account.id, first, T0), (account.id, second, now.updated_at)],
-                accounts=[(account_now, now.updated_at)], journal=journal))
+                accounts=[(account_now, now.updated_at)], journal=journal,
+                instruments=[(await halted_aapl(raw), now.updated_at)]))
         finally:
             await writer.close()
 
         by_orm, by_raw = await stored_rows(orm), await stored_rows(raw)
-        assert [len(by_orm[t]) for t in TABLES] == [2, 2, 1, 1, 4]
+        assert [len(by_orm[t]) for t in TABLES][:5] == [2, 2, 1, 1, 4]
         for table in TABLES:
+            if table == "instruments":  # the others were seeded at each store's own start
+                for rows in (by_raw, by_orm):
+                    rows[table] = [r for r in rows[table] if "AAPL" in str(r)]
+                    assert len(rows[table]) == 1
             for raw_row, orm_row in zip(by_raw[table], by_orm[table], strict=True):
                 assert raw_row == orm_row, table
     finally:

@@ -45,7 +45,6 @@ from ordex.engine.recovery import Recovery, RecoveryPorts, RecoverySettings
 from ordex.engine.tx import Tx
 from ordex.engine.writes import reschedule_send, unmark_cancel_sent
 from ordex.metrics import MetricsLog
-from ordex.store.uow import UnitOfWork
 from ordex.venues.base import ExecutionReport, NewOrder, Quote, Venue, VenueUnavailable
 
 log = logging.getLogger("ordex.engine")
@@ -532,20 +531,19 @@ class ExecutionEngine:
             seconds=REFERENCE_PERSIST_SECONDS)
         if not (halt_changed or (due and price is not None)):
             return
-        async with UnitOfWork(self.db) as uow:
-            instrument = await uow.repo.instrument(quote.symbol)
+        async def unit(tx: Tx) -> None:
+            instrument = tx.instrument(quote.symbol)
             if instrument is None:
                 return
             status = instrument.status
             if status in (InstrumentStatus.ACTIVE, InstrumentStatus.HALTED):
                 status = InstrumentStatus.HALTED if quote.halted else InstrumentStatus.ACTIVE
             reference = price if price is not None else instrument.reference_price
-            changed = replace(instrument, status=status,
-                              reference_price=reference.quantize(instrument.tick_size)
-                              if instrument.tick_size > 0 else Decimal(reference))
-            await uow.repo.upsert_instrument(changed, self.clock.now())
-            await uow.commit()
-        self.core.ledger.instruments[quote.symbol] = changed
+            tx.set_instrument(replace(
+                instrument, status=status,
+                reference_price=reference.quantize(instrument.tick_size)
+                if instrument.tick_size > 0 else Decimal(reference)), self.clock.now())
+        await self.core.run(unit)
         self._halted[quote.symbol] = quote.halted
         self._reference_saved[quote.symbol] = quote.timestamp
 

@@ -75,6 +75,7 @@ class Tx:
         self.held: dict[tuple[UUID, str], tuple[Position, datetime]] = {}
         self.fills: list[Fill] = []
         self.journal: list[JournalEntry] = []
+        self.market: dict[str, tuple[Instrument, datetime]] = {}  # instruments' market changes
         self.trader_seq: dict[UUID, int] = {}
         self.seq: int | None = None
         self.stream_seq: int | None = None
@@ -183,10 +184,13 @@ class Tx:
         return totals.frozen()
 
     def instrument(self, symbol: str) -> Instrument | None:
+        for tx in self._chain():
+            if symbol in tx.market:
+                return tx.market[symbol][0]
         return self.ledger.instruments.get(symbol)
 
     def instruments(self, symbols: set[str]) -> dict[str, Instrument]:
-        return {s: i for s in symbols if (i := self.ledger.instruments.get(s)) is not None}
+        return {s: i for s in symbols if (i := self.instrument(s)) is not None}
 
     # ---- writes -------------------------------------------------------------------------------
 
@@ -206,6 +210,10 @@ class Tx:
 
     def set_account(self, account: Account, at: datetime) -> None:
         self.accounts[account.id] = (account, at)
+
+    def set_instrument(self, instrument: Instrument, at: datetime) -> None:
+        """A change of the instrument's status or reference price (from the market)."""
+        self.market[instrument.symbol] = (instrument, at)
 
     def set_cash(self, account: Account, cash: Decimal, at: datetime) -> Account:
         changed = replace(account, cash=cash)
@@ -266,6 +274,7 @@ class Tx:
         self.held.update(unit.held)
         self.fills += unit.fills
         self.journal += unit.journal
+        self.market.update(unit.market)
         self.trader_seq.update(unit.trader_seq)
         if unit.seq is not None:
             self.seq = unit.seq
@@ -279,13 +288,15 @@ class Tx:
             orders=[o for i, o in self.orders.items() if i not in self.new_orders],
             fills=list(self.fills),
             positions=[(owner, pos, at) for (owner, _), (pos, at) in self.held.items()],
-            accounts=list(self.accounts.values()),
+            accounts=list(self.accounts.values()), instruments=list(self.market.values()),
             journal=list(self.journal))
 
     def commit_to(self, ledger: Ledger) -> None:
         """The batch is stored: memory follows."""
         for account, _ in self.accounts.values():
             ledger.accounts[account.id] = account
+        for instrument, _ in self.market.values():
+            ledger.instruments[instrument.symbol] = instrument
         for (owner, symbol), (pos, _) in self.held.items():
             ledger.positions.setdefault(owner, {})[symbol] = pos
         for order in self.orders.values():  # a fill always changes its order

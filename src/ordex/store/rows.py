@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from ordex.domain.accounts import Account
 from ordex.domain.fills import Fill
+from ordex.domain.instruments import Instrument
 from ordex.domain.journal import JournalEntry
 from ordex.domain.orders import Order
 from ordex.domain.positions import Position
@@ -49,11 +50,12 @@ class Batch:
     fills: list[Fill] = field(default_factory=list)
     positions: list[tuple[UUID, Position, datetime]] = field(default_factory=list)
     accounts: list[tuple[Account, datetime]] = field(default_factory=list)
+    instruments: list[tuple[Instrument, datetime]] = field(default_factory=list)
     journal: list[JournalEntry] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.new_orders or self.orders or self.fills or self.positions
-                    or self.accounts or self.journal)
+                    or self.accounts or self.instruments or self.journal)
 
 
 class RowWriter(Protocol):
@@ -94,6 +96,8 @@ POSITION_KEY = ("account_id", "symbol")
 ACCOUNT_UPDATED = ("cash", "allow_short", "max_position_shares", "max_position_notional",
                    "max_order_notional", "daily_loss_limit", "max_open_orders",
                    "rate_limit_per_minute", "day_start_equity", "trading_day", "updated_at")
+# What the market changes of an instrument (never its name, tick or lot); the symbol comes last.
+INSTRUMENT_UPDATED = ("status", "reference_price", "updated_at")
 JOURNAL_COLUMNS = ("seq", "stream_seq", "trader_seq", "order_id", "trader_id", "actor", "action",
                    "status", "timestamp", "reason", "symbol", "quantity", "price", "venue",
                    "event", "details", "payload")
@@ -107,6 +111,7 @@ class Statements(NamedTuple):
     insert_fill: str
     upsert_position: str
     update_account: str
+    update_instrument: str
     insert_journal: str
 
 
@@ -118,10 +123,10 @@ def statements(mark: Callable[[int], str], *, returning: bool = False) -> Statem
         marks = ", ".join(mark(i) for i in range(1, len(columns) + 1))
         return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"
 
-    def update(table: str, columns: Sequence[str]) -> str:
+    def update(table: str, columns: Sequence[str], key: str = "id") -> str:
         sets = ", ".join(f"{c} = {mark(i)}" for i, c in enumerate(columns, 1))
-        back = " RETURNING id" if returning else ""
-        return f"UPDATE {table} SET {sets} WHERE id = {mark(len(columns) + 1)}{back}"
+        back = f" RETURNING {key}" if returning else ""
+        return f"UPDATE {table} SET {sets} WHERE {key} = {mark(len(columns) + 1)}{back}"
 
     position_sets = ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS
                               if c not in POSITION_KEY)
@@ -133,6 +138,7 @@ def statements(mark: Callable[[int], str], *, returning: bool = False) -> Statem
             "positions", POSITION_COLUMNS,
             tail=f" ON CONFLICT ({', '.join(POSITION_KEY)}) DO UPDATE SET {position_sets}"),
         update_account=update("accounts", ACCOUNT_UPDATED),
+        update_instrument=update("instruments", INSTRUMENT_UPDATED, key="symbol"),
         insert_journal=insert("journal", JOURNAL_COLUMNS),
     )
 
@@ -198,6 +204,7 @@ class Rows(NamedTuple):
     fill: Callable[[Fill], Row]
     position: Callable[[UUID, Position, datetime], Row]
     account: Callable[[Account, datetime], Row]
+    instrument: Callable[[Instrument, datetime], Row]
     journal: Callable[[JournalEntry], Row]
 
 
@@ -241,13 +248,16 @@ def row_builders(uuid: Callable[[UUID], Any], opt_uuid: Callable[[UUID | None], 
                 dec(limits.daily_loss_limit), limits.max_open_orders, a.rate_limit_per_minute,
                 opt_dec(a.day_start_equity), day(a.trading_day), time(at), uuid(a.id))
 
+    def instrument(i: Instrument, at: datetime) -> Row:
+        return (i.status.value, dec(i.reference_price), time(at), i.symbol)
+
     def journal(e: JournalEntry) -> Row:
         return (e.seq, e.stream_seq, e.trader_seq, opt_uuid(e.order_id), uuid(e.trader_id),
                 e.actor.value, e.action.value, e.status, time(e.timestamp), e.reason, e.symbol,
                 opt_dec(e.quantity), opt_dec(e.price), e.venue, e.event, to_json(e.details),
                 None if e.payload is None else to_json(e.payload))
 
-    return Rows(order, order_update, fill, position, account, journal)
+    return Rows(order, order_update, fill, position, account, instrument, journal)
 
 
 SQLITE_ROWS = row_builders(_sqlite_uuid, _sqlite_opt_uuid, _sqlite_decimal, _sqlite_opt_decimal,
@@ -278,6 +288,9 @@ def plan(batch: Batch, sql: Statements, rows: Rows) -> list[Step]:
     if batch.accounts:
         steps.append(Step(sql.update_account, [rows.account(a, at) for a, at in batch.accounts],
                           "accounts"))
+    if batch.instruments:
+        steps.append(Step(sql.update_instrument,
+                          [rows.instrument(i, at) for i, at in batch.instruments], "instruments"))
     if batch.journal:
         steps.append(Step(sql.insert_journal, [rows.journal(e) for e in batch.journal], None))
     return steps
