@@ -121,11 +121,13 @@ async def test_stream_shows_only_the_traders_own_orders(desk: Desk) -> None:
     await bob.wait_for(theirs["id"], FINAL)
 
     async def ids(client: AsyncClient, everyone: bool = False) -> set[str]:
+        """The orders of every event the stream sends from the start, until it has been quiet
+        for 0.5 s (the first one, read from the store on connect, may take longer)."""
         found: set[str] = set()
         stream = client.stream(0, everyone=everyone)
         try:
             while True:
-                event = await asyncio.wait_for(anext(stream), 0.5)
+                event = await asyncio.wait_for(anext(stream), 0.5 if found else 10)
                 found.add(event["order_id"])
         except TimeoutError:
             return found
