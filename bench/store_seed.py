@@ -13,13 +13,13 @@ from __future__ import annotations
 import random
 import sqlite3
 from collections import defaultdict
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from msgspec.structs import replace
 from sqlalchemy import create_engine, insert, update
 
 from bench.core_inprocess import active_instruments

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
 import pytest
+from msgspec.structs import replace
 
 from ordex.domain.errors import Code
 from ordex.domain.orders import OrderStatus

@@ -4,7 +4,6 @@ state in memory. Milliseconds each; the store-backed suites check the same end t
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -12,6 +11,7 @@ from uuid import UUID
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from ordex.domain.accounts import Account
 from ordex.domain.commands import CancelOrder

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from ordex.bus.memory import ORDER_EVENTS, MemoryBus, trader_topic
 from ordex.domain.status import OrderEvent

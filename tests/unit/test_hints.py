@@ -4,11 +4,11 @@ passes every check that runs after the one that named it (validation and risk to
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from ordex.domain.accounts import Account, RiskLimits, Role
 from ordex.domain.commands import SubmitOrder

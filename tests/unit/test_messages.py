@@ -157,4 +157,4 @@ def test_a_limits_change_names_only_what_it_sets() -> None:
 
 
 def _fields(order: Order) -> dict[str, object]:
-    return {name: getattr(order, name) for name in Order.__dataclass_fields__}
+    return {name: getattr(order, name) for name in Order.__struct_fields__}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from ordex.domain.journal import Actor, LogAction, entry
 from ordex.domain.orders import OrderStatus

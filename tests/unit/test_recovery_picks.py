@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
+
+from msgspec.structs import replace
 
 from ordex.domain.orders import Order, OrderStatus
 from ordex.engine.ledger import cancels_unanswered, in_flight, unconfirmed, working_at

@@ -3,10 +3,10 @@ AvgPx, and the words a failed logon is explained in."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from msgspec.structs import replace
 
 from ordex.domain.fills import cumulative_covered
 from ordex.domain.orders import Filled, OrderStatus, OrderType, Side, apply

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
+
+import msgspec
 
 
 class Role(StrEnum):
@@ -15,8 +16,7 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-@dataclass(frozen=True, slots=True)
-class RiskLimits:
+class RiskLimits(msgspec.Struct, frozen=True):
     max_position_shares: Decimal = Decimal(100_000)
     max_position_notional: Decimal = Decimal(5_000_000)
     max_order_notional: Decimal = Decimal(1_000_000)
@@ -24,14 +24,13 @@ class RiskLimits:
     max_open_orders: int = 200
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(msgspec.Struct, frozen=True):
     id: UUID
     name: str
     role: Role
     cash: Decimal
     allow_short: bool = False
-    limits: RiskLimits = field(default_factory=RiskLimits)
+    limits: RiskLimits = msgspec.field(default_factory=RiskLimits)
     rate_limit_per_minute: int | None = None
     day_start_equity: Decimal | None = None
     trading_day: date | None = None

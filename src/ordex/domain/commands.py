@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
+
+import msgspec
 
 from ordex.domain.orders import OrderType, Side, TimeInForce
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitOrder:
+class SubmitOrder(msgspec.Struct, frozen=True):
     trader_id: UUID
     symbol: str
     side: Side
@@ -26,7 +26,6 @@ class SubmitOrder:
     venue: str | None = None  # None: the configured default venue
 
 
-@dataclass(frozen=True, slots=True)
-class CancelOrder:
+class CancelOrder(msgspec.Struct, frozen=True):
     trader_id: UUID
     order_id: UUID

@@ -5,8 +5,9 @@ Interfaces only render these; they never invent their own wording.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+import msgspec
 
 
 class Code(StrEnum):
@@ -63,8 +64,7 @@ class Code(StrEnum):
     INTERNAL = "internal_error"
 
 
-@dataclass(frozen=True, slots=True)
-class Violation:
+class Violation(msgspec.Struct, frozen=True):
     """One thing wrong with a request, said so that a trader can fix it."""
 
     code: Code

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
+import msgspec
+
 from ordex.domain.orders import Side
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(msgspec.Struct, frozen=True):
     """One execution against an order; ``exec_id`` is unique per venue, so a repeat is one fill."""
 
     id: UUID

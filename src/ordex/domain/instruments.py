@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
+
+import msgspec
+from msgspec.structs import replace
 
 
 class InstrumentStatus(StrEnum):
@@ -15,8 +17,7 @@ class InstrumentStatus(StrEnum):
     DELISTED = "delisted"
 
 
-@dataclass(frozen=True, slots=True)
-class Instrument:
+class Instrument(msgspec.Struct, frozen=True):
     symbol: str
     name: str
     tick_size: Decimal

@@ -5,12 +5,13 @@ off it (``ordex.metrics.projected``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
+
+import msgspec
 
 from ordex.domain.orders import Order
 from ordex.domain.status import OrderEvent
@@ -41,8 +42,7 @@ class Actor(StrEnum):
     ADMIN = "admin"
 
 
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
+class JournalEntry(msgspec.Struct, frozen=True):
     """One row. ``seq`` is its place in the journal; a row the trader is shown has ``event``
     (its type on the stream) and ``payload`` (what the stream says of the order), and its
     places among the stream's rows: ``stream_seq`` service-wide, ``trader_seq`` among the
@@ -59,7 +59,7 @@ class JournalEntry:
     quantity: Decimal | None = None
     price: Decimal | None = None
     venue: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
     event: str | None = None
     payload: dict[str, Any] | None = None
     seq: int = 0

@@ -12,12 +12,14 @@ filled quantity updated. Either way the reason says what happened ("Filled 10 af
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar
 from uuid import UUID
+
+import msgspec
+from msgspec.structs import replace
 
 from ordex.domain.errors import IllegalTransition
 from ordex.domain.money import ZERO
@@ -134,57 +136,48 @@ CLOSED_REASON, CLOSED_STATUS, FILLED_AFTER_CLOSE = ("closed_reason", "closed_sta
                                                     "filled_after_close")
 
 
-@dataclass(frozen=True, slots=True)
-class OrderEvent:
+class OrderEvent(msgspec.Struct, frozen=True):
     at: datetime
     type: ClassVar[EventType]
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted(OrderEvent):
+class Accepted(OrderEvent, frozen=True):
     type: ClassVar[EventType] = EventType.ACCEPT
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected(OrderEvent):
+class Rejected(OrderEvent, frozen=True):
     reason: str = ""
     type: ClassVar[EventType] = EventType.REJECT
 
 
-@dataclass(frozen=True, slots=True)
-class Filled(OrderEvent):
+class Filled(OrderEvent, frozen=True):
     """A fill of ``quantity`` at ``price``; ``apply`` decides whether it completes the order."""
 
     quantity: Decimal = ZERO
     price: Decimal = ZERO
 
 
-@dataclass(frozen=True, slots=True)
-class CancelRequested(OrderEvent):
+class CancelRequested(OrderEvent, frozen=True):
     reason: str = "trader"
     type: ClassVar[EventType] = EventType.CANCEL_REQUEST
 
 
-@dataclass(frozen=True, slots=True)
-class Cancelled(OrderEvent):
+class Cancelled(OrderEvent, frozen=True):
     reason: str = "trader"
     type: ClassVar[EventType] = EventType.CANCEL
 
 
-@dataclass(frozen=True, slots=True)
-class CancelRejected(OrderEvent):
+class CancelRejected(OrderEvent, frozen=True):
     reason: str = ""
     type: ClassVar[EventType] = EventType.CANCEL_REJECT
 
 
-@dataclass(frozen=True, slots=True)
-class Expired(OrderEvent):
+class Expired(OrderEvent, frozen=True):
     reason: str = "time in force"
     type: ClassVar[EventType] = EventType.EXPIRE
 
 
-@dataclass(frozen=True, slots=True)
-class Failed(OrderEvent):
+class Failed(OrderEvent, frozen=True):
     reason: str = ""
     type: ClassVar[EventType] = EventType.FAIL
 
@@ -193,8 +186,7 @@ class InvalidFill(ValueError):
     """A fill that is not positive, or that would take the order beyond its quantity."""
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
+class Order(msgspec.Struct, frozen=True):
     id: UUID
     trader_id: UUID
     symbol: str
@@ -214,7 +206,7 @@ class Order:
     # The price buying power was reserved at: the limit price, or the reference price for market.
     reserve_price: Decimal = ZERO
     reason: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = msgspec.field(default_factory=dict)
     venue: str | None = None
     venue_order_id: str | None = None
     # Set, and committed, before the order is sent to a venue: the intent to send.

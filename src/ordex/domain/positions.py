@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from decimal import Decimal
+
+import msgspec
+from msgspec.structs import replace
 
 from ordex.domain.instruments import Instrument
 from ordex.domain.money import ZERO, average
@@ -29,8 +31,7 @@ def daily_pnl(current_equity: Decimal, day_start_equity: Decimal | None) -> Deci
     return current_equity - day_start_equity
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(msgspec.Struct, frozen=True):
     symbol: str
     quantity: Decimal = ZERO
     average_cost: Decimal = ZERO

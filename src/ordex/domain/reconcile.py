@@ -26,11 +26,13 @@ an order beyond its quantity; applying it and reconciling again decides nothing 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+import msgspec
+from msgspec.structs import replace
 
 from ordex.domain.errors import IllegalTransition
 from ordex.domain.fills import cumulative_covered, cumulative_exec_id
@@ -48,24 +50,22 @@ END_REPORTS = {VenueOrderState.CANCELLED: ReportKind.CANCELLED,
 
 # ---- the two views and the policies -------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Ours:
+class Ours(msgspec.Struct, frozen=True):
     """ordex's view. ``orders``: its open orders that may have reached the venue (in flight);
     ``known``: its other orders the venue's view names (closed ones, mostly); ``booked``: the exec
     ids ordex has booked from this venue, by client order id; ``held_by_venue``: ids of orders
     the venue refused a copy of as a duplicate, so it has them."""
 
     orders: tuple[Order, ...] = ()
-    known: Mapping[str, Order] = field(default_factory=dict)
-    booked: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    known: Mapping[str, Order] = msgspec.field(default_factory=dict)
+    booked: Mapping[str, frozenset[str]] = msgspec.field(default_factory=dict)
     held_by_venue: frozenset[str] = frozenset()
 
     def booked_of(self, client_order_id: str) -> frozenset[str]:
         return self.booked.get(client_order_id, frozenset())
 
 
-@dataclass(frozen=True, slots=True)
-class Theirs:
+class Theirs(msgspec.Struct, frozen=True):
     """The venue's view. ``open_orders``: every open order, if it offers mass status;
     ``answers``: what it said when asked about one order (None: it does not know it); ``fills``:
     its fills (None: not read, or no trade capture); ``fills_fresh``: they were read after every
@@ -74,8 +74,8 @@ class Theirs:
     venue: str
     mass_status: bool = True
     trade_capture: bool = True
-    open_orders: Mapping[str, VenueOrder] = field(default_factory=dict)
-    answers: Mapping[str, VenueOrder | None] = field(default_factory=dict)
+    open_orders: Mapping[str, VenueOrder] = msgspec.field(default_factory=dict)
+    answers: Mapping[str, VenueOrder | None] = msgspec.field(default_factory=dict)
     fills: tuple[ExecutionReport, ...] | None = None
     fills_fresh: bool = False
 
@@ -87,12 +87,11 @@ class Theirs:
         return [f for f in self.fills or () if f.client_order_id == client_order_id]
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
+class Policy(msgspec.Struct, frozen=True):
     """``unsent``: "resend" or "fail" an order the venue never received; ``ghosts``: "cancel"
     or "alert" for a venue order ordex does not know."""
 
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
     unsent: str = "resend"
     ghosts: str = "cancel"
 
@@ -103,22 +102,19 @@ class Policy:
 
 # ---- the decisions ------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class NeedsQuery:
+class NeedsQuery(msgspec.Struct, frozen=True):
     """Ask the venue about each of these orders by itself, then decide again."""
 
     client_order_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class NeedsFills:
+class NeedsFills(msgspec.Struct, frozen=True):
     """Read the venue's fills since ``since`` (after its statuses), then decide again."""
 
     since: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyReports:
+class ApplyReports(msgspec.Struct, frozen=True):
     """Apply these reports as they are: for ``order_id``, its ack and the fills ordex missed;
     ``order_id`` None: fills of orders ordex has closed (late fills)."""
 
@@ -126,8 +122,7 @@ class ApplyReports:
     reports: tuple[ExecutionReport, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class BookFromCumulative:
+class BookFromCumulative(msgspec.Struct, frozen=True):
     """Book what the venue's fills leave out of its CumQty, as one fill made of CumQty/AvgPx."""
 
     order_id: UUID
@@ -135,23 +130,20 @@ class BookFromCumulative:
     trade_capture: bool  # the venue's fills were there, and leave this out
 
 
-@dataclass(frozen=True, slots=True)
-class AdoptEnd:
+class AdoptEnd(msgspec.Struct, frozen=True):
     """The venue ended the order (cancelled, rejected, expired): so does ordex, after its fills."""
 
     order_id: UUID
     report: ExecutionReport
 
 
-@dataclass(frozen=True, slots=True)
-class Resend:
+class Resend(msgspec.Struct, frozen=True):
     """The venue never received the order: send it again with the same id."""
 
     order_id: UUID
 
 
-@dataclass(frozen=True, slots=True)
-class FailUnsent:
+class FailUnsent(msgspec.Struct, frozen=True):
     """The venue never received the order, and it is not sent again: failed."""
 
     order_id: UUID
@@ -159,15 +151,13 @@ class FailUnsent:
     details: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class NoteMissing:
+class NoteMissing(msgspec.Struct, frozen=True):
     """The venue does not know an order it acknowledged: ask again later (``engine.missing``)."""
 
     order_id: UUID
 
 
-@dataclass(frozen=True, slots=True)
-class Ghost:
+class Ghost(msgspec.Struct, frozen=True):
     """An open venue order ordex does not know (``owner`` None) or has closed."""
 
     venue_order: VenueOrder

@@ -8,9 +8,10 @@ check that runs after the one that gave it. Pure, like validation and risk.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from ordex.domain.money import ZERO, floor_to_step, money, price, qty
 from ordex.domain.orders import Side
@@ -19,8 +20,7 @@ if TYPE_CHECKING:
     from ordex.domain.validation import AccountState
 
 
-@dataclass(frozen=True, slots=True)
-class Room:
+class Room(msgspec.Struct, frozen=True):
     """``quantity`` is a multiple of the lot (zero when nothing fits); ``blocked`` says, in
     words, why no quantity can be accepted when that is so (written when asked for: most orders
     fit, and never show it)."""

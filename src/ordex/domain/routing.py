@@ -6,7 +6,8 @@ One small pure function, so that smart routing can replace it without touching i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+import msgspec
 
 from ordex.domain.errors import Code, Violation
 from ordex.domain.orders import Order
@@ -14,8 +15,7 @@ from ordex.domain.orders import Order
 VENUE_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,32}$")
 
 
-@dataclass(frozen=True, slots=True)
-class Venues:
+class Venues(msgspec.Struct, frozen=True):
     """The venues ordex is configured to trade on, by name, and the one orders go to when
     they name none."""
 

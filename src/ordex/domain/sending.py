@@ -8,9 +8,10 @@ venue: it is never declared rejected or sent again blindly, only after asking th
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+import msgspec
 
 from ordex.domain.orders import Order, OrderStatus
 
@@ -34,8 +35,7 @@ def routing_of(order: Order) -> Routing:
     return Routing.PENDING
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(msgspec.Struct, frozen=True):
     """``retries`` re-attempts after the first (ORDER_RETRY_MAX_ATTEMPTS), the n-th after about
     ``base_seconds * 2 ** (n - 1)``; ``ack_seconds`` without an answer before the venue is asked;
     ``order_timeout_seconds`` an order may wait for a venue before it expires unsent."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+import msgspec
 
 from ordex.clock import iso
 from ordex.domain.money import tidy
@@ -14,16 +15,14 @@ from ordex.domain.orders import Order
 from ordex.domain.sending import routing_of
 
 
-@dataclass(frozen=True, slots=True)
-class LastFill:
+class LastFill(msgspec.Struct, frozen=True):
     quantity: Decimal
     price: Decimal
     venue: str
     timestamp: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class OrderEvent:
+class OrderEvent(msgspec.Struct, frozen=True):
     """``seq`` is the position in the whole service's event log; ``trader_seq`` the position
     among this trader's own events (1, 2, 3, ...), which is all a trader is shown, so that
     nothing a trader sees moves when someone else trades."""

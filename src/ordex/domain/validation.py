@@ -6,9 +6,10 @@ Pure: everything it needs arrives as arguments. It returns every violation, not 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
+
+import msgspec
 
 from ordex.domain.accounts import Account
 from ordex.domain.commands import SubmitOrder
@@ -20,8 +21,7 @@ from ordex.domain.orders import OrderType, Side
 from ordex.domain.room import Room, room
 
 
-@dataclass(frozen=True, slots=True)
-class PricePolicy:
+class PricePolicy(msgspec.Struct, frozen=True):
     """How far a limit price may stray from the reference price, and the market-order collar."""
 
     price_band: Decimal = Decimal("0.10")
@@ -41,23 +41,21 @@ class Working(Protocol):
     def reserve_price(self) -> Decimal: ...
 
 
-@dataclass(frozen=True, slots=True)
-class OpenOrder:
+class OpenOrder(msgspec.Struct, frozen=True):
     symbol: str
     side: Side
     remaining_quantity: Decimal
     reserve_price: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class Exposure:
+class Exposure(msgspec.Struct, frozen=True):
     """What an account's open orders add up to: how many, the cash they hold back, and the
     quantity still to trade per symbol and side. Kept as running totals by the engine, so a
     check costs the same whatever the number of open orders."""
 
     count: int = 0
     reserved: Decimal = ZERO
-    quantities: Mapping[tuple[str, Side], Decimal] = field(default_factory=dict)
+    quantities: Mapping[tuple[str, Side], Decimal] = msgspec.field(default_factory=dict)
 
     @classmethod
     def of(cls, open_orders: Iterable[Working]) -> Exposure:
@@ -74,8 +72,7 @@ class Exposure:
         return self.quantities.get((symbol, side), ZERO)
 
 
-@dataclass(frozen=True, slots=True)
-class AccountState:
+class AccountState(msgspec.Struct, frozen=True):
     """What validation and risk need to know of an account at the moment of the check; its open
     orders as they are or already added up."""
 
@@ -174,8 +171,7 @@ def check_quantity(cmd: SubmitOrder, instrument: Instrument, fits: Room) -> Viol
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class PriceCheck:
+class PriceCheck(msgspec.Struct, frozen=True):
     """What is wrong with a limit price, and the price the rest of the order is checked at: the
     price as entered when it is good, else the highest price the hints name (so that any of
     them works with the quantity the other hints name)."""

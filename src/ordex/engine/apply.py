@@ -4,9 +4,11 @@ all in the caller's unit of work (``engine.tx``)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
+
+from msgspec.structs import replace
 
 from ordex.clock import iso
 from ordex.domain.controls import slippage_stop_reason

@@ -9,11 +9,12 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+from msgspec.structs import replace
 
 from ordex import metrics
 from ordex.clock import Clock

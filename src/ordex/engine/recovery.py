@@ -33,11 +33,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 from uuid import UUID
+
+from msgspec.structs import replace
 
 from ordex import metrics
 from ordex.domain import reconcile as decide

@@ -8,11 +8,12 @@ half of its changes behind."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
+
+from msgspec.structs import replace
 
 from ordex.domain.accounts import Account
 from ordex.domain.fills import Fill

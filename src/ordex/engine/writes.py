@@ -3,10 +3,11 @@ again, a log row."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+from msgspec.structs import replace
 
 from ordex.domain.journal import Actor, LogAction, entry
 from ordex.domain.orders import Order, OrderStatus

@@ -8,9 +8,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
+
+from msgspec.structs import replace
 
 from ordex.clock import Clock
 from ordex.domain.accounts import Account, RiskLimits, Role

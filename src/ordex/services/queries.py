@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+from msgspec.structs import replace
 
 from ordex.clock import Clock
 from ordex.domain.accounts import Account

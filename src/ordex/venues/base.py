@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
+
+import msgspec
 
 from ordex.domain.money import ZERO
 from ordex.domain.orders import OrderType, Side, TimeInForce
@@ -42,8 +43,7 @@ class VenueOrderState(StrEnum):
         return self is VenueOrderState.OPEN
 
 
-@dataclass(frozen=True, slots=True)
-class NewOrder:
+class NewOrder(msgspec.Struct, frozen=True):
     client_order_id: str
     symbol: str
     side: Side
@@ -53,8 +53,7 @@ class NewOrder:
     limit_price: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionReport:
+class ExecutionReport(msgspec.Struct, frozen=True):
     """One thing that happened to an order at a venue. ``exec_id`` is unique per venue, so a
     report that arrives twice can be recognised and applied once."""
 
@@ -78,8 +77,7 @@ class ExecutionReport:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class VenueOrder:
+class VenueOrder(msgspec.Struct, frozen=True):
     """What a venue knows of one order: for status queries and reconciliation."""
 
     venue: str
@@ -96,8 +94,7 @@ class VenueOrder:
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(msgspec.Struct, frozen=True):
     symbol: str
     bid: Decimal | None
     ask: Decimal | None
@@ -142,8 +139,7 @@ _WITHOUT = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class CapabilityState:
+class CapabilityState(msgspec.Struct, frozen=True):
     """What is known of one capability: ``supported`` is None until it is learnt."""
 
     supported: bool | None
@@ -205,8 +201,7 @@ class Capabilities:
         return {c.value: s.as_json() for c, s in self._states.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class SessionStatus:
+class SessionStatus(msgspec.Struct, frozen=True):
     """The venue link as an operator reads it: ``state`` is connected, connecting or
     disconnected; ``problem`` says why it is not connected and ``hint`` what to do."""
 
