@@ -70,7 +70,7 @@ class FakeKeys:
         return sorted((k for keys in by_actor.values() for k in keys[-per_actor:]),
                       key=lambda k: (k.created_at, k.key))
 
-    async def forget(self, before: datetime) -> int:
+    async def forget(self, before: datetime, most: int | None = None) -> int:
         gone = [k for k in self.kept().values() if k.created_at < before]
         self.forgotten_before = max(before, self.forgotten_before or before)
         return len(gone)

@@ -68,6 +68,7 @@ log = logging.getLogger("ordex.commands")
 REMEMBERED_KEYS = 10_000
 KEY_RETENTION = timedelta(hours=24)
 PRUNE_SECONDS = 3600.0  # how often keys past their retention are dropped, in memory and store
+PRUNE_MOST = 100_000  # rows deleted from the store per round; a full round is followed at once
 
 R = TypeVar("R")
 
@@ -85,8 +86,8 @@ class KeyStore(Protocol):
         """Each actor's ``per_actor`` most recent outcomes kept since ``since``, oldest first."""
         ...
 
-    async def forget(self, before: datetime) -> int:
-        """Delete those kept before ``before``; how many."""
+    async def forget(self, before: datetime, most: int | None = None) -> int:
+        """Delete those kept before ``before`` (``most`` at most); how many."""
         ...
 
 
@@ -139,8 +140,8 @@ class CommandHandler:
         for kept in await self.keys.recent(since, self.remember):
             self._add(kept.actor, kept.key, _Seen(kept.fingerprint, kept.created_at,
                                                   kept.outcome))
-        await self.keys.forget(since)
-        self._pruner = asyncio.create_task(self._prune_now_and_then(), name="ordex-keys")
+        full = await self.keys.forget(since, PRUNE_MOST) >= PRUNE_MOST
+        self._pruner = asyncio.create_task(self._prune_now_and_then(full), name="ordex-keys")
 
     async def stop(self) -> None:
         if self._pruner is not None:
@@ -149,16 +150,18 @@ class CommandHandler:
                 await self._pruner
             self._pruner = None
 
-    async def _prune_now_and_then(self) -> None:
+    async def _prune_now_and_then(self, full: bool) -> None:
         while True:
-            await asyncio.sleep(self.prune_seconds)
+            await asyncio.sleep(1.0 if full else self.prune_seconds)
             try:
-                await self.prune()
+                full = await self.prune() >= PRUNE_MOST
             except Exception as exc:  # the store is away: the next round deletes them
                 log.warning("could not drop old idempotency keys: %s", exc)
+                full = False
 
-    async def prune(self) -> None:
-        """Forget the keys older than the retention: in memory, then in the store."""
+    async def prune(self) -> int:
+        """Forget the keys older than the retention: in memory, then (``PRUNE_MOST`` at most)
+        in the store; how many the store dropped."""
         since = self.clock.now() - self.retention
         for actor in list(self._recent):
             keys = self._recent[actor]
@@ -166,8 +169,7 @@ class CommandHandler:
                 keys.popitem(last=False)
             if not keys:
                 del self._recent[actor]
-        if self.keys is not None:
-            await self.keys.forget(since)
+        return 0 if self.keys is None else await self.keys.forget(since, PRUNE_MOST)
 
     async def handle(self, command: AnyCommand) -> AnyOutcome:
         if not command.client_key:

@@ -38,8 +38,8 @@ class StoredKeys:
     async def recent(self, since: datetime, per_actor: int) -> list[KeptOutcome]:
         return await recent_keys(self.db, since, per_actor)
 
-    async def forget(self, before: datetime) -> int:
-        return await forget_keys(self.db, before)
+    async def forget(self, before: datetime, most: int | None = None) -> int:
+        return await forget_keys(self.db, before, most=most)
 
 
 async def recent_keys(db: Database, since: datetime, per_actor: int) -> list[KeptOutcome]:
