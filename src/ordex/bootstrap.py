@@ -30,6 +30,7 @@ from ordex.services.orders import OrderService
 from ordex.services.queries import Queries
 from ordex.services.ratelimit import SlidingWindowLimiter
 from ordex.store.database import Database
+from ordex.store.idempotency import StoredKeys
 from ordex.store.migrate import upgrade
 from ordex.venues.base import Venue
 
@@ -50,6 +51,7 @@ class Services:
     core: Core
     commands: CommandPort  # how the API hands commands to the engine
     engine: ExecutionEngine | None = None
+    handler: CommandHandler | None = None  # the engine's side of ``commands``
     demo_keys: dict[str, str] = field(default_factory=dict)
     # made here from the settings: closed with the service
     owned_venues: list[Venue] = field(default_factory=list)
@@ -62,6 +64,8 @@ class Services:
             await self.engine.start()
 
     async def close(self) -> None:
+        if self.handler is not None:
+            await self.handler.stop()
         await self.accounts.stop()
         if self.engine is not None:
             await self.engine.stop()
@@ -136,16 +140,17 @@ def build(settings: Settings, clock: Clock | None = None, venue: Venue | None = 
                                base_seconds=settings.retry_base_seconds,
                                ack_seconds=settings.ack_timeout_seconds,
                                order_timeout_seconds=settings.order_timeout_seconds),
-            metrics=metrics,
+            metrics=metrics, seed=settings.seed,
             recovery=RecoverySettings(stall_check_seconds=settings.stall_check_seconds,
                                       unsent_policy=settings.unsent_policy,
                                       ghost_policy=settings.ghost_policy))
     orders = OrderService(core, clock, policy, market.reference_price, venues=routes)
     accounts = AccountService(db, clock, core)
+    handler = CommandHandler(orders, accounts, keys=StoredKeys(db), clock=clock)
     return Services(
         settings=settings, db=db, clock=clock, bus=bus, market=market,
         orders=orders, accounts=accounts, core=core,
-        commands=InProcessPort(CommandHandler(orders, accounts)),
+        commands=InProcessPort(handler), handler=handler,
         queries=queries, feed=feed,
         limiter=SlidingWindowLimiter(settings.rate_limit_per_minute),
         metrics=metrics, engine=engine, owned_venues=owned,
@@ -180,7 +185,8 @@ def make_venue(spec: VenueSpec, settings: Settings, clock: Clock) -> Venue:
 
 async def prepare(services: Services) -> None:
     """Migrate the schema, seed reference data (and the demo, when enabled), then start the
-    execution core on what the store holds: from here on, it is the one writer of orders."""
+    execution core on what the store holds: from here on, it is the one writer of orders; the
+    command handler reads back the idempotency keys it remembers."""
     await upgrade(services.db.writer)
     if services.settings.seed_demo:
         services.demo_keys = await seed_demo(services.db, services.clock,
@@ -188,3 +194,5 @@ async def prepare(services: Services) -> None:
     else:
         await seed_instruments(services.db, services.clock)
     await services.core.start()
+    if services.handler is not None:
+        await services.handler.start()

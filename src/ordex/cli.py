@@ -55,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port,
                              venue=unnamed[0] if unnamed else None, venues=named or None,
                              default_venue=args.default_venue,
-                             seed_demo=False if args.no_demo else None,
+                             seed_demo=False if args.no_demo else None, seed=args.seed,
                              venue_sender_comp_id=args.venue_sender_comp_id,
                              venue_target_comp_id=args.venue_target_comp_id,
                              venue_reset_seq=True if args.venue_reset_seq else None,
@@ -147,6 +147,9 @@ def parser() -> argparse.ArgumentParser:
                             "interface)")
     serve.add_argument("--port", type=_port, default=None, help="HTTP port (default 8000)")
     serve.add_argument("--no-demo", action="store_true", help="do not seed the demo accounts")
+    serve.add_argument("--seed", type=int, default=None,
+                       help="seed of the engine's random numbers (the jitter of send retries), "
+                       "to replay a run with the same draws (default: unseeded; ORDEX_SEED)")
     serve.add_argument("--venue", metavar="[NAME=]HOST:PORT", action="append", default=None,
                        help="trade on an `ordex venue` (FIX 4.4) at HOST:PORT instead of the "
                        "embedded simulated exchange; NAME=HOST:PORT (or NAME=embedded, another "

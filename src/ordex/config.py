@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     venues: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_venue: str | None = None
     sim_seed: int = 7
+    # The engine's random numbers (the jitter of send retries): unseeded unless given, so that
+    # a run can be replayed with the same draws.
+    seed: int | None = None
     sim_tick_seconds: float = Field(default=0.25, ge=0)
     # The FIX session with a venue (``--venue``): who ordex is, who the venue is (default: the
     # venue name), ResetSeqNumFlag=Y on the first logon, HeartBtInt, Username (553); the

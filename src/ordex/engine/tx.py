@@ -27,6 +27,7 @@ from ordex.domain.validation import Exposure
 from ordex.engine.ledger import Ledger, Totals, is_open
 from ordex.ids import new_id
 from ordex.store.database import Database
+from ordex.store.idempotency import KeptOutcome
 from ordex.store.rows import Batch
 from ordex.store.uow import reading
 
@@ -81,6 +82,7 @@ class Tx:
         self.seq: int | None = None
         self.stream_seq: int | None = None
         self.after_commit: list[AfterCommit] = []
+        self.keys: list[KeptOutcome] = []
 
     def child(self) -> Tx:
         return Tx(self.ledger, self.reader, self, ids=self.new_id)
@@ -256,6 +258,10 @@ class Tx:
                 return tx.trader_seq[trader_id]
         return self.ledger.trader_seq.get(trader_id, 0)
 
+    def keep(self, kept: KeptOutcome) -> None:
+        """Store a command's outcome under its idempotency key, with the command's changes."""
+        self.keys.append(kept)
+
     def after(self, action: AfterCommit) -> None:
         """Run ``action`` once this unit's changes are committed (sends, answers, metrics)."""
         self.after_commit.append(action)
@@ -282,6 +288,7 @@ class Tx:
         if unit.stream_seq is not None:
             self.stream_seq = unit.stream_seq
         self.after_commit += unit.after_commit
+        self.keys += unit.keys
 
     def rows(self) -> Batch:
         return Batch(
@@ -290,7 +297,7 @@ class Tx:
             fills=list(self.fills),
             positions=[(owner, pos, at) for (owner, _), (pos, at) in self.held.items()],
             accounts=list(self.accounts.values()), instruments=list(self.market.values()),
-            journal=list(self.journal))
+            journal=list(self.journal), keys=list(self.keys))
 
     def commit_to(self, ledger: Ledger) -> None:
         """The batch is stored: memory follows."""

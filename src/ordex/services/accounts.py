@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
@@ -189,9 +189,11 @@ class AccountService:
     async def update(self, account_id: UUID, *,
                      limit_changes: Mapping[str, Decimal | int] | None = None,
                      allow_short: bool | None = None, rate_limit_per_minute: int | None = None,
-                     cash: Decimal | None = None) -> Account:
+                     cash: Decimal | None = None,
+                     keep: Callable[[Tx, Account], None] | None = None) -> Account:
         """Set what is given (``limit_changes``: risk limits by name) on the account as it
-        stands when the change is applied; the rest stays."""
+        stands when the change is applied; the rest stays. ``keep`` is called in the change's
+        unit of work with the account as changed (it needs the execution core)."""
         def changed(account: Account) -> Account:
             return replace(
                 account,
@@ -208,11 +210,15 @@ class AccountService:
                 account = await tx.account(account_id)
                 if account is None:
                     raise _not_found(str(account_id))
-                tx.set_account(changed(account), self.clock.now())
+                updated = changed(account)
+                tx.set_account(updated, self.clock.now())
+                if keep is not None:
+                    keep(tx, updated)
             await self.core.run(unit)
             async with reading(self.db) as repo:
                 updated = await repo.account(account_id)
         else:
+            assert keep is None, "a kept outcome is written by the execution core"
             async with UnitOfWork(self.db) as uow:
                 account = await uow.repo.account(account_id, lock=True)
                 if account is None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from msgspec.structs import replace
@@ -38,6 +38,9 @@ from ordex.engine.core import Core
 from ordex.engine.tx import Tx
 
 log = logging.getLogger("ordex.orders")
+
+R = TypeVar("R")
+Keep = Callable[[Tx, R], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +78,12 @@ class OrderService:
         self.policy = policy
         self.reference_price = reference_price
 
-    async def submit(self, cmd: SubmitOrder, extra: dict[str, str] | None = None) -> Submitted:
-        """Validate, risk-check and persist an order; an existing client order id is a replay."""
-        result = await self.core.run(lambda tx: self._submit_in(tx, cmd, extra or {}))
+    async def submit(self, cmd: SubmitOrder, extra: dict[str, str] | None = None, *,
+                     keep: Keep[Submitted] | None = None) -> Submitted:
+        """Validate, risk-check and persist an order; an existing client order id is a replay.
+        ``keep`` (here and in the other commands) is called in the command's unit of work with
+        what it answers, unless it is refused: the command port keeps its outcome there."""
+        result = await self.core.run(lambda tx: self._submit_in(tx, cmd, extra or {}, keep))
         if isinstance(result, list):
             log.info("order refused", extra={"trader_id": cmd.trader_id,
                                              "client_order_id": cmd.client_order_id,
@@ -89,8 +95,8 @@ class OrderService:
                                               "client_order_id": cmd.client_order_id})
         return result
 
-    async def _submit_in(self, tx: Tx, cmd: SubmitOrder,
-                         extra: dict[str, str]) -> Submitted | list[Violation]:
+    async def _submit_in(self, tx: Tx, cmd: SubmitOrder, extra: dict[str, str],
+                         keep: Keep[Submitted] | None) -> Submitted | list[Violation]:
         now = self.clock.now()
         account = await tx.account(cmd.trader_id)
         if account is None:
@@ -98,7 +104,8 @@ class OrderService:
         if cmd.client_order_id is not None:
             existing = await tx.order_by_client_id(cmd.trader_id, cmd.client_order_id)
             if existing is not None:
-                return Submitted(_same_or_conflict(existing, cmd), created=False)
+                return _kept(tx, keep, Submitted(_same_or_conflict(existing, cmd),
+                                                 created=False))
         violations, unit, _ = self._check(tx, account, cmd, now, start_day=True)
         if violations:
             tx.record(JournalEntry(
@@ -127,7 +134,7 @@ class OrderService:
         tx.insert_order(order)
         event = tx.show(entry(order, LogAction.APPROVE, now, Actor.ENGINE), order.status.value,
                         payload(order))
-        return Submitted(order, created=True, events=[event])
+        return _kept(tx, keep, Submitted(order, created=True, events=[event]))
 
     async def preview(self, cmd: SubmitOrder) -> Preview:
         """What ``submit`` would decide of ``cmd`` now, and what it would cost; nothing is
@@ -176,20 +183,21 @@ class OrderService:
         return AccountState(account, held, tx.exposure(account.id),
                             daily_pnl(current, account.day_start_equity))
 
-    async def cancel(self, cmd: CancelOrder) -> Order:
+    async def cancel(self, cmd: CancelOrder, *, keep: Keep[Order] | None = None) -> Order:
         """Cancel a working order: at once if no venue has it yet, otherwise request it."""
-        order, changed = await self.core.run(lambda tx: self._cancel_in(tx, cmd))
+        order, changed = await self.core.run(lambda tx: self._cancel_in(tx, cmd, keep))
         if changed:
             log.debug("order cancel", extra={"order_id": order.id, "trader_id": order.trader_id,
                                             "status": order.status.value})
         return order
 
-    async def _cancel_in(self, tx: Tx, cmd: CancelOrder) -> tuple[Order, bool]:
+    async def _cancel_in(self, tx: Tx, cmd: CancelOrder,
+                         keep: Keep[Order] | None) -> tuple[Order, bool]:
         order = await tx.order(cmd.order_id, cmd.trader_id)
         if order is None:
             raise DomainError(not_found_order(cmd.order_id))
         if order.status is OrderStatus.PENDING_CANCEL:
-            return order, False
+            return _kept(tx, keep, order), False
         if order.status.is_terminal:
             raise DomainError(Violation(
                 Code.ORDER_NOT_CANCELABLE, None,
@@ -205,9 +213,10 @@ class OrderService:
         tx.update_order(order)
         tx.show(entry(order, LogAction.CANCEL, now, Actor.TRADER, reason="requested by trader"),
                 order.status.value, payload(order))
-        return order, True
+        return _kept(tx, keep, order), True
 
-    async def retry(self, trader_id: UUID, order_id: UUID) -> Submitted:
+    async def retry(self, trader_id: UUID, order_id: UUID, *,
+                    keep: Keep[Submitted] | None = None) -> Submitted:
         """A failed order sent again as a new order with the same terms, through every check
         again. Its client order id is derived from the failed order, so retrying twice returns
         the same new order: a retry can never make two. The failed order is acknowledged."""
@@ -226,17 +235,19 @@ class OrderService:
                 client_order_id=client_order_id, max_slippage_pct=failed.max_slippage_pct,
                 timeout_seconds=failed.timeout_seconds, venue=failed.venue,
             ), extra={"retry_of": str(failed.id)})
-        await self.acknowledge(trader_id, order_id, retried_as=again.order.id)
+        await self.acknowledge(trader_id, order_id, retried_as=again.order.id,
+                               keep=None if keep is None else lambda tx, _: keep(tx, again))
         return again
 
     async def acknowledge(self, trader_id: UUID, order_id: UUID, *,
-                          retried_as: UUID | None = None) -> Order:
+                          retried_as: UUID | None = None,
+                          keep: Keep[Order] | None = None) -> Order:
         """The trader has seen a failed order: it is closed for good (idempotent)."""
         async def unit(tx: Tx) -> Order:
             order = _must_be_failed(await tx.order(order_id, trader_id), order_id,
                                     "acknowledged")
             if order.acknowledged_at is not None:
-                return order
+                return _kept(tx, keep, order)
             now = self.clock.now()
             extra = {**order.extra, **({"retried_as": str(retried_as)} if retried_as else {})}
             order = replace(order, acknowledged_at=now, extra=extra, updated_at=now)
@@ -244,8 +255,14 @@ class OrderService:
             note = f"retried as {retried_as}" if retried_as else "acknowledged by trader"
             tx.show(entry(order, LogAction.ACKNOWLEDGE, now, Actor.TRADER, reason=note),
                     "acknowledged", payload(order))
-            return order
+            return _kept(tx, keep, order)
         return await self.core.run(unit)
+
+
+def _kept(tx: Tx, keep: Keep[R] | None, answer: R) -> R:
+    if keep is not None:
+        keep(tx, answer)
+    return answer
 
 
 def _must_be_failed(order: Order | None, order_id: UUID, what: str) -> Order:

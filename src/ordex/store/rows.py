@@ -36,6 +36,7 @@ from ordex.domain.journal import JournalEntry
 from ordex.domain.orders import Order
 from ordex.domain.positions import Position
 from ordex.store.database import Database
+from ordex.store.idempotency import KeptOutcome
 from ordex.store.worker import OneThread
 
 Row = tuple[Any, ...]
@@ -52,10 +53,11 @@ class Batch:
     accounts: list[tuple[Account, datetime]] = field(default_factory=list)
     instruments: list[tuple[Instrument, datetime]] = field(default_factory=list)
     journal: list[JournalEntry] = field(default_factory=list)
+    keys: list[KeptOutcome] = field(default_factory=list)  # outcomes of keyed commands
 
     def __bool__(self) -> bool:
         return bool(self.new_orders or self.orders or self.fills or self.positions
-                    or self.accounts or self.instruments or self.journal)
+                    or self.accounts or self.instruments or self.journal or self.keys)
 
 
 class RowWriter(Protocol):
@@ -101,6 +103,8 @@ INSTRUMENT_UPDATED = ("status", "reference_price", "updated_at")
 JOURNAL_COLUMNS = ("seq", "stream_seq", "trader_seq", "order_id", "trader_id", "actor", "action",
                    "status", "timestamp", "reason", "symbol", "quantity", "price", "venue",
                    "event", "details", "payload")
+KEY_COLUMNS = ("actor", "key", "fingerprint", "outcome", "created_at")
+KEY_KEY = ("actor", "key")
 
 _order_updated_values = itemgetter(*(ORDER_COLUMNS.index(c) for c in ORDER_UPDATED))
 
@@ -113,6 +117,7 @@ class Statements(NamedTuple):
     update_account: str
     update_instrument: str
     insert_journal: str
+    upsert_key: str
 
 
 def statements(mark: Callable[[int], str], *, returning: bool = False) -> Statements:
@@ -128,18 +133,20 @@ def statements(mark: Callable[[int], str], *, returning: bool = False) -> Statem
         back = f" RETURNING {key}" if returning else ""
         return f"UPDATE {table} SET {sets} WHERE {key} = {mark(len(columns) + 1)}{back}"
 
-    position_sets = ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS
-                              if c not in POSITION_KEY)
+    def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+        return insert(table, columns, tail=f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+
     return Statements(
         insert_order=insert("orders", ORDER_COLUMNS),
         update_order=update("orders", ORDER_UPDATED),
         insert_fill=insert("fills", FILL_COLUMNS),
-        upsert_position=insert(
-            "positions", POSITION_COLUMNS,
-            tail=f" ON CONFLICT ({', '.join(POSITION_KEY)}) DO UPDATE SET {position_sets}"),
+        upsert_position=upsert("positions", POSITION_COLUMNS, POSITION_KEY),
         update_account=update("accounts", ACCOUNT_UPDATED),
         update_instrument=update("instruments", INSTRUMENT_UPDATED, key="symbol"),
         insert_journal=insert("journal", JOURNAL_COLUMNS),
+        # a key forgotten by the handler (too old, or beyond its count) names a new command
+        upsert_key=upsert("idempotency_keys", KEY_COLUMNS, KEY_KEY),
     )
 
 
@@ -206,6 +213,7 @@ class Rows(NamedTuple):
     account: Callable[[Account, datetime], Row]
     instrument: Callable[[Instrument, datetime], Row]
     journal: Callable[[JournalEntry], Row]
+    key: Callable[[KeptOutcome], Row]
 
 
 def row_builders(uuid: Callable[[UUID], Any], opt_uuid: Callable[[UUID | None], Any],
@@ -257,7 +265,10 @@ def row_builders(uuid: Callable[[UUID], Any], opt_uuid: Callable[[UUID | None], 
                 opt_dec(e.quantity), opt_dec(e.price), e.venue, e.event, to_json(e.details),
                 None if e.payload is None else to_json(e.payload))
 
-    return Rows(order, order_update, fill, position, account, instrument, journal)
+    def key(k: KeptOutcome) -> Row:
+        return (uuid(k.actor), k.key, k.fingerprint, k.outcome.decode(), time(k.created_at))
+
+    return Rows(order, order_update, fill, position, account, instrument, journal, key)
 
 
 SQLITE_ROWS = row_builders(_sqlite_uuid, _sqlite_opt_uuid, _sqlite_decimal, _sqlite_opt_decimal,
@@ -293,6 +304,8 @@ def plan(batch: Batch, sql: Statements, rows: Rows) -> list[Step]:
                           [rows.instrument(i, at) for i, at in batch.instruments], "instruments"))
     if batch.journal:
         steps.append(Step(sql.insert_journal, [rows.journal(e) for e in batch.journal], None))
+    if batch.keys:
+        steps.append(Step(sql.upsert_key, [rows.key(k) for k in batch.keys], None))
     return steps
 
 

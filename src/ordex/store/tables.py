@@ -178,3 +178,16 @@ journal = Table(
     Index("ix_journal_trader_seq", "trader_id", "seq"),
     Index("ix_journal_timestamp", "timestamp"),
 )
+
+# The outcome of each command sent with a client's own idempotency key (as its message's JSON),
+# written in the command's transaction; ``fingerprint`` is the SHA-256 of the command's bytes.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("actor", Uuid, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
