@@ -217,7 +217,8 @@ class Recovery:
                 self.ports.wake()
             elif found is not None:
                 await self.adopt(order, found, now)
-            elif order.venue_order_id is None and str(order.id) not in self._held_by_venue:
+            elif (order.routing is Routing.UNCONFIRMED
+                  and str(order.id) not in self._held_by_venue):
                 await self.ports.settle_cancel(order.id, now)
             else:
                 self.missing.noted(order, now)
