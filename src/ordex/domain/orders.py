@@ -354,7 +354,6 @@ def _late(before: Order, after: Order, quantity: Decimal) -> Order:
     return replace(after, reason=reason, extra=extra)
 
 
-
 def _route(order: Order, move: RoutingMove) -> Routing:
     target = ROUTES.get((order.routing, move))
     if target is None:

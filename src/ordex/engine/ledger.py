@@ -145,6 +145,7 @@ class Ledger:
 
 _SENT = frozenset({Routing.UNCONFIRMED, Routing.AT_VENUE})
 
+
 def unconfirmed(open_orders: Iterable[Order], venue: str, sent_before: datetime,
                 limit: int = 100) -> list[Order]:
     """Orders sent (or being sent) before ``sent_before`` that ``venue`` has not acknowledged,
