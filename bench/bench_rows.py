@@ -42,7 +42,7 @@ from ordex.config import Settings
 from ordex.domain.accounts import Account, Role
 from ordex.domain.fills import Fill
 from ordex.domain.journal import Actor, JournalEntry, LogAction, entry
-from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from ordex.domain.orders import Order, OrderStatus, OrderType, Routing, Side, TimeInForce
 from ordex.domain.positions import Position
 from ordex.domain.status import LastFill, payload
 from ordex.store.rows import Batch, open_writer
@@ -88,8 +88,9 @@ class Lives:
                        limit_price=Decimal("189.50"), reserve_price=Decimal("189.50"),
                        status=OrderStatus.ACCEPTED)
         done = at + timedelta(microseconds=700)
-        filled = replace(placed, status=OrderStatus.FILLED, filled_quantity=Decimal(10),
-                         average_price=Decimal("189.50"), updated_at=done, venue="SIM",
+        filled = replace(placed, status=OrderStatus.FILLED, routing=Routing.DONE,
+                         filled_quantity=Decimal(10), average_price=Decimal("189.50"),
+                         updated_at=done, venue="SIM",
                          venue_order_id=f"SIM-{self.n}", routed_at=at, send_attempts=1)
         fill = Fill(uuid4(), placed.id, account.id, "AAPL", Side.BUY, done, Decimal(10),
                     Decimal("189.50"), "SIM", Decimal("0.19"), f"E-{self.n}")

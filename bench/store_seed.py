@@ -27,7 +27,7 @@ from ordex.bootstrap import build, prepare
 from ordex.config import Settings
 from ordex.domain.accounts import Role
 from ordex.domain.journal import Actor, JournalEntry, LogAction, entry
-from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from ordex.domain.orders import Order, OrderStatus, OrderType, Routing, Side, TimeInForce
 from ordex.domain.status import LastFill, payload
 from ordex.store.repository import order_values
 from ordex.store.tables import accounts, fills, journal, orders, positions
@@ -136,13 +136,13 @@ def _one_order(i: int, at: datetime, trader: UUID, instrument: Any, rng: random.
         client_order_id=f"history-{i}",
         limit_price=None if filled else (price * Decimal("0.95")).quantize(Decimal("0.01")),
         status=OrderStatus.ACCEPTED, reserve_price=price, venue=VENUE,
-        venue_order_id=f"H{i}", routed_at=at, send_attempts=1)
+        routing=Routing.AT_VENUE, venue_order_id=f"H{i}", routed_at=at, send_attempts=1)
     accepted = order
     done_at = at + timedelta(milliseconds=20 if filled else 30_000)
     if filled:
         fee = (quantity * price * FEE_BP / Decimal(10_000)).quantize(Decimal("0.01"))
-        order = replace(order, status=OrderStatus.FILLED, filled_quantity=quantity,
-                        average_price=price, updated_at=done_at)
+        order = replace(order, status=OrderStatus.FILLED, routing=Routing.DONE,
+                        filled_quantity=quantity, average_price=price, updated_at=done_at)
         rows["fills"].append({
             "id": _uuid7_at(done_at, rng), "order_id": order.id, "trader_id": trader,
             "symbol": order.symbol, "side": order.side.value, "timestamp": done_at,
@@ -158,13 +158,14 @@ def _one_order(i: int, at: datetime, trader: UUID, instrument: Any, rng: random.
         reason = None
     elif kind < 9:
         reason = "cancelled by trader"
-        order = replace(order, status=OrderStatus.CANCELLED, reason=reason, updated_at=done_at,
-                        cancel_sent_at=done_at)
+        order = replace(order, status=OrderStatus.CANCELLED, routing=Routing.DONE,
+                        reason=reason, updated_at=done_at, cancel_sent_at=done_at)
         body = payload(order)
         action = LogAction.CANCEL
     else:
         reason = "rejected by the venue"
-        order = replace(order, status=OrderStatus.REJECTED, reason=reason, updated_at=done_at)
+        order = replace(order, status=OrderStatus.REJECTED, routing=Routing.DONE,
+                        reason=reason, updated_at=done_at)
         body = payload(order)
         action = LogAction.REJECT
     rows["orders"].append(order_values(order))

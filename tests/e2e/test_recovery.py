@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +23,7 @@ from ordex.bootstrap import Services
 from ordex.client import AsyncClient, OrdexError
 from ordex.config import Settings
 from ordex.domain.accounts import Role
-from ordex.domain.orders import OrderType, Side, TimeInForce
+from ordex.domain.orders import Order, OrderType, Side, TimeInForce, sent
 from ordex.engine.tx import Tx
 from ordex.store.uow import reading
 from ordex.venues.base import NewOrder
@@ -406,8 +406,8 @@ async def test_a_cancel_caught_by_a_crash_is_settled_after_the_restart(
                                             Decimal(10), TimeInForce.GTC, limit))
             assert (await ordex.cancel(order["id"]))["status"] == "pending_cancel"
         if at_venue_first:
-            await _change(first.services, order["id"],
-                          cancel_sent_at=first.services.clock.now())
+            await _change(first.services, order["id"], lambda o: replace(
+                o, cancel_sent_at=first.services.clock.now()))
     async with live_service(settings.model_copy(update=FAST), venue) as second, \
             AsyncClient(second.url, issued.api_key) as ordex:
         done = await ordex.wait_for(order["id"], FINAL, within=8)
@@ -419,18 +419,17 @@ async def test_a_cancel_caught_by_a_crash_is_settled_after_the_restart(
             assert found is None and "never reached venue SIM" in done["reason"]
 
 
-async def _change(services: Services, order_id: str, **changes: Any) -> None:
+async def _change(services: Services, order_id: str,
+                  step: Callable[[Order], Order]) -> None:
     """What the engine records at a step of its own (through the one write path), as if the
     process then died before the next step."""
     async def unit(tx: Tx) -> None:
         order = await tx.order(_uuid(order_id))
         assert order is not None
-        tx.update_order(replace(order, **changes))
+        tx.update_order(step(order))
     await services.core.run(unit)
 
 
 async def _mark_routed(services: Services, order_id: str) -> None:
     """The intent to send recorded, the order not yet sent."""
-    now = services.clock.now()
-    await _change(services, order_id, routed_at=now, venue="SIM", updated_at=now,
-                  send_attempts=1)
+    await _change(services, order_id, lambda o: sent(o, services.clock.now(), "SIM"))

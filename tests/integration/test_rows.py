@@ -27,7 +27,7 @@ from ordex.domain.accounts import Account, RiskLimits, Role
 from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument, InstrumentStatus
 from ordex.domain.journal import Actor, JournalEntry, LogAction, entry
-from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from ordex.domain.orders import Order, OrderStatus, OrderType, Routing, Side, TimeInForce
 from ordex.domain.positions import Position
 from ordex.domain.status import LastFill, payload
 from ordex.store.repository import Repository
@@ -82,7 +82,8 @@ def worked(order: Order) -> Order:
         order, status=OrderStatus.PARTIALLY_FILLED, filled_quantity=Decimal("4"),
         average_price=Decimal("189.4912345678"), reason="partly filled",
         extra={"note": "ü — x", "closed_status": "cancelled"}, updated_at=at, venue="SIM",
-        venue_order_id="SIM-1", routed_at=at.astimezone(PLUS_TWO), cancel_sent_at=at,
+        routing=Routing.AT_VENUE, venue_order_id="SIM-1", routed_at=at.astimezone(PLUS_TWO),
+        cancel_sent_at=at,
         stop_loss=Decimal("180.0000000001"), take_profit=Decimal("200"),
         max_slippage_pct=Decimal("0.5"), slippage_price=Decimal("190.4475"),
         timeout_seconds=30, expires_at=at + timedelta(seconds=30), send_attempts=1,

@@ -19,7 +19,7 @@ from ordex.config import Settings
 from ordex.domain.accounts import RiskLimits, Role
 from ordex.domain.commands import CancelOrder, SubmitOrder
 from ordex.domain.errors import DomainError
-from ordex.domain.orders import OrderStatus, OrderType, Side, TimeInForce
+from ordex.domain.orders import OrderStatus, OrderType, Routing, Side, TimeInForce
 from ordex.services.demo import demo_instruments
 from ordex.store.repository import OrderQuery
 from ordex.store.uow import reading
@@ -143,7 +143,7 @@ async def check_invariants(services: object, exchange: SimulatedExchange, trader
             else f.notional - f.commission
     for order in orders.values():
         assert order.filled_quantity == by_order[order.id], f"order {order.id} fills differ"
-        assert order.status.is_terminal
+        assert order.status.is_terminal and order.routing is Routing.DONE
     for t in traders:
         mine = {s: q for s, q in held[t].items() if q}
         assert {s: q for s, q in positions[t].items() if q} == mine, f"positions of {t}"

@@ -48,7 +48,7 @@ from uuid import UUID
 
 import httpx
 
-from ordex.domain.orders import OrderStatus
+from ordex.domain.orders import OrderStatus, Routing
 from tests.support.crash_venues import SYMBOLS, EmbeddedVenueSide, FixVenueSide, VenueSide
 from tests.support.postgres import free_port
 from tests.support.venue_process import _die_with_parent
@@ -828,9 +828,23 @@ def check(report: Report, submissions: list[Submission], traders: list[Trader], 
                 f"{o['filled_quantity']}, venue "
                 + (f"{seen['status']} filled {seen['filled_quantity']}" if seen else "unknown")
                 + f"; routed_at {o['routed_at']}, cancel_sent_at {o['cancel_sent_at']}")
+    # 8. each order's stored venue lifecycle agrees with its columns, whatever the crash cut
+    for o in orders.values():
+        if o["routing"] != _routing_of_columns(o):
+            v["stored routing differs from the order's columns"].append(
+                f"{o['id']} {o['status']}: routing {o['routing']}, venue order id "
+                f"{o['venue_order_id']}, routed_at {o['routed_at']}")
     report.info["ordex_orders"] = len(orders)
     report.info["fills"] = len(store.fills)
     report.info["open_at_end"] = sum(o["status"] in OPEN for o in orders.values())
+
+
+def _routing_of_columns(o: dict[str, Any]) -> str:
+    if o["status"] not in OPEN:
+        return Routing.DONE.value
+    if o["venue_order_id"] is not None:
+        return Routing.AT_VENUE.value
+    return Routing.PENDING.value if o["routed_at"] is None else Routing.UNCONFIRMED.value
 
 
 def check_working(report: Report, submissions: list[Submission], traders: list[Trader],

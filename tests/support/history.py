@@ -34,7 +34,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordex.domain.journal import Actor, LogAction
-from ordex.domain.orders import OrderStatus
+from ordex.domain.orders import OrderStatus, Routing
 from ordex.store.database import Database
 from ordex.store.tables import fills, journal, orders
 from ordex.store.types import UTCDateTime
@@ -149,6 +149,14 @@ def _order(i: int, trader: UUID, at: datetime, state: Any, now: datetime,
     return row
 
 
+def _routing(row: dict[str, Any]) -> Routing:
+    if OrderStatus(row["status"]).is_terminal:
+        return Routing.DONE
+    if row["venue_order_id"] is not None:
+        return Routing.AT_VENUE
+    return Routing.PENDING if row["routed_at"] is None else Routing.UNCONFIRMED
+
+
 def _sqlite_time(value: datetime) -> str:
     """What UTCDateTime stores on SQLite, without strftime (ten times slower)."""
     return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -254,6 +262,7 @@ async def seed_history(db: Database, traders: Sequence[UUID], count: int = 100_0
             state = "resting"
             at = now - timedelta(seconds=TIMEOUT_SECONDS + count - i)
         row = _order(i, trader, at, state, now, rng, timed=overdue)
+        row["routing"] = _routing(row).value
         if i in open_at:
             history.open_by_kind.setdefault(state, []).append(row["id"])
             if row["expires_at"] is not None and row["expires_at"] <= now:

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 from ordex.domain.accounts import Account, RiskLimits, Role
 from ordex.domain.commands import SubmitOrder
 from ordex.domain.instruments import Instrument, InstrumentStatus
-from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from ordex.domain.orders import Order, OrderStatus, OrderType, Routing, Side, TimeInForce
 from ordex.domain.validation import AccountState
 
 T0 = datetime(2026, 1, 5, 14, 30, 0, 123456, tzinfo=UTC)
@@ -51,3 +51,15 @@ def order(side: str = "buy", quantity: str = "10", reserve: str = "100", symbol:
                  type=OrderType.LIMIT, quantity=Decimal(quantity), time_in_force=TimeInForce.DAY,
                  created_at=T0, updated_at=T0, limit_price=Decimal(reserve),
                  reserve_price=Decimal(reserve), status=status, filled_quantity=Decimal(filled))
+
+
+def derived_routing(o: Order) -> Routing:
+    """The venue lifecycle as ordex derived it from the columns before it was stored: the stored
+    ``routing`` must always agree with it."""
+    if o.status.is_terminal:
+        return Routing.DONE
+    if o.venue_order_id is not None:
+        return Routing.AT_VENUE
+    if o.routed_at is not None:
+        return Routing.UNCONFIRMED
+    return Routing.PENDING

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ordex.domain.accounts import Account, RiskLimits, Role
 from ordex.domain.commands import SubmitOrder
 from ordex.domain.errors import Code, Violation
-from ordex.domain.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from ordex.domain.orders import Order, OrderStatus, OrderType, Routing, Side, TimeInForce
 from ordex.services.messages import (
     AccountDone,
     Acknowledge,
@@ -67,8 +67,8 @@ orders = st.builds(
     limit_price=maybe_amounts, status=st.sampled_from(OrderStatus), filled_quantity=amounts,
     average_price=maybe_amounts, reserve_price=amounts, reason=st.none() | texts,
     extra=st.dictionaries(texts, texts, max_size=3), venue=st.none() | texts,
-    routed_at=maybe_times, expires_at=maybe_times, send_attempts=st.integers(0, 100),
-    acknowledged_at=maybe_times)
+    routing=st.sampled_from(Routing), routed_at=maybe_times, expires_at=maybe_times,
+    send_attempts=st.integers(0, 100), acknowledged_at=maybe_times)
 violations = st.builds(Violation, st.sampled_from(Code), st.none() | texts, texts, texts)
 accounts = st.builds(
     Account, id=ids, name=texts, role=st.sampled_from(Role), cash=amounts,

@@ -19,7 +19,20 @@ from msgspec.structs import replace
 from ordex.domain.accounts import Account, Role
 from ordex.domain.fills import Fill, cumulative_exec_id
 from ordex.domain.money import ZERO
-from ordex.domain.orders import Order, OrderStatus, OrderType, Side
+from ordex.domain.orders import (
+    Cancelled,
+    Expired,
+    Failed,
+    Order,
+    OrderStatus,
+    OrderType,
+    Routing,
+    Side,
+    apply,
+    confirmed,
+    not_sent,
+    sent,
+)
 from ordex.domain.reconcile import (
     ADOPTION,
     AdoptEnd,
@@ -42,12 +55,13 @@ from ordex.engine.apply import apply_report
 from ordex.engine.ledger import Ledger
 from ordex.engine.tx import Tx
 from ordex.venues.base import ExecutionReport, ReportKind, VenueOrder, VenueOrderState
-from tests.unit.factories import T0, TRADER
+from tests.unit.factories import T0, TRADER, derived_routing
 from tests.unit.factories import order as make_order
 
 NOW = T0 + timedelta(minutes=5)
 VENUE = "SIM"
 POLICY = Policy(RetryPolicy(retries=3, ack_seconds=2.0))
+SENT = frozenset({Routing.UNCONFIRMED, Routing.AT_VENUE})
 ENDS = [VenueOrderState.OPEN, VenueOrderState.CANCELLED, VenueOrderState.EXPIRED,
         VenueOrderState.REJECTED]
 
@@ -86,6 +100,7 @@ class Store:
                 if (await apply_report(tx, report, NOW)).events:
                     took.append(report)
                 tx.commit_to(self.ledger)
+                assert all(o.routing is derived_routing(o) for o in tx.orders.values())
                 self.fills += tx.fills
                 self.orders.update(tx.orders)
             return took
@@ -141,10 +156,10 @@ def carry_out(store: Store, venue: Venue, decisions: list[Decision]) -> None:
         elif isinstance(d, BookFromCumulative | AdoptEnd):
             assert store.apply([d.report]) == [d.report]
         elif isinstance(d, Resend):
-            store.orders[d.order_id] = replace(store.orders[d.order_id], routed_at=None)
+            store.orders[d.order_id] = not_sent(store.orders[d.order_id], NOW)
         elif isinstance(d, FailUnsent):
             o = store.orders[d.order_id]
-            store.orders[d.order_id] = replace(o, status=OrderStatus.FAILED, reason=d.reason)
+            store.orders[d.order_id] = apply(o, Failed(at=NOW, reason=d.reason))
         elif isinstance(d, Ghost) and d.cancel:
             cid = d.venue_order.client_order_id
             venue.orders[cid] = replace(venue.orders[cid], state=VenueOrderState.CANCELLED)
@@ -153,7 +168,7 @@ def carry_out(store: Store, venue: Venue, decisions: list[Decision]) -> None:
 def ours_of(store: Store, venue: Venue, held: frozenset[str] = frozenset()) -> Ours:
     """ordex's view as recovery reads it from the store."""
     in_flight = tuple(sorted((o for o in store.orders.values()
-                              if o.status.is_open and o.routed_at is not None),
+                              if o.status.is_open and o.routing in SENT),
                              key=lambda o: o.id))
     named = {*venue.orders, *(f.client_order_id for f in venue.fills)}
     known = {str(o.id): o for o in store.orders.values()
@@ -200,10 +215,11 @@ def worlds(draw: st.DrawFn) -> World:
     held: set[str] = set()
     for i in range(draw(st.integers(1, 4))):
         quantity = draw(st.integers(1, 12))
-        o = replace(make_order(quantity=str(quantity)),
-                    routed_at=NOW - timedelta(seconds=draw(st.integers(0, 10))),
-                    send_attempts=draw(st.integers(1, 4)),
-                    venue_order_id=draw(st.sampled_from([None, "V-ack"])))
+        o = sent(make_order(quantity=str(quantity)),
+                 NOW - timedelta(seconds=draw(st.integers(0, 10))), VENUE)
+        o = replace(o, send_attempts=draw(st.integers(1, 4)))
+        if draw(st.booleans()):
+            o = confirmed(o, "V-ack")
         cid = str(o.id)
         if draw(st.booleans()):  # the venue has it
             sizes = draw(st.lists(st.integers(1, quantity), max_size=4))
@@ -218,7 +234,7 @@ def worlds(draw: st.DrawFn) -> World:
             fills += mine
             at_venue[cid] = venue_order(o, mine, draw(st.sampled_from(ENDS)))
             if o.venue_order_id is not None:
-                o = replace(o, venue_order_id=at_venue[cid].venue_order_id)
+                o = confirmed(o, at_venue[cid].venue_order_id)
             # ordex booked any of them, in any order: one may be missed behind a later one
             booked_now += draw(st.permutations(mine))[:draw(st.integers(0, len(mine)))]
         else:
@@ -231,8 +247,8 @@ def worlds(draw: st.DrawFn) -> World:
         ghost = make_order()
         at_venue[str(ghost.id)] = venue_order(ghost, [], VenueOrderState.OPEN)
     for _ in range(draw(st.integers(0, 2))):  # ordex closed them; the venue has them open
-        closed = replace(make_order(), status=draw(st.sampled_from(
-            [OrderStatus.CANCELLED, OrderStatus.EXPIRED])), routed_at=T0, venue_order_id="V")
+        closed = apply(confirmed(sent(make_order(), T0, VENUE), "V"), draw(st.sampled_from(
+            [Cancelled(at=T0), Expired(at=T0)])))
         orders[closed.id] = closed
         at_venue[str(closed.id)] = venue_order(closed, [], VenueOrderState.OPEN)
     store = Store(orders)
@@ -387,9 +403,12 @@ def test_reconciling_again_after_the_plan_is_carried_out_decides_nothing_new(
 # ---- the tricky cases, by example ---------------------------------------------------------------
 
 def one_order(quantity: int = 10, **changes: Any) -> Order:
-    base = {"routed_at": NOW - timedelta(seconds=30), "send_attempts": 1,
-            "venue_order_id": "V-ack"}
-    return replace(make_order(quantity=str(quantity)), **{**base, **changes})
+    """Sent 30 s ago and confirmed by the venue as ``V-ack`` (``venue_order_id=None``: not)."""
+    o = sent(make_order(quantity=str(quantity)), NOW - timedelta(seconds=30), VENUE)
+    venue_order_id = changes.pop("venue_order_id", "V-ack")
+    if venue_order_id is not None:
+        o = confirmed(o, venue_order_id)
+    return replace(o, **changes)
 
 
 def test_a_fill_missed_behind_a_later_one_is_booked_by_its_exec_id() -> None:

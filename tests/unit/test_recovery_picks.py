@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from msgspec.structs import replace
 
-from ordex.domain.orders import Order, OrderStatus
+from ordex.domain.orders import Order, OrderStatus, confirmed
+from ordex.domain.orders import sent as mark_sent
 from ordex.engine.ledger import cancels_unanswered, in_flight, unconfirmed, working_at
 from tests.unit.factories import T0
 from tests.unit.factories import order as make_order
@@ -16,9 +17,12 @@ S = timedelta(seconds=1)
 
 def at(venue: str | None, status: OrderStatus = OrderStatus.ACCEPTED, *, sent: int | None = None,
        acked: bool = False, cancel_sent: int | None = None, changed: int = 0) -> Order:
-    return replace(make_order(status=status), venue=venue,
-                   routed_at=None if sent is None else T0 + sent * S,
-                   venue_order_id="V1" if acked else None,
+    o = make_order(status=status)
+    if sent is not None:
+        o = mark_sent(o, T0 + sent * S, venue or "SIM")
+    if acked:
+        o = confirmed(o, "V1")
+    return replace(o, venue=venue,
                    cancel_sent_at=None if cancel_sent is None else T0 + cancel_sent * S,
                    updated_at=T0 + changed * S)
 

@@ -30,7 +30,7 @@ from ordex.domain.orders import (
     apply,
     can_apply,
 )
-from tests.unit.factories import T0, order
+from tests.unit.factories import T0, derived_routing, order
 
 AT = T0 + timedelta(seconds=1)
 
@@ -167,6 +167,7 @@ def test_random_event_runs_never_break_the_invariants(run: list[OrderEvent]) -> 
             notional += event.quantity * event.price
         assert Decimal(0) <= o.filled_quantity <= o.quantity
         assert (o.status is OrderStatus.FILLED) == (o.filled_quantity == o.quantity)
+        assert o.routing is derived_routing(o)  # done exactly once the status is terminal
         if o.filled_quantity:
             assert o.average_price is not None
             assert abs(o.average_price - notional / o.filled_quantity) <= Decimal("1e-9")

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from ordex.api.parsing import parse_order
 from ordex.config import Settings, VenueSpec
 from ordex.domain.errors import Code, DomainError, Violation
-from ordex.domain.orders import OrderStatus
+from ordex.domain.orders import OrderStatus, sent
 from ordex.domain.routing import Venues, choose_venue
 from ordex.domain.sending import RetryPolicy
 from ordex.domain.validation import PricePolicy
@@ -356,7 +356,7 @@ async def test_open_orders_of_a_venue_no_longer_configured_are_said_at_start(
         caplog: pytest.LogCaptureFixture) -> None:
     w = Wired()
     for _ in range(2):
-        w.core.ledger.put_order(replace(make_order(), venue="GONE", routed_at=T0))
+        w.core.ledger.put_order(sent(make_order(), T0, "GONE"))
     await w.engine.start()
     await w.engine.stop()
     [said] = [r.getMessage() for r in caplog.records if "GONE" in r.getMessage()]

@@ -92,3 +92,14 @@ class IllegalTransition(Exception):
         self.status = status
         self.event = event
         super().__init__(f"an order that is {status} cannot take the event {event!r}")
+
+
+class IllegalRouting(IllegalTransition):
+    """A move of an order's venue lifecycle (pending, unconfirmed, at venue, done) that
+    ``ROUTES`` does not allow."""
+
+    def __init__(self, routing: str, move: str, why: str = "") -> None:
+        self.status = routing
+        self.event = move
+        Exception.__init__(self, f"an order whose routing is {routing} cannot take the move "
+                                 f"{move!r}" + (f": {why}" if why else ""))

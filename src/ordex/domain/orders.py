@@ -3,6 +3,13 @@
 The state machine is one table, ``TRANSITIONS``: ``(status, event type) -> status``. Any pair not
 in it is refused with :class:`IllegalTransition`. Orders are immutable; ``apply`` returns a new one.
 
+Beside the status, an order stores where it is on its way to a venue, its ``routing``: *pending*
+until an attempt to send it starts, *unconfirmed* from then until the venue confirms it, *at the
+venue* after, *done* once its status is terminal. It moves by ``ROUTES``, ``(routing, move) ->
+routing``, through ``sent``, ``confirmed``, ``not_sent`` and ``apply`` (which ends it); any other
+move is refused with :class:`IllegalRouting`. Only ``not_sent`` goes back, from unconfirmed to
+pending: the attempt is known not to have reached the venue.
+
 A closed order (cancelled, expired, rejected, failed) has one way out: a fill that was already on
 its way when ordex closed it. A fill is a fact at the venue, so it is always booked: one that
 completes the order makes it ``filled``; a partial one leaves the status as it was, with the
@@ -21,7 +28,7 @@ from uuid import UUID
 import msgspec
 from msgspec.structs import replace
 
-from ordex.domain.errors import IllegalTransition
+from ordex.domain.errors import IllegalRouting, IllegalTransition
 from ordex.domain.money import ZERO
 from ordex.domain.money import average as money_average
 from ordex.domain.money import qty as _qty
@@ -73,6 +80,38 @@ TERMINAL = frozenset(
      OrderStatus.FAILED}
 )
 OPEN_STATUSES = frozenset(OrderStatus) - TERMINAL
+
+
+class Routing(StrEnum):
+    PENDING = "pending"  # not sent yet (or known not to have reached the venue)
+    UNCONFIRMED = "unconfirmed"  # sent, no answer yet: the venue may or may not have it
+    AT_VENUE = "at_venue"  # confirmed by the venue
+    DONE = "done"  # terminal
+
+
+class RoutingMove(StrEnum):
+    SEND = "send"  # an attempt to send starts (recorded before anything goes out)
+    CONFIRM = "confirm"  # the venue says it has the order, under its own id
+    NOT_SENT = "not_sent"  # the attempt is known not to have reached the venue
+    END = "end"  # the status became terminal
+
+
+_R = Routing
+_M = RoutingMove
+ROUTES: dict[tuple[Routing, RoutingMove], Routing] = {
+    (_R.PENDING, _M.SEND): _R.UNCONFIRMED,
+    # an earlier attempt reached the venue after all (refused if there was none, see confirmed)
+    (_R.PENDING, _M.CONFIRM): _R.AT_VENUE,
+    (_R.PENDING, _M.END): _R.DONE,
+    (_R.UNCONFIRMED, _M.CONFIRM): _R.AT_VENUE,
+    (_R.UNCONFIRMED, _M.NOT_SENT): _R.PENDING,
+    (_R.UNCONFIRMED, _M.END): _R.DONE,
+    (_R.AT_VENUE, _M.CONFIRM): _R.AT_VENUE,  # the venue names it again (maybe under a new id)
+    (_R.AT_VENUE, _M.END): _R.DONE,
+    # a closed order the venue confirms late, or a late fill on it: it stays done
+    (_R.DONE, _M.CONFIRM): _R.DONE,
+    (_R.DONE, _M.END): _R.DONE,
+}
 
 
 class EventType(StrEnum):
@@ -208,6 +247,8 @@ class Order(msgspec.Struct, frozen=True):
     reason: str | None = None
     extra: dict[str, str] = msgspec.field(default_factory=dict)
     venue: str | None = None
+    # Changed only by ``ROUTES`` (see the module's docstring), with the two columns below.
+    routing: Routing = Routing.PENDING
     venue_order_id: str | None = None
     # Set, and committed, before the order is sent to a venue: the intent to send.
     routed_at: datetime | None = None
@@ -256,7 +297,12 @@ def apply(order: Order, event: OrderEvent) -> Order:
     if target is _RESUME:
         target = OrderStatus.PARTIALLY_FILLED if order.filled_quantity > 0 else OrderStatus.ACCEPTED
     reason = getattr(event, "reason", None) or order.reason
-    return replace(order, status=target, updated_at=event.at, reason=reason)
+    return replace(order, status=target, updated_at=event.at, reason=reason,
+                   routing=_routing_after(order, target))
+
+
+def _routing_after(order: Order, status: OrderStatus) -> Routing:
+    return ROUTES[(order.routing, RoutingMove.END)] if status in TERMINAL else order.routing
 
 
 def _fill(order: Order, event: Filled, target: OrderStatus | None) -> Order:
@@ -271,7 +317,8 @@ def _fill(order: Order, event: Filled, target: OrderStatus | None) -> Order:
     average = money_average((previous_notional + event.quantity * event.price) / filled)
     assert target is not None
     after = replace(
-        order, status=target, filled_quantity=filled, average_price=average, updated_at=event.at
+        order, status=target, filled_quantity=filled, average_price=average, updated_at=event.at,
+        routing=_routing_after(order, target),
     )
     if order.status in CLOSED or CLOSED_STATUS in order.extra:
         after = _late(order, after, event.quantity)
@@ -298,3 +345,32 @@ def _late(before: Order, after: Order, quantity: Decimal) -> Order:
         reason += f" It had been {closed.value}: {was}"
     return replace(after, reason=reason, extra=extra)
 
+
+def _route(order: Order, move: RoutingMove) -> Routing:
+    target = ROUTES.get((order.routing, move))
+    if target is None:
+        raise IllegalRouting(order.routing.value, move.value)
+    return target
+
+
+def sent(order: Order, at: datetime, venue: str) -> Order:
+    """An attempt to send ``order`` to ``venue`` starts at ``at``: it is unconfirmed from then
+    (committed before anything goes out)."""
+    return replace(order, routing=_route(order, RoutingMove.SEND), routed_at=at, venue=venue,
+                   updated_at=at, send_attempts=order.send_attempts + 1, next_attempt_at=None)
+
+
+def confirmed(order: Order, venue_order_id: str, venue: str | None = None) -> Order:
+    """The venue (``venue``, or the order's) has the order, as ``venue_order_id``."""
+    if order.routing is Routing.PENDING and order.send_attempts == 0:
+        raise IllegalRouting(order.routing.value, RoutingMove.CONFIRM.value,
+                             "it was never sent")
+    return replace(order, routing=_route(order, RoutingMove.CONFIRM),
+                   venue_order_id=venue_order_id, venue=venue or order.venue)
+
+
+def not_sent(order: Order, retry_at: datetime) -> Order:
+    """The attempt is known not to have reached the venue: pending again, sent from
+    ``retry_at``."""
+    return replace(order, routing=_route(order, RoutingMove.NOT_SENT), routed_at=None,
+                   next_attempt_at=retry_at)

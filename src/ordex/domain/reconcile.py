@@ -32,12 +32,11 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from msgspec.structs import replace
 
 from ordex.domain.errors import IllegalTransition
 from ordex.domain.fills import cumulative_covered, cumulative_exec_id
 from ordex.domain.money import ZERO
-from ordex.domain.orders import Filled, InvalidFill, Order, OrderStatus, apply
+from ordex.domain.orders import Filled, InvalidFill, Order, OrderStatus, Routing, apply, confirmed
 from ordex.domain.sending import RetryPolicy, never_confirmed_reason
 from ordex.venues.base import ExecutionReport, ReportKind, VenueOrder, VenueOrderState
 
@@ -198,14 +197,14 @@ def reconcile(ours: Ours, theirs: Theirs, now: datetime, policy: Policy) -> list
             decisions += adoption(order, found, ours.booked_of(str(order.id)),
                                   theirs.fills_of(str(order.id)), now,
                                   trade_capture=theirs.trade_capture, fresh=True)
-        elif (order.status is OrderStatus.ACCEPTED and order.venue_order_id is None
+        elif (order.status is OrderStatus.ACCEPTED and order.routing is Routing.UNCONFIRMED
               and order.routed_at is not None and order.routed_at <= routed_before):
             unsent = (not_at_venue(order, ours.held_by_venue, policy.retry, theirs.venue)
                       if policy.unsent == "resend"
                       else _fail_unsent(order, ours.held_by_venue, theirs.venue))
             if unsent is not None:
                 decisions.append(unsent)
-        elif order.venue_order_id is not None:
+        elif order.routing is Routing.AT_VENUE:
             decisions.append(NoteMissing(order.id))
     for cid, listed in theirs.open_orders.items():
         owner = in_flight.get(cid) or ours.known.get(cid)
@@ -232,7 +231,7 @@ def adoption(order: Order, found: VenueOrder, booked: Iterable[str],
     reports: list[ExecutionReport] = []
     if order.venue_order_id is None:
         reports.append(synthetic(found, ReportKind.ACK, now, "ack"))
-        state = replace(state, venue_order_id=found.venue_order_id)
+        state = confirmed(state, found.venue_order_id)
     if trade_capture and behind:
         for report in fills or ():
             after = booking(state, exec_ids, report)

@@ -1,38 +1,26 @@
 """How ordex gets an order to a venue and what it does when that fails (FR-008 to FR-010).
 
 An order is *pending* until an attempt to send it starts, *unconfirmed* from then until the venue
-acknowledges it, and *at the venue* after. An unconfirmed order may or may not have reached the
-venue: it is never declared rejected or sent again blindly, only after asking the venue.
+acknowledges it, and *at the venue* after (stored with the order, moved by ``domain.orders``'
+routing transitions). An unconfirmed order may or may not have reached the venue: it is never
+declared rejected or sent again blindly, only after asking the venue.
 """
 
 from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 import msgspec
 
-from ordex.domain.orders import Order, OrderStatus
+from ordex.domain.orders import Order, OrderStatus, Routing
 
 JITTER = 0.2  # each delay is drawn from [1 - JITTER, 1 + JITTER] times the nominal one
 
 
-class Routing(StrEnum):
-    PENDING = "pending"  # not sent yet (or known not to have reached the venue)
-    UNCONFIRMED = "unconfirmed"  # sent, no answer yet: the venue may or may not have it
-    AT_VENUE = "at_venue"  # acknowledged by the venue
-    DONE = "done"  # terminal
-
-
 def routing_of(order: Order) -> Routing:
-    if order.status.is_terminal:
-        return Routing.DONE
-    if order.venue_order_id is not None:
-        return Routing.AT_VENUE
-    if order.routed_at is not None:
-        return Routing.UNCONFIRMED
-    return Routing.PENDING
+    """The order's stored venue lifecycle (what the API and the stream show as ``routing``)."""
+    return order.routing
 
 
 class RetryPolicy(msgspec.Struct, frozen=True):
@@ -58,12 +46,12 @@ class RetryPolicy(msgspec.Struct, frozen=True):
         return timedelta(seconds=nominal * rng.uniform(1 - JITTER, 1 + JITTER))
 
     def ack_overdue(self, order: Order, now: datetime) -> bool:
-        return (routing_of(order) is Routing.UNCONFIRMED and order.routed_at is not None
+        return (order.routing is Routing.UNCONFIRMED and order.routed_at is not None
                 and now - order.routed_at >= timedelta(seconds=self.ack_seconds))
 
     def waited_too_long(self, order: Order, now: datetime) -> bool:
         """A pending order that no venue could take within the order timeout."""
-        return (order.status is OrderStatus.ACCEPTED and routing_of(order) is Routing.PENDING
+        return (order.status is OrderStatus.ACCEPTED and order.routing is Routing.PENDING
                 and now - order.created_at >= timedelta(seconds=self.order_timeout_seconds))
 
 

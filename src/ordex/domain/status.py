@@ -12,7 +12,6 @@ import msgspec
 from ordex.clock import iso
 from ordex.domain.money import tidy
 from ordex.domain.orders import Order
-from ordex.domain.sending import routing_of
 
 
 class LastFill(msgspec.Struct, frozen=True):
@@ -64,7 +63,7 @@ def payload(order: Order, last_fill: LastFill | None = None,
         "last_fill_venue": last_fill.venue if last_fill else None,
         "last_fill_time": iso(last_fill.timestamp) if last_fill else None,
         "reason": reason if reason is not None else order.reason,
-        "routing": routing_of(order).value, "send_attempts": order.send_attempts,
+        "routing": order.routing.value, "send_attempts": order.send_attempts,
     }
 
 

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from msgspec.structs import replace
-
 from ordex.clock import iso
 from ordex.domain.controls import slippage_stop_reason
 from ordex.domain.errors import IllegalTransition
@@ -27,6 +25,7 @@ from ordex.domain.orders import (
     OrderStatus,
     Rejected,
     apply,
+    confirmed,
 )
 from ordex.domain.positions import apply_fill, cash_change
 from ordex.domain.status import LastFill, payload
@@ -98,9 +97,14 @@ async def apply_report(tx: Tx, report: ExecutionReport, now: datetime) -> Applie
                  extra={"order_id": order.id, "trader_id": order.trader_id})
         return Applied(order, [])
     if report.kind is ReportKind.ACK:
-        if order.venue_order_id == report.venue_order_id:
+        if report.venue_order_id is None or order.venue_order_id == report.venue_order_id:
             return Applied(order, [])
-        acked = replace(order, venue_order_id=report.venue_order_id, venue=report.venue)
+        try:
+            acked = confirmed(order, report.venue_order_id, report.venue)
+        except IllegalTransition as exc:
+            log.warning("ack of order %s from %s not applied: %s", order.id, report.venue, exc,
+                        extra={"order_id": order.id, "trader_id": order.trader_id})
+            return Applied(order, [])
         tx.update_order(acked)
         row = entry(acked, LogAction.ACK, now, Actor.VENUE,
                     details={"venue_order_id": report.venue_order_id})
@@ -123,12 +127,12 @@ async def apply_report(tx: Tx, report: ExecutionReport, now: datetime) -> Applie
     assert domain_event is not None
     try:
         after = apply(order, domain_event)
+        if report.venue_order_id and after.venue_order_id is None:
+            after = confirmed(after, report.venue_order_id)
     except (IllegalTransition, InvalidFill) as exc:
         log.info("report not applied to order %s (%s): %s", order.id, order.status.value, exc,
                  extra={"order_id": order.id, "trader_id": order.trader_id})
         return Applied(order, [])
-    if report.venue_order_id and after.venue_order_id is None:
-        after = replace(after, venue_order_id=report.venue_order_id)
     tx.update_order(after)
 
     last_fill = None

@@ -28,7 +28,9 @@ from ordex.domain.orders import (
     Failed,
     Order,
     OrderStatus,
+    Routing,
     apply,
+    sent,
 )
 from ordex.domain.orders import OrderEvent as DomainEvent
 from ordex.domain.routing import venue_of
@@ -309,12 +311,11 @@ class ExecutionEngine:
             if name not in venues or name in full:
                 continue
             to_send = marked.setdefault(name, ([], []))[0]
-            sent = replace(order, routed_at=now, venue=name, updated_at=now,
-                           send_attempts=order.send_attempts + 1, next_attempt_at=None)
-            tx.update_order(sent)
-            tx.record(entry(sent, LogAction.EXECUTE, now, Actor.ENGINE,
-                            details={"attempt": sent.send_attempts}))
-            to_send.append(sent)
+            going = sent(order, now, name)
+            tx.update_order(going)
+            tx.record(entry(going, LogAction.EXECUTE, now, Actor.ENGINE,
+                            details={"attempt": going.send_attempts}))
+            to_send.append(going)
             if len(to_send) >= ROUTE_BATCH:
                 full.add(name)
         for order_id in tx.pending(self.core.ledger.to_cancel, cancel_to_send):
@@ -338,15 +339,15 @@ class ExecutionEngine:
     def _unsent(self, now: datetime) -> Iterator[Order]:
         before = now - timedelta(seconds=self.policy.order_timeout_seconds)
         return (o for o in self.core.ledger.open.values() if o.status is OrderStatus.ACCEPTED
-                and o.routed_at is None and o.created_at <= before)
+                and o.routing is Routing.PENDING and o.created_at <= before)
 
     async def cancel_overdue(self, now: datetime) -> None:
         """Orders past their timeout: cancelled at once if no venue has them, else a cancel is
         requested from the venue (sent with the other cancels)."""
         def change(order: Order) -> Change:
             reason = timeout_reason(order)
-            event = (CancelRequested(at=now, reason=reason) if order.routed_at is not None
-                     else Cancelled(at=now, reason=reason))
+            event = (Cancelled(at=now, reason=reason) if order.routing is Routing.PENDING
+                     else CancelRequested(at=now, reason=reason))
             return event, LogAction.CANCEL, {"timeout_seconds": order.timeout_seconds}
         async def due(tx: Tx) -> list[Order]:
             return _first(self._past_deadline(now))

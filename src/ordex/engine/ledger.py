@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from ordex.domain.accounts import Account
 from ordex.domain.instruments import Instrument
 from ordex.domain.money import ZERO
-from ordex.domain.orders import OPEN_STATUSES, Order, OrderStatus, Side
+from ordex.domain.orders import OPEN_STATUSES, Order, OrderStatus, Routing, Side
 from ordex.domain.positions import Position
 from ordex.domain.validation import Exposure
 from ordex.store.database import Database
@@ -53,7 +53,7 @@ def is_open(order: Order) -> bool:
 
 
 def routable(order: Order) -> bool:
-    return order.status is OrderStatus.ACCEPTED and order.routed_at is None
+    return order.status is OrderStatus.ACCEPTED and order.routing is Routing.PENDING
 
 
 def cancel_to_send(order: Order) -> bool:
@@ -143,12 +143,15 @@ class Ledger:
 
 # What recovery looks at, picked from the open orders in memory (one venue's each).
 
+_SENT = frozenset({Routing.UNCONFIRMED, Routing.AT_VENUE})
+
+
 def unconfirmed(open_orders: Iterable[Order], venue: str, sent_before: datetime,
                 limit: int = 100) -> list[Order]:
     """Orders sent (or being sent) before ``sent_before`` that ``venue`` has not acknowledged,
     longest waiting first."""
     found = [o for o in open_orders if o.venue == venue and o.status is OrderStatus.ACCEPTED
-             and o.venue_order_id is None and o.routed_at is not None
+             and o.routing is Routing.UNCONFIRMED and o.routed_at is not None
              and o.routed_at <= sent_before]
     return sorted(found, key=lambda o: o.routed_at or sent_before)[:limit]
 
@@ -160,7 +163,7 @@ def cancels_unanswered(open_orders: Iterable[Order], venue: str, sent_before: da
     def waiting(o: Order) -> bool:
         if o.cancel_sent_at is not None and o.cancel_sent_at <= sent_before:
             return True
-        return (o.venue_order_id is None and o.routed_at is not None
+        return (o.routing is Routing.UNCONFIRMED and o.routed_at is not None
                 and o.routed_at <= sent_before)
     found = [o for o in open_orders if o.venue == venue
              and o.status is OrderStatus.PENDING_CANCEL and waiting(o)]
@@ -169,11 +172,11 @@ def cancels_unanswered(open_orders: Iterable[Order], venue: str, sent_before: da
 
 def in_flight(open_orders: Iterable[Order], venue: str) -> list[Order]:
     """Every open order that may have reached ``venue``."""
-    return sorted((o for o in open_orders if o.venue == venue and o.routed_at is not None),
+    return sorted((o for o in open_orders if o.venue == venue and o.routing in _SENT),
                   key=lambda o: o.id)
 
 
 def working_at(open_orders: Iterable[Order], venue: str, limit: int) -> list[Order]:
     """Open orders ``venue`` has acknowledged, least recently changed first."""
-    found = [o for o in open_orders if o.venue == venue and o.venue_order_id is not None]
+    found = [o for o in open_orders if o.venue == venue and o.routing is Routing.AT_VENUE]
     return sorted(found, key=lambda o: o.updated_at)[:limit]

@@ -44,7 +44,7 @@ from msgspec.structs import replace
 from ordex import metrics
 from ordex.domain import reconcile as decide
 from ordex.domain.journal import Actor, LogAction
-from ordex.domain.orders import Order, OrderEvent
+from ordex.domain.orders import Order, OrderEvent, Routing
 from ordex.domain.reconcile import (
     AdoptEnd,
     ApplyReports,
@@ -61,7 +61,7 @@ from ordex.domain.reconcile import (
     Theirs,
     from_cumulative,
 )
-from ordex.domain.sending import RetryPolicy, Routing, routing_of
+from ordex.domain.sending import RetryPolicy
 from ordex.domain.status import OrderEvent as StatusEvent
 from ordex.engine.ledger import cancels_unanswered, in_flight, unconfirmed, working_at
 from ordex.engine.missing import MissingOrders
@@ -190,7 +190,7 @@ class Recovery:
         self._lookups.clear()
         late = {o.id for o in overdue}
         for order in {o.id: o for o in [*overdue, *wanted]}.values():
-            if routing_of(order) is not Routing.UNCONFIRMED or order.venue != self.venue.name:
+            if order.routing is not Routing.UNCONFIRMED or order.venue != self.venue.name:
                 self._held_by_venue.discard(str(order.id))
                 continue
             try:
@@ -219,7 +219,8 @@ class Recovery:
                 self.ports.wake()
             elif found is not None:
                 await self.adopt(order, found, now)
-            elif order.venue_order_id is None and str(order.id) not in self._held_by_venue:
+            elif (order.routing is Routing.UNCONFIRMED
+                  and str(order.id) not in self._held_by_venue):
                 await self.ports.settle_cancel(order.id, now)
             else:
                 self.missing.noted(order, now)

@@ -10,7 +10,7 @@ from uuid import UUID
 from msgspec.structs import replace
 
 from ordex.domain.journal import Actor, LogAction, entry
-from ordex.domain.orders import Order, OrderStatus
+from ordex.domain.orders import Order, OrderStatus, Routing, not_sent
 from ordex.engine.tx import Tx
 
 
@@ -20,9 +20,9 @@ async def reschedule_send(tx: Tx, order_id: UUID, at: datetime, reason: str,
     has confirmed it meanwhile."""
     order = await tx.order(order_id)
     if order is None or order.status is not OrderStatus.ACCEPTED \
-            or order.venue_order_id is not None:
+            or order.routing is not Routing.UNCONFIRMED:
         return
-    again = replace(order, routed_at=None, next_attempt_at=at)
+    again = not_sent(order, at)
     tx.update_order(again)
     tx.record(entry(again, LogAction.RETRY, now, Actor.ENGINE, reason=reason, details=details))
 

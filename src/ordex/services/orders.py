@@ -25,6 +25,7 @@ from ordex.domain.orders import (
     CancelRequested,
     Order,
     OrderStatus,
+    Routing,
     Side,
     apply,
 )
@@ -206,10 +207,10 @@ class OrderService:
                 "Only working orders (accepted or partially filled) can be cancelled.",
             ))
         now = self.clock.now()
-        if order.routed_at is not None:
-            order = apply(order, CancelRequested(at=now, reason="cancelled by trader"))
-        else:
+        if order.routing is Routing.PENDING:  # no venue has it yet
             order = apply(order, Cancelled(at=now, reason="cancelled by trader"))
+        else:
+            order = apply(order, CancelRequested(at=now, reason="cancelled by trader"))
         tx.update_order(order)
         tx.show(entry(order, LogAction.CANCEL, now, Actor.TRADER, reason="requested by trader"),
                 order.status.value, payload(order))

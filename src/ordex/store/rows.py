@@ -84,7 +84,7 @@ ORDER_COLUMNS = (
     "stop_loss", "take_profit", "time_in_force", "status", "filled_quantity", "average_price",
     "reserve_price", "reason", "extra", "created_at", "updated_at", "venue", "venue_order_id",
     "routed_at", "cancel_sent_at", "max_slippage_pct", "slippage_price", "timeout_seconds",
-    "expires_at", "send_attempts", "next_attempt_at", "acknowledged_at",
+    "expires_at", "send_attempts", "next_attempt_at", "acknowledged_at", "routing",
 )
 # An order update rewrites every column but these; its row is the others, then the id.
 ORDER_FIXED = ("id", "trader_id", "created_at")
@@ -234,6 +234,7 @@ def row_builders(uuid: Callable[[UUID], Any], opt_uuid: Callable[[UUID | None], 
             opt_time(o.routed_at), opt_time(o.cancel_sent_at), opt_dec(o.max_slippage_pct),
             opt_dec(o.slippage_price), o.timeout_seconds, opt_time(o.expires_at),
             o.send_attempts, opt_time(o.next_attempt_at), opt_time(o.acknowledged_at),
+            o.routing.value,
         )
 
     def order_update(o: Order) -> Row:

@@ -17,10 +17,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    and_,
 )
 
-from ordex.domain.orders import OPEN_STATUSES, OrderStatus
+from ordex.domain.orders import OPEN_STATUSES
 from ordex.store.types import ExactDecimal, UTCDateTime
 
 # In the SQL of the open-order indexes and of every query for open orders, in this order.
@@ -96,6 +95,8 @@ orders = Table(
     Column("send_attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("next_attempt_at", UTCDateTime, nullable=True),
     Column("acknowledged_at", UTCDateTime, nullable=True),
+    # pending, unconfirmed, at_venue, done (domain.orders.Routing)
+    Column("routing", String(12), nullable=False),
     UniqueConstraint("trader_id", "client_order_id", name="uq_orders_trader_client_order_id"),
     Index("ix_orders_trader_created", "trader_id", "created_at"),
     Index("ix_orders_trader_id", "trader_id", "id"),
@@ -103,19 +104,14 @@ orders = Table(
     Index("ix_orders_status", "status", "id"),
 )
 
-# Partial indexes of the open orders, a few among all those ever placed: the engine's polling
-# stays as cheap at a million stored orders as at ten, whatever the planner's statistics say.
-# A query uses one only if its WHERE clause repeats the index's predicate (the repository's
-# OPEN_ORDER and ``status = '<value>'`` terms, written into the SQL).
+# A partial index of the open orders, a few among all those ever placed: reading them (the
+# engine's memory at start, a trader's open orders) stays as cheap at a million stored orders as
+# at ten, whatever the planner's statistics say. A query uses it only if its WHERE clause repeats
+# the index's predicate (the repository's OPEN_ORDER and ``status = '<value>'`` terms, written
+# into the SQL).
 _open_order = orders.c.status.in_(OPEN_STATUS_VALUES)
-_unconfirmed = and_(orders.c.status == OrderStatus.ACCEPTED.value,
-                    orders.c.venue_order_id.is_(None))
-_due = and_(orders.c.expires_at.is_not(None), _open_order)
 Index("ix_orders_open", orders.c.status, orders.c.routed_at, orders.c.id,
       sqlite_where=_open_order, postgresql_where=_open_order)
-Index("ix_orders_unconfirmed", orders.c.routed_at,
-      sqlite_where=_unconfirmed, postgresql_where=_unconfirmed)
-Index("ix_orders_deadline", orders.c.expires_at, sqlite_where=_due, postgresql_where=_due)
 
 fills = Table(
     "fills",
