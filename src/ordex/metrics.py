@@ -9,7 +9,6 @@ still queued).
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -18,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 from ordex.clock import iso
 from ordex.domain.journal import Actor, JournalEntry, LogAction
@@ -88,10 +89,10 @@ class MetricsLog:
 
 def _line(event: str, at: datetime, order_id: UUID | str | None,
           trader_id: UUID | str | None, fields: dict[str, Any]) -> str:
-    return json.dumps({"event": event, "timestamp": iso(at),
-                       "order_id": str(order_id) if order_id else None,
-                       "trader_id": str(trader_id) if trader_id else None, **fields},
-                      default=str, separators=(",", ":"))
+    return orjson.dumps({"event": event, "timestamp": iso(at),
+                         "order_id": str(order_id) if order_id else None,
+                         "trader_id": str(trader_id) if trader_id else None, **fields},
+                        default=str).decode()
 
 
 Metric = tuple[str, JournalEntry, dict[str, Any]]

@@ -13,6 +13,10 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ordex.store.types import json_text, json_value
+
+JSON_CODEC = {"json_serializer": json_text, "json_deserializer": json_value}
+
 
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
@@ -20,13 +24,14 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.writer = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0,
-                                              pool_timeout=60)
-            self.reader = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4)
+                                              pool_timeout=60, **JSON_CODEC)
+            self.reader = create_async_engine(url, echo=echo, pool_size=4, max_overflow=4,
+                                              **JSON_CODEC)
             _sqlite_pragmas(self.writer, immediate=True)
             _sqlite_pragmas(self.reader, immediate=False)
         else:
             self.writer = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20,
-                                              pool_pre_ping=True)
+                                              pool_pre_ping=True, **JSON_CODEC)
             self.reader = self.writer
 
     async def dispose(self) -> None:

@@ -9,14 +9,13 @@ through the :class:`~ordex.store.repository.Repository` reads them back unchange
 
 - SQLite: UUIDs as 32 hex digits, Decimals as ``format(v, "f")`` text, times as
   ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` text, dates as ISO text, booleans as 0/1, JSON as
-  ``json.dumps`` text (SQLAlchemy's serializer: orjson's compact output would differ);
-- PostgreSQL: native uuid, numeric, timestamptz and date; JSON as the same ``json.dumps`` text
-  (the ``json`` type keeps the text as given).
+  ``types.json_text`` (compact orjson, SQLAlchemy's serializer too);
+- PostgreSQL: native uuid, numeric, timestamptz and date; JSON as the same text (the ``json``
+  type keeps the text as given).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from ordex.domain.orders import Order
 from ordex.domain.positions import Position
 from ordex.store.database import Database
 from ordex.store.idempotency import KeptOutcome
+from ordex.store.types import json_text
 from ordex.store.worker import OneThread
 
 Row = tuple[Any, ...]
@@ -222,7 +222,7 @@ def row_builders(uuid: Callable[[UUID], Any], opt_uuid: Callable[[UUID | None], 
                  day: Callable[[date | None], Any]) -> Rows:
     """The builders, given how the backend takes each kind of value (bound as closure
     variables: these run for every row)."""
-    to_json = json.dumps
+    to_json = json_text
 
     def order(o: Order) -> Row:
         return (

@@ -1,4 +1,5 @@
-"""Column types that keep Decimals exact and datetimes UTC-aware on every backend."""
+"""Column types that keep Decimals exact and datetimes UTC-aware on every backend, and the JSON
+text both SQLAlchemy and the row writers store (compact orjson)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import Dialect, Numeric, String, TypeDecorator
 from sqlalchemy.types import TypeEngine
 
@@ -13,6 +15,14 @@ from ordex.domain.money import tidy
 
 MAX_DIGITS = 38
 SCALE = 10
+
+
+def json_text(value: Any) -> str:
+    """How every JSON column's value is written: compact, UTF-8, by orjson."""
+    return orjson.dumps(value).decode()
+
+
+json_value = orjson.loads
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
