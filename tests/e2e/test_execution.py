@@ -17,9 +17,7 @@ from ordex.domain.accounts import Role
 from ordex.domain.orders import OrderType, Side, TimeInForce
 from ordex.venues.simulated.inprocess import InProcessVenue
 from tests.support.control import InProcessControl
-from tests.support.live import Live, live_service, quiet_venue
-
-FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
+from tests.support.live import FINAL, Live, live_service, quiet_venue
 
 
 class Desk:

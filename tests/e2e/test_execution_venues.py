@@ -16,10 +16,8 @@ from ordex.client import AsyncClient
 from ordex.config import Settings
 from ordex.domain.accounts import Role
 from tests.support.control import AdminControl, InProcessControl, VenueControl
-from tests.support.live import Live, live_service, quiet_venue
+from tests.support.live import FINAL, Live, live_service, quiet_venue
 from tests.support.venue_process import VenueProcess
-
-FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
 
 
 @dataclass

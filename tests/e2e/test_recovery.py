@@ -28,11 +28,10 @@ from ordex.engine.tx import Tx
 from ordex.store.uow import reading
 from ordex.venues.base import NewOrder
 from ordex.venues.simulated.inprocess import InProcessVenue
-from tests.support.live import Live, live_service, quiet_venue
+from tests.support.live import FAST as FAST_RECOVERY
+from tests.support.live import FINAL, Live, below_market, eventually, live_service, quiet_venue
 
-FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
-FAST = {"execution_enabled": True, "retry_base_seconds": 0.05, "ack_timeout_seconds": 0.3,
-        "stall_check_seconds": 0.3, "order_timeout_seconds": 2}
+FAST = {**FAST_RECOVERY, "order_timeout_seconds": 2}
 
 
 @dataclass
@@ -55,9 +54,7 @@ class Desk:
         return [o.client_order_id for o in self.venue.exchange.orders()].count(order_id)
 
     def resting_limit(self, symbol: str) -> Decimal:
-        quote = self.venue.exchange.quote(symbol)
-        assert quote is not None and quote.bid is not None
-        return (quote.bid * Decimal("0.98")).quantize(Decimal("0.01"))
+        return below_market(self.venue, symbol)
 
 
 @asynccontextmanager
@@ -85,15 +82,6 @@ async def patient_desk(settings: Settings) -> AsyncIterator[Desk]:
 def metrics_lines(desk: Desk) -> list[dict[str, Any]]:
     path = Path(desk.settings.data_dir) / "logs" / "metrics" / "orders.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-async def eventually(check: Any, within: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await check()
-        if value or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.05)
 
 
 async def at_venue(ordex: AsyncClient, order_id: str, within: float = 5.0) -> bool:

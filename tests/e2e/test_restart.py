@@ -19,11 +19,9 @@ from ordex.config import Settings
 from ordex.domain.accounts import Role
 from ordex.venues.simulated.exchange import SimulatedExchange
 from ordex.venues.simulated.inprocess import InProcessVenue
-from tests.support.live import Live, live_service
+from tests.support.live import FINAL, Live, live_service
 from tests.support.postgres import free_port
 from tests.support.serve import ordex_serve
-
-FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
 
 
 def serve(data: Path, port: int) -> AbstractContextManager[tuple[subprocess.Popen[str],

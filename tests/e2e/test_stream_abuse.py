@@ -19,9 +19,8 @@ from websockets.exceptions import ConnectionClosed
 from ordex.client import AsyncClient
 from ordex.config import Settings
 from ordex.domain.accounts import Role
-from tests.support.live import Live, live_service, quiet_venue
+from tests.support.live import FINAL, Live, live_service, quiet_venue
 
-FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
 CAP = 3
 
 

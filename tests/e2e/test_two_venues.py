@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 import httpx
@@ -22,11 +21,10 @@ from ordex.domain.journal import LogAction
 from ordex.engine.engine import ExecutionEngine
 from ordex.store.uow import reading
 from ordex.venues.simulated.inprocess import InProcessVenue
-from tests.support.live import Live, live_service, quiet_venue
+from tests.support.live import FAST as FAST_RECOVERY
+from tests.support.live import FINAL, Live, below_market, eventually, live_service, quiet_venue
 
-FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
-FAST = {"execution_enabled": True, "retry_base_seconds": 0.05, "ack_timeout_seconds": 0.3,
-        "stall_check_seconds": 0.3, "order_timeout_seconds": 60}
+FAST = {**FAST_RECOVERY, "order_timeout_seconds": 60}
 
 
 @dataclass
@@ -55,21 +53,6 @@ async def desk(settings: Settings) -> AsyncIterator[Desk]:
     async with live_service(settings.model_copy(update=FAST),
                             venues={"SIM": sim, "ALT": alt}) as live:
         yield Desk(live, sim, alt)
-
-
-async def eventually(check: Any, within: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await check()
-        if value or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.05)
-
-
-def below(venue: InProcessVenue, symbol: str) -> Decimal:
-    quote = venue.exchange.quote(symbol)
-    assert quote is not None and quote.bid is not None
-    return (quote.bid * Decimal("0.98")).quantize(Decimal("0.01"))
 
 
 async def test_orders_go_to_the_venue_they_name_and_every_row_records_it(desk: Desk) -> None:
@@ -119,12 +102,12 @@ async def test_each_venue_is_listed_with_its_session(desk: Desk) -> None:
 async def test_one_venue_down_leaves_the_other_trading_and_recovers_on_reconnect(
         desk: Desk) -> None:
     ordex = await desk.trader()
-    limit = below(desk.alt, "KO")
+    limit = below_market(desk.alt, "KO")
     resting = await ordex.submit("KO", "buy", "10", type="limit", limit_price=limit,
                                  time_in_force="gtc", venue="ALT")
     # resting at SIM all along: ALT's reconciliation must leave it alone
-    stays = await ordex.submit("KO", "buy", "2", type="limit", limit_price=below(desk.sim, "KO"),
-                               time_in_force="gtc")
+    stays = await ordex.submit("KO", "buy", "2", type="limit",
+                               limit_price=below_market(desk.sim, "KO"), time_in_force="gtc")
 
     async def acknowledged() -> bool:
         return all([(await ordex.get(o["id"]))["routing"] == "at_venue"

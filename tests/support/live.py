@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 import uvicorn
 
@@ -55,3 +57,26 @@ async def live_service(settings: Settings, venue: Venue | None = None, *,
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+FINAL = {"filled", "cancelled", "rejected", "expired", "failed"}
+# Retries, acks and stall checks in fractions of a second, so that recovery cases run quickly.
+FAST = {"execution_enabled": True, "retry_base_seconds": 0.05, "ack_timeout_seconds": 0.3,
+        "stall_check_seconds": 0.3}
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 5.0) -> Any:
+    """``check()``'s first true value, or its last value once ``within`` seconds have passed."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await check()
+        if value or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(0.05)
+
+
+def below_market(venue: InProcessVenue, symbol: str) -> Decimal:
+    """A buy limit 2% under the venue's bid: it rests."""
+    quote = venue.exchange.quote(symbol)
+    assert quote is not None and quote.bid is not None
+    return (quote.bid * Decimal("0.98")).quantize(Decimal("0.01"))
