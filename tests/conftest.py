@@ -16,6 +16,7 @@ from ordex.api.app import create_app
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
 from ordex.domain.accounts import Role
+from ordex.store.database import Database
 from tests.support.postgres import PostgresServer
 
 _counter = itertools.count()
@@ -53,6 +54,18 @@ async def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest)
         url = await fresh_postgres_database(request.getfixturevalue("postgres"))
     return Settings(data_dir=tmp_path / "data", database_url=url, seed_demo=False,
                     execution_enabled=False)
+
+
+@pytest.fixture
+async def empty_db(settings: Settings) -> AsyncIterator[Database]:
+    """The store with no schema yet (migration tests build it to the revision they need)."""
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True)
+    database = Database(settings.resolved_database_url())
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@ class Clock(Protocol):
 
 def iso(at: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a ``Z``: how ordex writes every time."""
-    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
+    return at.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 class SystemClock:

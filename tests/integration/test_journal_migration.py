@@ -3,15 +3,12 @@ one table, every row kept in time order, and no stream position moves (SQLite an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
-import pytest
 import sqlalchemy as sa
 
-from ordex.config import Settings
 from ordex.domain.journal import Actor, LogAction
 from ordex.store.database import Database
 from ordex.store.migrate import upgrade
@@ -32,28 +29,17 @@ old_logs = sa.table(
     sa.column("reason", sa.Text), sa.column("details", sa.JSON))
 
 
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True)
-    database = Database(settings.resolved_database_url())
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-async def test_events_are_numbered_per_trader_then_kept_by_the_journal(db: Database) -> None:
-    await upgrade(db.writer, "0004")
+async def test_events_are_numbered_per_trader_then_kept_by_the_journal(empty_db: Database) -> None:
+    await upgrade(empty_db.writer, "0004")
     alice, bob = uuid4(), uuid4()
     owners = [alice, bob, bob, alice, bob, alice, alice]
-    async with db.writer.begin() as conn:
+    async with empty_db.writer.begin() as conn:
         for n, owner in enumerate(owners):
             await conn.execute(sa.insert(old_events).values(
                 order_id=uuid4(), trader_id=owner, type="accepted", status="accepted",
                 timestamp=T0 + timedelta(seconds=n), payload={}))
-    await upgrade(db.writer)
-    async with reading(db) as repo:
+    await upgrade(empty_db.writer)
+    async with reading(empty_db) as repo:
         events = await repo.events_after(0)
     assert [(e.trader_id, e.trader_seq) for e in events] == [
         (alice, 1), (bob, 1), (bob, 2), (alice, 2), (bob, 3), (alice, 3), (alice, 4)]
@@ -61,11 +47,11 @@ async def test_events_are_numbered_per_trader_then_kept_by_the_journal(db: Datab
 
 
 async def test_logs_and_events_merge_in_time_order_and_keep_their_positions(
-        db: Database) -> None:
-    await upgrade(db.writer, "0007")
+        empty_db: Database) -> None:
+    await upgrade(empty_db.writer, "0007")
     trader, order = uuid4(), uuid4()
     log_ids = [UUID(int=n) for n in range(1, 4)]
-    async with db.writer.begin() as conn:
+    async with empty_db.writer.begin() as conn:
         await conn.execute(sa.insert(old_logs), [
             {"id": log_ids[0], "order_id": order, "trader_id": trader, "action": "submit",
              "status": "pending_new", "timestamp": T0, "reason": None,
@@ -83,9 +69,9 @@ async def test_logs_and_events_merge_in_time_order_and_keep_their_positions(
             await conn.execute(sa.insert(old_events).values(
                 order_id=order, trader_id=trader, type=kind, status=kind,
                 timestamp=T0 + timedelta(seconds=at), payload={"n": n}, trader_seq=n))
-    await upgrade(db.writer)
+    await upgrade(empty_db.writer)
 
-    async with reading(db) as repo:
+    async with reading(empty_db) as repo:
         rows = await repo.journal(trader_id=trader)
         events = await repo.events_after(0, trader_id=trader, per_trader=True)
         last_seq = await repo.last_journal_seq()

@@ -4,7 +4,6 @@ from then on, and the two partial indexes no query used are gone (SQLite and Pos
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +14,6 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Connection
 
-from ordex.config import Settings
 from ordex.domain.orders import Routing
 from ordex.store.database import Database
 from ordex.store.migrate import alembic_config, upgrade
@@ -62,17 +60,6 @@ STATES: list[tuple[str, dict[str, Any], Routing]] = [
 ]
 
 
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True)
-    database = Database(settings.resolved_database_url())
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
 def _row(status: str, columns: dict[str, Any]) -> dict[str, Any]:
     return {"id": uuid4(), "trader_id": TRADER, "symbol": "AAPL", "side": "buy",
             "type": "limit", "quantity": Decimal(10), "limit_price": Decimal("189.5"),
@@ -83,11 +70,11 @@ def _row(status: str, columns: dict[str, Any]) -> dict[str, Any]:
             "next_attempt_at": None, **columns}
 
 
-async def _at_0008(db: Database) -> list[dict[str, Any]]:
+async def _at_0008(empty_db: Database) -> list[dict[str, Any]]:
     """The store at revision 0008 with one order in each state of ``STATES``."""
-    await upgrade(db.writer, "0008")
+    await upgrade(empty_db.writer, "0008")
     rows = [_row(status, columns) for status, columns, _ in STATES]
-    async with db.writer.begin() as conn:
+    async with empty_db.writer.begin() as conn:
         await conn.execute(sa.insert(accounts).values(
             id=TRADER, name="t", role="trader", api_key_hash="0" * 64, cash=Decimal(10_000),
             allow_short=False, max_position_shares=Decimal(1000),
@@ -114,15 +101,15 @@ def _where(index: dict[str, Any]) -> dict[str, str]:
 
 
 async def test_each_orders_routing_is_what_was_derived_before_and_the_dead_indexes_go(
-        db: Database) -> None:
-    rows = await _at_0008(db)
-    async with db.writer.connect() as conn:
+        empty_db: Database) -> None:
+    rows = await _at_0008(empty_db)
+    async with empty_db.writer.connect() as conn:
         _, before = await conn.run_sync(_schema)
     assert DEAD <= set(before)
 
-    await upgrade(db.writer)
+    await upgrade(empty_db.writer)
 
-    async with db.writer.connect() as conn:
+    async with empty_db.writer.connect() as conn:
         stored = dict((await conn.execute(sa.text("SELECT id, routing FROM orders"))).all())
         columns, after = await conn.run_sync(_schema)
     by_id = {(r if isinstance(r, UUID) else UUID(str(r))): v for r, v in stored.items()}
@@ -131,25 +118,25 @@ async def test_each_orders_routing_is_what_was_derived_before_and_the_dead_index
     assert DEAD.isdisjoint(after)
     assert set(after) == set(before) - DEAD  # nothing else added or lost
     assert _where(after["ix_orders_open"]) == _where(before["ix_orders_open"]) != {}
-    async with reading(db) as repo:
+    async with reading(empty_db) as repo:
         read = [await repo.order(row["id"]) for row in rows]
     assert [o.routing if o else None for o in read] == [routing for _, _, routing in STATES]
 
 
 async def test_without_a_routing_an_order_row_is_refused_and_a_downgrade_restores_the_indexes(
-        db: Database) -> None:
-    rows = await _at_0008(db)
-    await upgrade(db.writer)
+        empty_db: Database) -> None:
+    rows = await _at_0008(empty_db)
+    await upgrade(empty_db.writer)
     with pytest.raises(sa.exc.IntegrityError):
-        async with db.writer.begin() as conn:
+        async with empty_db.writer.begin() as conn:
             await conn.execute(sa.insert(old_orders), [_row("accepted", {})])
 
     def down(connection: Connection) -> None:
         command.downgrade(alembic_config(connection), "0008")
 
-    async with db.writer.begin() as conn:
+    async with empty_db.writer.begin() as conn:
         await conn.run_sync(down)
-    async with db.writer.connect() as conn:
+    async with empty_db.writer.connect() as conn:
         columns, indexes = await conn.run_sync(_schema)
         count = (await conn.execute(sa.text("SELECT count(*) FROM orders"))).scalar_one()
     assert "routing" not in columns and DEAD <= set(indexes)
