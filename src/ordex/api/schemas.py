@@ -19,7 +19,6 @@ from ordex.domain.fills import Fill
 from ordex.domain.instruments import Instrument
 from ordex.domain.money import in_cents, on_tick, shown_average, tidy
 from ordex.domain.orders import Order
-from ordex.domain.sending import routing_of
 
 DecimalIn = Decimal | str
 DecimalStr = str
@@ -366,7 +365,7 @@ def order_json(order: Order, trader_name: str | None) -> dict[str, Any]:
         "max_slippage_pct": dec(order.max_slippage_pct),
         "slippage_price": dec(order.slippage_price), "timeout_seconds": order.timeout_seconds,
         "expires_at": timestamp(order.expires_at) if order.expires_at else None,
-        "routing": routing_of(order).value, "send_attempts": order.send_attempts,
+        "routing": order.routing.value, "send_attempts": order.send_attempts,
         "venue": order.venue,
         "acknowledged_at": timestamp(order.acknowledged_at) if order.acknowledged_at else None,
         "retry_of": order.extra.get("retry_of"), "retried_as": order.extra.get("retried_as"),

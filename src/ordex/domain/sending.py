@@ -18,11 +18,6 @@ from ordex.domain.orders import Order, OrderStatus, Routing
 JITTER = 0.2  # each delay is drawn from [1 - JITTER, 1 + JITTER] times the nominal one
 
 
-def routing_of(order: Order) -> Routing:
-    """The order's stored venue lifecycle (what the API and the stream show as ``routing``)."""
-    return order.routing
-
-
 class RetryPolicy(msgspec.Struct, frozen=True):
     """``retries`` re-attempts after the first (ORDER_RETRY_MAX_ATTEMPTS), the n-th after about
     ``base_seconds * 2 ** (n - 1)``; ``ack_seconds`` without an answer before the venue is asked;
