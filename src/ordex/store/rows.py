@@ -34,6 +34,7 @@ from ordex.domain.instruments import Instrument
 from ordex.domain.journal import JournalEntry
 from ordex.domain.orders import Order
 from ordex.domain.positions import Position
+from ordex.store.checkpoint import BACKSTOP_PRAGMA, WalCheckpointer
 from ordex.store.database import Database
 from ordex.store.idempotency import KeptOutcome
 from ordex.store.types import json_text
@@ -324,6 +325,7 @@ class SqliteRowWriter:
         self.path = path
         self._thread = OneThread("ordex-rows")
         self._conn: sqlite3.Connection | None = None
+        self._checkpoints: WalCheckpointer | None = None
 
     @classmethod
     async def open(cls, path: str) -> SqliteRowWriter:
@@ -343,10 +345,12 @@ class SqliteRowWriter:
         try:
             for pragma in SQLITE_PRAGMAS:
                 conn.execute(pragma)
+            conn.execute(BACKSTOP_PRAGMA)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+        self._checkpoints = WalCheckpointer(self.path)
 
     async def write(self, batch: Batch) -> None:
         if batch:
@@ -374,6 +378,9 @@ class SqliteRowWriter:
             conn, self._conn = self._conn, None
             await self._run(conn.close)
         self._thread.stop()
+        if self._checkpoints is not None:
+            self._checkpoints.stop()
+            self._checkpoints = None
 
 
 def _dollar(i: int) -> str:
