@@ -17,6 +17,7 @@ from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
 from ordex.domain.accounts import Role
 from ordex.store.database import Database
+from ordex.store.rows import RowWriter, open_writer
 from tests.support.postgres import PostgresServer
 
 _counter = itertools.count()
@@ -76,6 +77,16 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         yield wired
     finally:
         await wired.close()
+
+
+@pytest.fixture
+async def writer(services: Services) -> AsyncIterator[RowWriter]:
+    """The order path's row writer on the service's store."""
+    rows = await open_writer(services.db)
+    try:
+        yield rows
+    finally:
+        await rows.close()
 
 
 class Api:

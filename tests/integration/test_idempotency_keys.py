@@ -4,7 +4,6 @@ a command handler that answers repeats from it, and pruned in bounded chunks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import UUID, uuid4
@@ -28,22 +27,13 @@ from ordex.services.messages import (
     UpdateAccount,
 )
 from ordex.store.idempotency import KeptOutcome, StoredKeys, forget_keys, recent_keys
-from ordex.store.rows import Batch, MissingRows, RowWriter, open_writer
+from ordex.store.rows import Batch, MissingRows, RowWriter
 from ordex.store.tables import idempotency_keys
 from ordex.store.uow import UnitOfWork
 from tests.integration.test_rows import new_order, stored_account
 
 T0 = datetime(2026, 3, 2, 14, 30, 5, 123456, tzinfo=UTC)
 EAST = timezone(timedelta(hours=5, minutes=30))
-
-
-@pytest.fixture
-async def writer(services: Services) -> AsyncIterator[RowWriter]:
-    rows = await open_writer(services.db)
-    try:
-        yield rows
-    finally:
-        await rows.close()
 
 
 def kept(actor: UUID, key: str, at: datetime = T0, outcome: bytes = b'{"outcome":"order"}',

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -51,15 +50,6 @@ from tests.conftest import fresh_postgres_database
 
 T0 = datetime(2026, 3, 2, 14, 30, 5, 123456, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
-
-
-@pytest.fixture
-async def writer(services: Services) -> AsyncIterator[RowWriter]:
-    rows = await open_writer(services.db)
-    try:
-        yield rows
-    finally:
-        await rows.close()
 
 
 async def stored_account(services: Services, name: str = "t") -> Account:
