@@ -16,7 +16,7 @@ from ordex.client import AsyncClient
 from ordex.config import Settings
 from ordex.domain.accounts import Role
 from tests.support.control import AdminControl, InProcessControl, VenueControl
-from tests.support.live import FINAL, Live, live_service, quiet_venue
+from tests.support.live import FINAL, Live, eventually, live_service, quiet_venue
 from tests.support.venue_process import VenueProcess
 
 
@@ -60,6 +60,18 @@ async def wait_logged_on(live: Live) -> None:
     raise AssertionError("the FIX session never logged on")
 
 
+async def resting_at_venue(ordex: AsyncClient, order_id: str) -> dict[str, Any]:
+    """The order once the venue has acknowledged it (a busy machine can take a while)."""
+
+    async def acknowledged() -> dict[str, Any] | None:
+        now = await ordex.get(order_id)
+        return now if now["routing"] == "at_venue" else None
+
+    now = await eventually(acknowledged)
+    assert now is not None, f"order {order_id} never reached the venue"
+    return now
+
+
 def total(fills: list[dict[str, Any]], key: str) -> Decimal:
     return sum((Decimal(f[key]) for f in fills), Decimal(0))
 
@@ -101,12 +113,8 @@ async def test_resting_limit_fills_when_the_market_moves_through(desk: Desk) -> 
     ordex = await desk.trader("alice")
     order = await ordex.submit("KO", "buy", "10", type="limit", limit_price="62.00",
                                time_in_force="gtc")
-    for _ in range(100):  # resting at the venue before the market moves (a busy machine is slow)
-        now = await ordex.get(order["id"])
-        if now["routing"] == "at_venue":
-            break
-        await asyncio.sleep(0.05)
-    assert now["status"] == "accepted" and now["routing"] == "at_venue"
+    now = await resting_at_venue(ordex, order["id"])
+    assert now["status"] == "accepted"
     await desk.control.move_market("KO", Decimal("61.50"))
     done = await ordex.wait_for(order["id"], FINAL)
     assert done["status"] == "filled" and done["average_price"] == "62"
@@ -116,7 +124,7 @@ async def test_resting_limit_fills_when_the_market_moves_through(desk: Desk) -> 
 async def test_cancel_of_a_resting_order(desk: Desk) -> None:
     ordex = await desk.trader("alice")
     order = await ordex.submit("KO", "buy", "10", type="limit", limit_price="60.00")
-    await asyncio.sleep(0.3)
+    await resting_at_venue(ordex, order["id"])
     loop = asyncio.get_running_loop()
     started = loop.time()
     await ordex.cancel(order["id"])
