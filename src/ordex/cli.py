@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ordex import __version__, cli_accounts, cli_orders
+from ordex import __version__, cli_accounts, cli_orders, heap
 from ordex.cli_support import (
     FAILURE,
     USAGE,
@@ -73,6 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(_reachable(settings))
 
         def ready(services: Services) -> None:
+            heap.settle()
             print(f"ordex is running at {base_url}  (API docs: {base_url}/docs)", flush=True)
             print(f"store: {redact(settings.resolved_database_url())}", flush=True)
             if services.demo_keys:

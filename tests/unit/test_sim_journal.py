@@ -4,10 +4,12 @@ stopped (resting book, fills, id counters), and nothing is reported before it is
 from __future__ import annotations
 
 import sqlite3
+import time
 from decimal import Decimal
 from pathlib import Path
 
 from ordex.domain.orders import Side, TimeInForce
+from ordex.store.checkpoint import BACKSTOP_PAGES
 from ordex.venues.base import ReportKind, VenueOrderState
 from ordex.venues.simulated import SimulatedExchange
 from ordex.venues.simulated.journal import ExchangeJournal, open_journal
@@ -164,3 +166,22 @@ def test_a_save_writes_only_what_changed(tmp_path: Path) -> None:
         assert again.quote("MSFT").last == last
     finally:
         again.close()
+
+
+def test_the_journal_leaves_its_wal_checkpoints_to_a_thread_of_its_own(tmp_path: Path) -> None:
+    """Its commits run on the event loop: copying the log back inside one would stall every
+    order waiting behind it."""
+    path = tmp_path / "exchange-SIM.db"
+    journal = ExchangeJournal(path)
+    try:
+        (pages,) = journal._con.execute("PRAGMA wal_autocheckpoint").fetchone()
+        assert pages == BACKSTOP_PAGES
+        journal.save({f"k{i}": "x" * 3000 for i in range(2000)}, [], [], [])
+        deadline = time.monotonic() + 10
+        while journal._checkpoints.checkpoints < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert journal._checkpoints.checkpoints >= 2
+        assert path.stat().st_size > 4_000_000  # the 2,000 pages were copied back
+    finally:
+        journal.close()
+    assert not journal._checkpoints._thread.is_alive()

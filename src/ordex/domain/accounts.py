@@ -16,7 +16,7 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-class RiskLimits(msgspec.Struct, frozen=True):
+class RiskLimits(msgspec.Struct, frozen=True, gc=False):
     max_position_shares: Decimal = Decimal(100_000)
     max_position_notional: Decimal = Decimal(5_000_000)
     max_order_notional: Decimal = Decimal(1_000_000)
@@ -24,7 +24,7 @@ class RiskLimits(msgspec.Struct, frozen=True):
     max_open_orders: int = 200
 
 
-class Account(msgspec.Struct, frozen=True):
+class Account(msgspec.Struct, frozen=True, gc=False):
     id: UUID
     name: str
     role: Role

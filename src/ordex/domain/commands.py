@@ -10,7 +10,7 @@ import msgspec
 from ordex.domain.orders import OrderType, Side, TimeInForce
 
 
-class SubmitOrder(msgspec.Struct, frozen=True):
+class SubmitOrder(msgspec.Struct, frozen=True, gc=False):
     trader_id: UUID
     symbol: str
     side: Side
@@ -26,6 +26,6 @@ class SubmitOrder(msgspec.Struct, frozen=True):
     venue: str | None = None  # None: the configured default venue
 
 
-class CancelOrder(msgspec.Struct, frozen=True):
+class CancelOrder(msgspec.Struct, frozen=True, gc=False):
     trader_id: UUID
     order_id: UUID

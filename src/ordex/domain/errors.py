@@ -64,7 +64,7 @@ class Code(StrEnum):
     INTERNAL = "internal_error"
 
 
-class Violation(msgspec.Struct, frozen=True):
+class Violation(msgspec.Struct, frozen=True, gc=False):
     """One thing wrong with a request, said so that a trader can fix it."""
 
     code: Code

@@ -12,7 +12,7 @@ import msgspec
 from ordex.domain.orders import Side
 
 
-class Fill(msgspec.Struct, frozen=True):
+class Fill(msgspec.Struct, frozen=True, gc=False):
     """One execution against an order; ``exec_id`` is unique per venue, so a repeat is one fill."""
 
     id: UUID

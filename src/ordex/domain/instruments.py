@@ -17,7 +17,7 @@ class InstrumentStatus(StrEnum):
     DELISTED = "delisted"
 
 
-class Instrument(msgspec.Struct, frozen=True):
+class Instrument(msgspec.Struct, frozen=True, gc=False):
     symbol: str
     name: str
     tick_size: Decimal

@@ -42,7 +42,7 @@ class Actor(StrEnum):
     ADMIN = "admin"
 
 
-class JournalEntry(msgspec.Struct, frozen=True):
+class JournalEntry(msgspec.Struct, frozen=True, gc=False):
     """One row. ``seq`` is its place in the journal; a row the trader is shown has ``event``
     (its type on the stream) and ``payload`` (what the stream says of the order), and its
     places among the stream's rows: ``stream_seq`` service-wide, ``trader_seq`` among the

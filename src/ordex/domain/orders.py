@@ -175,7 +175,7 @@ CLOSED_REASON, CLOSED_STATUS, FILLED_AFTER_CLOSE = ("closed_reason", "closed_sta
                                                     "filled_after_close")
 
 
-class OrderEvent(msgspec.Struct, frozen=True):
+class OrderEvent(msgspec.Struct, frozen=True, gc=False):
     at: datetime
     type: ClassVar[EventType]
 
@@ -225,7 +225,7 @@ class InvalidFill(ValueError):
     """A fill that is not positive, or that would take the order beyond its quantity."""
 
 
-class Order(msgspec.Struct, frozen=True):
+class Order(msgspec.Struct, frozen=True, gc=False):
     id: UUID
     trader_id: UUID
     symbol: str

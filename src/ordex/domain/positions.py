@@ -31,7 +31,7 @@ def daily_pnl(current_equity: Decimal, day_start_equity: Decimal | None) -> Deci
     return current_equity - day_start_equity
 
 
-class Position(msgspec.Struct, frozen=True):
+class Position(msgspec.Struct, frozen=True, gc=False):
     symbol: str
     quantity: Decimal = ZERO
     average_cost: Decimal = ZERO

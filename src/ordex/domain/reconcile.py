@@ -49,7 +49,7 @@ END_REPORTS = {VenueOrderState.CANCELLED: ReportKind.CANCELLED,
 
 # ---- the two views and the policies -------------------------------------------------------------
 
-class Ours(msgspec.Struct, frozen=True):
+class Ours(msgspec.Struct, frozen=True, gc=False):
     """ordex's view. ``orders``: its open orders that may have reached the venue (in flight);
     ``known``: its other orders the venue's view names (closed ones, mostly); ``booked``: the exec
     ids ordex has booked from this venue, by client order id; ``held_by_venue``: ids of orders
@@ -64,7 +64,7 @@ class Ours(msgspec.Struct, frozen=True):
         return self.booked.get(client_order_id, frozenset())
 
 
-class Theirs(msgspec.Struct, frozen=True):
+class Theirs(msgspec.Struct, frozen=True, gc=False):
     """The venue's view. ``open_orders``: every open order, if it offers mass status;
     ``answers``: what it said when asked about one order (None: it does not know it); ``fills``:
     its fills (None: not read, or no trade capture); ``fills_fresh``: they were read after every
@@ -86,7 +86,7 @@ class Theirs(msgspec.Struct, frozen=True):
         return [f for f in self.fills or () if f.client_order_id == client_order_id]
 
 
-class Policy(msgspec.Struct, frozen=True):
+class Policy(msgspec.Struct, frozen=True, gc=False):
     """``unsent``: "resend" or "fail" an order the venue never received; ``ghosts``: "cancel"
     or "alert" for a venue order ordex does not know."""
 
@@ -101,19 +101,19 @@ class Policy(msgspec.Struct, frozen=True):
 
 # ---- the decisions ------------------------------------------------------------------------------
 
-class NeedsQuery(msgspec.Struct, frozen=True):
+class NeedsQuery(msgspec.Struct, frozen=True, gc=False):
     """Ask the venue about each of these orders by itself, then decide again."""
 
     client_order_ids: tuple[str, ...]
 
 
-class NeedsFills(msgspec.Struct, frozen=True):
+class NeedsFills(msgspec.Struct, frozen=True, gc=False):
     """Read the venue's fills since ``since`` (after its statuses), then decide again."""
 
     since: datetime
 
 
-class ApplyReports(msgspec.Struct, frozen=True):
+class ApplyReports(msgspec.Struct, frozen=True, gc=False):
     """Apply these reports as they are: for ``order_id``, its ack and the fills ordex missed;
     ``order_id`` None: fills of orders ordex has closed (late fills)."""
 
@@ -121,7 +121,7 @@ class ApplyReports(msgspec.Struct, frozen=True):
     reports: tuple[ExecutionReport, ...]
 
 
-class BookFromCumulative(msgspec.Struct, frozen=True):
+class BookFromCumulative(msgspec.Struct, frozen=True, gc=False):
     """Book what the venue's fills leave out of its CumQty, as one fill made of CumQty/AvgPx."""
 
     order_id: UUID
@@ -129,20 +129,20 @@ class BookFromCumulative(msgspec.Struct, frozen=True):
     trade_capture: bool  # the venue's fills were there, and leave this out
 
 
-class AdoptEnd(msgspec.Struct, frozen=True):
+class AdoptEnd(msgspec.Struct, frozen=True, gc=False):
     """The venue ended the order (cancelled, rejected, expired): so does ordex, after its fills."""
 
     order_id: UUID
     report: ExecutionReport
 
 
-class Resend(msgspec.Struct, frozen=True):
+class Resend(msgspec.Struct, frozen=True, gc=False):
     """The venue never received the order: send it again with the same id."""
 
     order_id: UUID
 
 
-class FailUnsent(msgspec.Struct, frozen=True):
+class FailUnsent(msgspec.Struct, frozen=True, gc=False):
     """The venue never received the order, and it is not sent again: failed."""
 
     order_id: UUID
@@ -150,13 +150,13 @@ class FailUnsent(msgspec.Struct, frozen=True):
     details: Mapping[str, Any]
 
 
-class NoteMissing(msgspec.Struct, frozen=True):
+class NoteMissing(msgspec.Struct, frozen=True, gc=False):
     """The venue does not know an order it acknowledged: ask again later (``engine.missing``)."""
 
     order_id: UUID
 
 
-class Ghost(msgspec.Struct, frozen=True):
+class Ghost(msgspec.Struct, frozen=True, gc=False):
     """An open venue order ordex does not know (``owner`` None) or has closed."""
 
     venue_order: VenueOrder

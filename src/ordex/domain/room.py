@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ordex.domain.validation import AccountState
 
 
-class Room(msgspec.Struct, frozen=True):
+class Room(msgspec.Struct, frozen=True, gc=False):
     """``quantity`` is a multiple of the lot (zero when nothing fits); ``blocked`` says, in
     words, why no quantity can be accepted when that is so (written when asked for: most orders
     fit, and never show it)."""

@@ -15,7 +15,7 @@ from ordex.domain.orders import Order
 VENUE_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,32}$")
 
 
-class Venues(msgspec.Struct, frozen=True):
+class Venues(msgspec.Struct, frozen=True, gc=False):
     """The venues ordex is configured to trade on, by name, and the one orders go to when
     they name none."""
 

@@ -18,7 +18,7 @@ from ordex.domain.orders import Order, OrderStatus, Routing
 JITTER = 0.2  # each delay is drawn from [1 - JITTER, 1 + JITTER] times the nominal one
 
 
-class RetryPolicy(msgspec.Struct, frozen=True):
+class RetryPolicy(msgspec.Struct, frozen=True, gc=False):
     """``retries`` re-attempts after the first (ORDER_RETRY_MAX_ATTEMPTS), the n-th after about
     ``base_seconds * 2 ** (n - 1)``; ``ack_seconds`` without an answer before the venue is asked;
     ``order_timeout_seconds`` an order may wait for a venue before it expires unsent."""

@@ -14,14 +14,14 @@ from ordex.domain.money import tidy
 from ordex.domain.orders import Order
 
 
-class LastFill(msgspec.Struct, frozen=True):
+class LastFill(msgspec.Struct, frozen=True, gc=False):
     quantity: Decimal
     price: Decimal
     venue: str
     timestamp: datetime
 
 
-class OrderEvent(msgspec.Struct, frozen=True):
+class OrderEvent(msgspec.Struct, frozen=True, gc=False):
     """``seq`` is the position in the whole service's event log; ``trader_seq`` the position
     among this trader's own events (1, 2, 3, ...), which is all a trader is shown, so that
     nothing a trader sees moves when someone else trades."""

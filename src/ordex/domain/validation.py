@@ -21,7 +21,7 @@ from ordex.domain.orders import OrderType, Side
 from ordex.domain.room import Room, room
 
 
-class PricePolicy(msgspec.Struct, frozen=True):
+class PricePolicy(msgspec.Struct, frozen=True, gc=False):
     """How far a limit price may stray from the reference price, and the market-order collar."""
 
     price_band: Decimal = Decimal("0.10")
@@ -41,14 +41,14 @@ class Working(Protocol):
     def reserve_price(self) -> Decimal: ...
 
 
-class OpenOrder(msgspec.Struct, frozen=True):
+class OpenOrder(msgspec.Struct, frozen=True, gc=False):
     symbol: str
     side: Side
     remaining_quantity: Decimal
     reserve_price: Decimal
 
 
-class Exposure(msgspec.Struct, frozen=True):
+class Exposure(msgspec.Struct, frozen=True, gc=False):
     """What an account's open orders add up to: how many, the cash they hold back, and the
     quantity still to trade per symbol and side. Kept as running totals by the engine, so a
     check costs the same whatever the number of open orders."""
@@ -72,7 +72,7 @@ class Exposure(msgspec.Struct, frozen=True):
         return self.quantities.get((symbol, side), ZERO)
 
 
-class AccountState(msgspec.Struct, frozen=True):
+class AccountState(msgspec.Struct, frozen=True, gc=False):
     """What validation and risk need to know of an account at the moment of the check; its open
     orders as they are or already added up."""
 
@@ -171,7 +171,7 @@ def check_quantity(cmd: SubmitOrder, instrument: Instrument, fits: Room) -> Viol
     return None
 
 
-class PriceCheck(msgspec.Struct, frozen=True):
+class PriceCheck(msgspec.Struct, frozen=True, gc=False):
     """What is wrong with a limit price, and the price the rest of the order is checked at: the
     price as entered when it is good, else the highest price the hints name (so that any of
     them works with the quantity the other hints name)."""

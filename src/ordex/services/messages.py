@@ -22,7 +22,7 @@ from ordex.domain.errors import Code, Violation
 from ordex.domain.orders import Order
 
 
-class Command(msgspec.Struct, frozen=True, tag_field="command"):
+class Command(msgspec.Struct, frozen=True, gc=False, tag_field="command"):
     """``idempotency_key`` names the request: the same key sent again by the same actor gets
     the same outcome without the work being done twice. ``client_key`` says the trader chose
     the key (HTTP ``Idempotency-Key``): then the outcome is kept for repeats. A key ordex
@@ -76,7 +76,7 @@ class Acknowledge(Command, frozen=True, tag="acknowledge"):
         return self.trader_id
 
 
-class LimitsChange(msgspec.Struct, frozen=True):
+class LimitsChange(msgspec.Struct, frozen=True, gc=False):
     """The risk limits to set; one left as None keeps the account's value."""
 
     max_position_shares: Decimal | None = None
@@ -109,7 +109,7 @@ class UpdateAccount(Command, frozen=True, tag="update_account"):
 AnyCommand = Submit | Cancel | Retry | Acknowledge | UpdateAccount
 
 
-class Outcome(msgspec.Struct, frozen=True, kw_only=True, tag_field="outcome"):
+class Outcome(msgspec.Struct, frozen=True, gc=False, kw_only=True, tag_field="outcome"):
     """``replay`` marks an outcome given again for a repeated idempotency key."""
 
     replay: bool = False

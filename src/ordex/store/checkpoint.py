@@ -45,6 +45,8 @@ class WalCheckpointer:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.checkpoints += 1
                 except sqlite3.Error as exc:
+                    if not Path(self.path).exists():
+                        return  # the store was removed under us: nothing left to copy back
                     log.warning("could not checkpoint %s: %s", self.path, exc)
         finally:
             conn.close()

@@ -43,7 +43,7 @@ class VenueOrderState(StrEnum):
         return self is VenueOrderState.OPEN
 
 
-class NewOrder(msgspec.Struct, frozen=True):
+class NewOrder(msgspec.Struct, frozen=True, gc=False):
     client_order_id: str
     symbol: str
     side: Side
@@ -53,7 +53,7 @@ class NewOrder(msgspec.Struct, frozen=True):
     limit_price: Decimal | None = None
 
 
-class ExecutionReport(msgspec.Struct, frozen=True):
+class ExecutionReport(msgspec.Struct, frozen=True, gc=False):
     """One thing that happened to an order at a venue. ``exec_id`` is unique per venue, so a
     report that arrives twice can be recognised and applied once."""
 
@@ -77,7 +77,7 @@ class ExecutionReport(msgspec.Struct, frozen=True):
     duplicate: bool = False
 
 
-class VenueOrder(msgspec.Struct, frozen=True):
+class VenueOrder(msgspec.Struct, frozen=True, gc=False):
     """What a venue knows of one order: for status queries and reconciliation."""
 
     venue: str
@@ -94,7 +94,7 @@ class VenueOrder(msgspec.Struct, frozen=True):
     reason: str | None = None
 
 
-class Quote(msgspec.Struct, frozen=True):
+class Quote(msgspec.Struct, frozen=True, gc=False):
     symbol: str
     bid: Decimal | None
     ask: Decimal | None
@@ -139,7 +139,7 @@ _WITHOUT = {
 }
 
 
-class CapabilityState(msgspec.Struct, frozen=True):
+class CapabilityState(msgspec.Struct, frozen=True, gc=False):
     """What is known of one capability: ``supported`` is None until it is learnt."""
 
     supported: bool | None
@@ -201,7 +201,7 @@ class Capabilities:
         return {c.value: s.as_json() for c, s in self._states.items()}
 
 
-class SessionStatus(msgspec.Struct, frozen=True):
+class SessionStatus(msgspec.Struct, frozen=True, gc=False):
     """The venue link as an operator reads it: ``state`` is connected, connecting or
     disconnected; ``problem`` says why it is not connected and ``hint`` what to do."""
 
