@@ -73,6 +73,7 @@ from urllib.parse import urlsplit
 
 import quickfix as fix
 
+from ordex import heap
 from ordex.domain.instruments import InstrumentStatus
 from ordex.domain.money import ZERO
 from ordex.domain.orders import Side
@@ -897,7 +898,11 @@ def main(*, port: int, admin_port: int, data_dir: Path, name: str = "SIM", seed:
                          md_interval=md_interval,
                          log_messages=log_messages, password=password, host=host)
     try:
-        asyncio.run(server.serve_forever(lambda line: print(line, flush=True)))
+        def ready(line: str) -> None:
+            heap.settle()
+            print(line, flush=True)
+
+        asyncio.run(server.serve_forever(ready))
     except OSError as exc:
         print(f"error: cannot start the venue: {exc}", file=sys.stderr)
         return 2
