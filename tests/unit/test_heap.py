@@ -9,6 +9,7 @@ import pkgutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -40,13 +41,14 @@ def test_an_order_is_invisible_to_the_collector() -> None:
     assert not gc.is_tracked(made)
 
 
-def test_settle_leaves_only_what_is_made_afterwards_to_the_collector() -> None:
+def test_settle_leaves_only_what_is_made_afterwards_to_the_collector(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import gc
+        import sys
         from ordex.api.app import create_app
         from ordex.config import Settings
         from ordex import heap
-        app = create_app(Settings(data_dir="unused", seed_demo=False))
+        app = create_app(Settings(data_dir=sys.argv[1], seed_demo=False))
         before = len(gc.get_objects())
         heap.settle()
         after = len(gc.get_objects())
@@ -54,8 +56,8 @@ def test_settle_leaves_only_what_is_made_afterwards_to_the_collector() -> None:
         later = len(gc.get_objects())
         print(before, after, gc.get_freeze_count(), later - after)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "data")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, check=True).stdout.split()
     before, after, frozen, made = (int(x) for x in out)
     assert before > 50_000 and frozen > 50_000
     assert after < 1_000
