@@ -54,3 +54,10 @@ class WalCheckpointer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def checkpoint_beside(conn: sqlite3.Connection, path: str | Path) -> WalCheckpointer:
+    """Leave the checkpoints of ``conn``'s file at ``path`` to a thread of their own; ``conn``
+    itself checkpoints only at the backstop."""
+    conn.execute(BACKSTOP_PRAGMA)
+    return WalCheckpointer(path)

@@ -34,7 +34,7 @@ from ordex.domain.instruments import Instrument
 from ordex.domain.journal import JournalEntry
 from ordex.domain.orders import Order
 from ordex.domain.positions import Position
-from ordex.store.checkpoint import BACKSTOP_PRAGMA, WalCheckpointer
+from ordex.store.checkpoint import WalCheckpointer, checkpoint_beside
 from ordex.store.database import Database
 from ordex.store.idempotency import KeptOutcome
 from ordex.store.types import json_text
@@ -345,12 +345,11 @@ class SqliteRowWriter:
         try:
             for pragma in SQLITE_PRAGMAS:
                 conn.execute(pragma)
-            conn.execute(BACKSTOP_PRAGMA)
+            self._checkpoints = checkpoint_beside(conn, self.path)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
-        self._checkpoints = WalCheckpointer(self.path)
 
     async def write(self, batch: Batch) -> None:
         if batch:

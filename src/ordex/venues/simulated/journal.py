@@ -11,7 +11,8 @@ SQLite from the standard library: the exchange is synchronous, one writer, and a
 size needs nothing more; the same durability settings as ordex's own store: a commit survives the
 process being killed at once; no fsync per commit holds up the event loop (as with ordex's store,
 a power cut may take back the last commits). The journal's commits run on the event loop, so its
-WAL checkpoints do not: a :class:`WalCheckpointer` thread copies the log back, as for the store.
+WAL checkpoints do not: a thread of their own (``checkpoint_beside``) copies the log back, as
+for the store.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ordex.store.checkpoint import BACKSTOP_PRAGMA, WalCheckpointer
+from ordex.store.checkpoint import checkpoint_beside
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -119,7 +120,6 @@ class ExchangeJournal:
         self._con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA synchronous=NORMAL")
-        self._con.execute(BACKSTOP_PRAGMA)
         self._con.executescript(_SCHEMA)
         self.path.chmod(0o600)
         found = self._meta().get("format")
@@ -128,7 +128,7 @@ class ExchangeJournal:
         elif found != FORMAT:
             raise ValueError(f"{self.path} is an exchange journal of format {found}; this "
                              f"version reads format {FORMAT}")
-        self._checkpoints = WalCheckpointer(self.path)
+        self._checkpoints = checkpoint_beside(self._con, self.path)
 
     def close(self) -> None:
         self._checkpoints.stop()
