@@ -2,16 +2,17 @@
 
 Most are read off the journal's committed rows (``projected``); what happens outside any order's
 journal (a ghost at a venue, a venue refusing a second copy, a recovery's finding) is emitted
-where it is seen. ``emit`` only queues the line; one writer thread appends it, so the event loop
-never waits on the disk. Lines are flushed as they are written (a crash loses at most what was
-still queued).
+where it is seen. ``emit`` and ``record`` only queue; one writer thread formats and appends the
+lines every ``FLUSH_SECONDS``, so the event loop never waits on the disk and hands nothing to
+another thread per commit (a wake-up of the writer for each commit cost more than the line). A
+crash loses at most what was still queued; the journal, not this file, is the record.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -34,57 +35,66 @@ RECOVERED = "order.recovered"
 CANCELLED_BY_TRADER = "order.cancelled_by_trader"
 GHOST = "order.ghost"
 
-_STOP = object()
+FLUSH_SECONDS = 0.05
 
 
 class MetricsLog:
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queue: deque[object] = deque()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self.path is None or self._thread is not None:
             return
         private_file(self.path)
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._write, name="ordex-metrics", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         thread, self._thread = self._thread, None
         if thread is not None:
-            self._queue.put(_STOP)
+            self._stopping.set()
             thread.join(timeout=5)
 
     def emit(self, event: str, at: datetime, *, order_id: UUID | str | None = None,
              trader_id: UUID | str | None = None, **fields: Any) -> None:
         if self._thread is None:
             return
-        self._queue.put(_line(event, at, order_id, trader_id, fields))
+        self._queue.append(_line(event, at, order_id, trader_id, fields))
 
     def record(self, journal: list[JournalEntry]) -> None:
         """The Measurement Plan's events in a commit's journal rows: one hand-over per commit;
         the writer thread picks the rows out and formats them."""
         if self._thread is not None:
-            self._queue.put(journal)
+            self._queue.append(journal)
 
     def _write(self) -> None:
         assert self.path is not None
-        with self.path.open("a", encoding="utf-8", buffering=1) as out:
+        with self.path.open("a", encoding="utf-8") as out:
             while True:
-                item = self._queue.get()
-                if item is _STOP:
-                    return
-                try:
-                    if isinstance(item, list):
-                        lines = [_line(event, e.timestamp, e.order_id, e.trader_id, fields)
-                                 for event, e, fields in projected(item)]
-                    else:
-                        lines = [str(item)]
-                    if lines:
+                stopping = self._stopping.wait(FLUSH_SECONDS)
+                lines: list[str] = []
+                while self._queue:
+                    item = self._queue.popleft()
+                    try:
+                        if isinstance(item, list):
+                            lines.extend(_line(event, e.timestamp, e.order_id, e.trader_id, fields)
+                                         for event, e, fields in projected(item))
+                        else:
+                            lines.append(str(item))
+                    except Exception:
+                        log.exception("could not write a metrics event")
+                if lines:
+                    try:
                         out.write("".join(f"{line}\n" for line in lines))
-                except Exception:
-                    log.exception("could not write a metrics event")
+                        out.flush()
+                    except OSError:
+                        log.exception("could not write %d metrics events", len(lines))
+                if stopping:
+                    return
 
 
 def _line(event: str, at: datetime, order_id: UUID | str | None,

@@ -84,6 +84,15 @@ def metrics_lines(desk: Desk) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+async def metrics_show(desk: Desk, wanted: Callable[[list[dict[str, Any]]], bool],
+                       within: float = 3.0) -> bool:
+    """Whether the metrics file comes to hold what ``wanted`` looks for (its writer thread
+    appends every few tens of milliseconds)."""
+    async def check() -> bool:
+        return wanted(metrics_lines(desk))
+    return bool(await eventually(check, within))
+
+
 async def at_venue(ordex: AsyncClient, order_id: str, within: float = 5.0) -> bool:
     async def check() -> bool:
         return (await ordex.get(order_id))["routing"] == "at_venue"
@@ -106,8 +115,8 @@ async def test_a_lost_ack_is_recovered_by_asking_the_venue(desk: Desk) -> None:
     found = await ordex.get(order["id"])
     assert found["status"] == "accepted" and found["send_attempts"] == 1
     assert desk.copies_at_venue(order["id"]) == 1
-    assert any(m["event"] == "order.recovered" and m["order_id"] == order["id"]
-               for m in metrics_lines(desk))
+    assert await metrics_show(desk, lambda lines: any(
+        m["event"] == "order.recovered" and m["order_id"] == order["id"] for m in lines))
     await ordex.close()
 
 
@@ -123,8 +132,8 @@ async def test_not_found_is_not_proof_a_resend_refused_as_duplicate_recovers_the
     assert desk.copies_at_venue(order["id"]) == 1
     assert desk.venue.exchange.duplicates_refused >= 1
     assert (await ordex.get(order["id"]))["status"] == "accepted"
-    assert any(m.get("error") == "duplicate" and m["order_id"] == order["id"]
-               for m in metrics_lines(desk))
+    assert await metrics_show(desk, lambda lines: any(
+        m.get("error") == "duplicate" and m["order_id"] == order["id"] for m in lines))
     await ordex.close()
 
 
@@ -159,9 +168,12 @@ async def test_a_busy_venue_is_retried_with_backoff_and_every_attempt_is_logged(
         logs = await repo.journal(order_id=_uuid(order["id"]))
     actions = [entry.action.value for entry in logs]
     assert actions.count("execute") == 3 and actions.count("retry") == 2
-    retries = [m for m in metrics_lines(desk) if m["event"] == "order.executed"
-               and m["order_id"] == order["id"]]
-    assert [m["retry_count"] for m in retries] == [0, 1, 2]
+
+    def retry_counts(lines: list[dict[str, Any]]) -> list[int]:
+        return [m["retry_count"] for m in lines
+                if m["event"] == "order.executed" and m["order_id"] == order["id"]]
+    assert await metrics_show(desk, lambda lines: len(retry_counts(lines)) >= 3)
+    assert retry_counts(metrics_lines(desk)) == [0, 1, 2]
     await ordex.close()
 
 
@@ -176,8 +188,8 @@ async def test_a_venue_busy_beyond_every_retry_fails_the_order_then_retry_and_ac
     assert failed["reason"].startswith("Could not reach venue SIM after 4 attempts (SIM is busy)")
     assert "Retry it, or acknowledge it" in failed["reason"]
     assert desk.copies_at_venue(order["id"]) == 0
-    assert any(m["event"] == "order.failed" and m["order_id"] == order["id"]
-               for m in metrics_lines(desk))
+    assert await metrics_show(desk, lambda lines: any(
+        m["event"] == "order.failed" and m["order_id"] == order["id"] for m in lines))
 
     again = await ordex.retry(order["id"])
     assert again["id"] != order["id"] and again["retry_of"] == order["id"]

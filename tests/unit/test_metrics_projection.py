@@ -70,3 +70,14 @@ def test_a_commit_is_handed_over_once_and_written_line_by_line(tmp_path: Path) -
     lines = [json.loads(line) for line in (tmp_path / "orders.jsonl").read_text().splitlines()]
     assert [(m["event"], m["order_id"]) for m in lines] == [
         (SUBMITTED, str(placed.id)), ("order.ghost", "G1")]
+
+
+def test_stop_writes_what_is_still_queued(tmp_path: Path) -> None:
+    placed = make_order()
+    metrics = MetricsLog(tmp_path / "orders.jsonl")
+    metrics.start()
+    for _ in range(50):
+        metrics.record([entry(placed, LogAction.SUBMIT, T0, Actor.TRADER)])
+    metrics.stop()  # before the writer's next turn: the queue is written, not dropped
+    lines = (tmp_path / "orders.jsonl").read_text().splitlines()
+    assert len(lines) == 50 and all(json.loads(line)["event"] == SUBMITTED for line in lines)
