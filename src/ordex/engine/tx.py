@@ -83,17 +83,14 @@ class Tx:
         self.stream_seq: int | None = None
         self.after_commit: list[AfterCommit] = []
         self.keys: list[KeptOutcome] = []
+        self._chain_: tuple[Tx, ...] = (self,) if parent is None else (self, *parent._chain_)
 
     def child(self) -> Tx:
         return Tx(self.ledger, self.reader, self, ids=self.new_id)
 
-    def _chain(self) -> list[Tx]:
-        chain: list[Tx] = []
-        tx: Tx | None = self
-        while tx is not None:
-            chain.append(tx)
-            tx = tx.parent
-        return chain
+    def _chain(self) -> tuple[Tx, ...]:
+        """This unit, then what it runs within (reads look in that order)."""
+        return self._chain_
 
     # ---- reads --------------------------------------------------------------------------------
 
@@ -193,6 +190,9 @@ class Tx:
         return self.ledger.instruments.get(symbol)
 
     def instruments(self, symbols: set[str]) -> dict[str, Instrument]:
+        if not any(tx.market for tx in self._chain_):
+            known = self.ledger.instruments
+            return {s: i for s in symbols if (i := known.get(s)) is not None}
         return {s: i for s in symbols if (i := self.instrument(s)) is not None}
 
     # ---- writes -------------------------------------------------------------------------------

@@ -164,12 +164,27 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def sqlite_time(value: datetime) -> str:
-    """``value.astimezone(UTC).strftime(TIME_FORMAT)``, in a little more than half the time."""
+def _sqlite_time_of(value: datetime) -> str:
     value = _utc(value)
     if value.year < 1000:  # strftime does not pad the year to four digits
         return value.strftime(TIME_FORMAT)
     return value.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+# An order's times (created, routed, acknowledged, expires) are written again with every change
+# of the order, and a batch's rows share their timestamp: most values were formatted before.
+_TIMES: dict[datetime, str] = {}
+_TIMES_KEPT = 8192
+
+
+def sqlite_time(value: datetime) -> str:
+    """``value.astimezone(UTC).strftime(TIME_FORMAT)``."""
+    text = _TIMES.get(value)
+    if text is None:
+        if len(_TIMES) >= _TIMES_KEPT:
+            _TIMES.clear()
+        text = _TIMES[value] = _sqlite_time_of(value)
+    return text
 
 
 def _sqlite_opt_time(value: datetime | None) -> str | None:
