@@ -13,6 +13,7 @@ from ordex import __version__
 from ordex.api import docs, errors
 from ordex.api.deps import account_for
 from ordex.api.guard import BodyGuard
+from ordex.api.order_lane import OrderLane
 from ordex.api.routes import account, admin, execution, orders, stream, venues, web
 from ordex.bootstrap import Services, build, prepare
 from ordex.config import Settings
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def authenticate(header: str | None) -> object:
         return await account_for(wired, header)
 
+    # the last added runs first: the guard authenticates and bounds the body, then the lane
+    app.add_middleware(OrderLane, services=wired, handlers=app.exception_handlers)
     app.add_middleware(BodyGuard, authenticate=authenticate, limit=settings.max_body_bytes)
     app.include_router(orders.router)
     app.include_router(account.router)

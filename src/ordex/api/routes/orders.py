@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -16,10 +17,12 @@ from ordex.api.parsing import check_content_type, decode_json, parse_order
 from ordex.api.routes.common import (
     AUTH_ERRORS,
     BODY_ERRORS,
+    IDEMPOTENCY_KEY,
     KEYED,
     NOT_FOUND,
     as_utc,
     command_key,
+    key_of,
     parse_uuid,
     refusal,
     replayed,
@@ -39,6 +42,7 @@ from ordex.api.schemas import (
     order_json,
     orders_json,
 )
+from ordex.bootstrap import Services
 from ordex.domain.accounts import Account, Role
 from ordex.domain.commands import SubmitOrder
 from ordex.domain.errors import Code, DomainError, Violation
@@ -80,6 +84,15 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def submit_order(request: Request, services: ServicesDep, trader: Trader) -> JSONResponse:
     """Only a call that creates an order counts against the rate limit: a replay of a
     ``client_order_id`` and a refused order give their place back."""
+    return await submit(services, trader, request.headers.get("content-type"), request.body,
+                        request.headers.get(IDEMPOTENCY_KEY))
+
+
+async def submit(services: Services, trader: Account, content_type: str | None,
+                 body: Callable[[], Awaitable[bytes]],
+                 idempotency_key: str | None) -> JSONResponse:
+    """``POST /v1/orders`` by ``trader``, whose body ``body()`` reads (after the rate limit is
+    checked); the route and ``OrderLane`` both answer with this."""
     limiter = services.limiter
     decision = limiter.hit(trader.id, time.monotonic(), trader.rate_limit_per_minute)
     epoch = services.clock.now().timestamp()
@@ -93,11 +106,11 @@ async def submit_order(request: Request, services: ServicesDep, trader: Trader) 
             {"Retry-After": retry_after_header(decision.retry_after),
              **rate_headers(decision, epoch)})
     try:
-        cmd = await _read_order(request, trader.id)
+        cmd = _order_of(content_type, await body(), trader.id)
         outcome = None
         if not isinstance(cmd, JSONResponse):
-            key, chosen = command_key(request, cmd.client_order_id and
-                                      f"client_order_id:{cmd.client_order_id}")
+            key, chosen = key_of(idempotency_key, cmd.client_order_id and
+                                 f"client_order_id:{cmd.client_order_id}")
             outcome = await services.commands.send(Submit(key, chosen, cmd))
     except BaseException:
         limiter.refund(trader.id, decision)
@@ -130,7 +143,8 @@ async def preview_order(request: Request, services: ServicesDep, trader: Trader)
     """Every reason the order would be refused now (the same checks as a submit, against the
     same live prices), and its estimated value and the buying power left; nothing is stored and
     the rate limit is not counted."""
-    cmd = await _read_order(request, trader.id, problems_are_answers=True)
+    cmd = _order_of(request.headers.get("content-type"), await request.body(), trader.id,
+                    problems_are_answers=True)
     if isinstance(cmd, JSONResponse):
         return cmd
     preview = await services.orders.preview(cmd)
@@ -147,12 +161,13 @@ async def preview_order(request: Request, services: ServicesDep, trader: Trader)
     })
 
 
-async def _read_order(request: Request, trader_id: UUID, *,
-                      problems_are_answers: bool = False) -> SubmitOrder | JSONResponse:
-    bad = check_content_type(request.headers.get("content-type"))
+def _order_of(content_type: str | None, body: bytes, trader_id: UUID, *,
+              problems_are_answers: bool = False) -> SubmitOrder | JSONResponse:
+    """The order in ``body`` sent as ``content_type``, or the answer that refuses it."""
+    bad = check_content_type(content_type)
     if bad is not None:
         return error_response([bad])
-    data, bad = decode_json(await request.body())
+    data, bad = decode_json(body)
     if bad is not None:
         return error_response([bad])
     cmd, violations = parse_order(data, trader_id)
