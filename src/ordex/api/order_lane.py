@@ -44,11 +44,11 @@ class OrderLane:
             await self.app(scope, receive, send)
             return
         content_type = idempotency_key = None
-        for name, value in scope["headers"]:
+        for name, value in scope["headers"]:  # the first of each, as Starlette reads them
             lower = name.lower()
-            if lower == b"content-type":
+            if lower == b"content-type" and content_type is None:
                 content_type = value.decode("latin-1")
-            elif lower == b"idempotency-key":
+            elif lower == b"idempotency-key" and idempotency_key is None:
                 idempotency_key = value.decode("latin-1")
 
         async def body() -> bytes:
