@@ -27,8 +27,11 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def wait(self, wake: asyncio.Event, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(wake.wait(), seconds)
+        if wake.is_set():
+            return True
+        try:  # a timeout on this task, not ``wait_for``'s extra task for every wait
+            async with asyncio.timeout(seconds):
+                await wake.wait()
         except TimeoutError:
             return False
         return True
