@@ -83,14 +83,11 @@ class Tx:
         self.stream_seq: int | None = None
         self.after_commit: list[AfterCommit] = []
         self.keys: list[KeptOutcome] = []
-        self._chain_: tuple[Tx, ...] = (self,) if parent is None else (self, *parent._chain_)
+        # this unit, then what it runs within: reads look in that order
+        self._chain: tuple[Tx, ...] = (self,) if parent is None else (self, *parent._chain)
 
     def child(self) -> Tx:
         return Tx(self.ledger, self.reader, self, ids=self.new_id)
-
-    def _chain(self) -> tuple[Tx, ...]:
-        """This unit, then what it runs within (reads look in that order)."""
-        return self._chain_
 
     # ---- reads --------------------------------------------------------------------------------
 
@@ -103,7 +100,7 @@ class Tx:
         return order
 
     def _order(self, order_id: UUID) -> Order | None:
-        for tx in self._chain():
+        for tx in self._chain:
             if order_id in tx.orders:
                 return tx.orders[order_id]
             if order_id in tx.loaded:
@@ -120,7 +117,7 @@ class Tx:
         return order
 
     async def order_by_client_id(self, trader_id: UUID, client_order_id: str) -> Order | None:
-        for tx in self._chain():
+        for tx in self._chain:
             for order in tx.orders.values():
                 if order.trader_id == trader_id and order.client_order_id == client_order_id:
                     return order
@@ -131,19 +128,19 @@ class Tx:
         """``known`` (ids the ledger keeps for a purpose), then the orders this batch made or
         changed that ``wanted`` picks; the caller checks each again as it reads it."""
         ids = dict.fromkeys(known)
-        for tx in reversed(self._chain()):
+        for tx in reversed(self._chain):
             ids.update((i, None) for i, o in tx.orders.items() if wanted(o))
         return list(ids)
 
     def booked(self, order_id: UUID) -> set[tuple[str, str]]:
         """The (venue, exec id) of every fill booked for the order."""
         seen: set[tuple[str, str]] = set(self.ledger.exec_ids.get(order_id, ()))
-        for tx in self._chain():
+        for tx in self._chain:
             seen.update(tx.exec_ids.get(order_id, ()))
         return seen
 
     async def account(self, account_id: UUID) -> Account | None:
-        for tx in self._chain():
+        for tx in self._chain:
             if account_id in tx.accounts:
                 return tx.accounts[account_id][0]
         account = self.ledger.accounts.get(account_id)
@@ -155,7 +152,7 @@ class Tx:
         return account
 
     def position(self, account_id: UUID, symbol: str) -> Position:
-        for tx in self._chain():
+        for tx in self._chain:
             if (account_id, symbol) in tx.held:
                 return tx.held[(account_id, symbol)][0]
         held = self.ledger.positions.get(account_id, {}).get(symbol)
@@ -163,7 +160,7 @@ class Tx:
 
     def positions(self, account_id: UUID) -> dict[str, Position]:
         held = dict(self.ledger.positions.get(account_id, {}))
-        for tx in reversed(self._chain()):
+        for tx in reversed(self._chain):
             for (owner, symbol), (pos, _) in tx.held.items():
                 if owner == account_id:
                     held[symbol] = pos
@@ -173,7 +170,7 @@ class Tx:
         base = self.ledger.totals.get(trader_id)
         totals = Totals(base.count, base.reserved, dict(base.quantities)) if base else Totals()
         latest: dict[UUID, Order] = {}
-        for tx in reversed(self._chain()):
+        for tx in reversed(self._chain):
             latest.update({k: o for k, o in tx.orders.items() if o.trader_id == trader_id})
         for order_id, order in latest.items():
             before = self.ledger.open.get(order_id)
@@ -184,13 +181,13 @@ class Tx:
         return totals.frozen()
 
     def instrument(self, symbol: str) -> Instrument | None:
-        for tx in self._chain():
+        for tx in self._chain:
             if symbol in tx.market:
                 return tx.market[symbol][0]
         return self.ledger.instruments.get(symbol)
 
     def instruments(self, symbols: set[str]) -> dict[str, Instrument]:
-        if not any(tx.market for tx in self._chain_):
+        if not any(tx.market for tx in self._chain):
             known = self.ledger.instruments
             return {s: i for s in symbols if (i := known.get(s)) is not None}
         return {s: i for s in symbols if (i := self.instrument(s)) is not None}
@@ -247,13 +244,13 @@ class Tx:
         return e
 
     def _last(self, of: Callable[[Tx], int | None], committed: int) -> int:
-        for tx in self._chain():
+        for tx in self._chain:
             if (last := of(tx)) is not None:
                 return last
         return committed
 
     def _trader_seq(self, trader_id: UUID) -> int:
-        for tx in self._chain():
+        for tx in self._chain:
             if trader_id in tx.trader_seq:
                 return tx.trader_seq[trader_id]
         return self.ledger.trader_seq.get(trader_id, 0)
