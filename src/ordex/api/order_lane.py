@@ -43,34 +43,16 @@ class OrderLane:
                 or not isinstance(account, Account) or account.role is not Role.TRADER):
             await self.app(scope, receive, send)
             return
-        content_type = idempotency_key = None
-        for name, value in scope["headers"]:  # the first of each, as Starlette reads them
-            lower = name.lower()
-            if lower == b"content-type" and content_type is None:
-                content_type = value.decode("latin-1")
-            elif lower == b"idempotency-key" and idempotency_key is None:
-                idempotency_key = value.decode("latin-1")
-
-        async def body() -> bytes:
-            chunks = []
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnect()
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    return b"".join(chunks)
-
+        request = Request(scope, receive)
         try:
-            response: Response = await submit(self.services, account, content_type, body,
-                                              idempotency_key)
+            response: Response = await submit(self.services, account, request)
         except ClientDisconnect:
             return  # nobody is there to answer
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:
                 raise
-            response = await handler(Request(scope, receive), exc)
+            response = await handler(request, exc)
         await response(scope, receive, send)
 
     def _handler(self, exc: Exception) -> Handler | None:

@@ -129,11 +129,7 @@ def command_key(request: Request, derived: str | None = None) -> tuple[str, bool
     """A command's idempotency key and whether the client chose it: the ``Idempotency-Key``
     header (a token or a quoted string of 1 to 255 printable ASCII characters), else
     ``derived``, else one new to this request."""
-    return key_of(request.headers.get(IDEMPOTENCY_KEY), derived)
-
-
-def key_of(given: str | None, derived: str | None = None) -> tuple[str, bool]:
-    """``command_key`` of the ``Idempotency-Key`` header's value ``given``."""
+    given = request.headers.get(IDEMPOTENCY_KEY)
     if given is None:
         return derived or f"request:{_PROCESS}-{next(_requests)}", False
     key = given.strip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -17,12 +16,10 @@ from ordex.api.parsing import check_content_type, decode_json, parse_order
 from ordex.api.routes.common import (
     AUTH_ERRORS,
     BODY_ERRORS,
-    IDEMPOTENCY_KEY,
     KEYED,
     NOT_FOUND,
     as_utc,
     command_key,
-    key_of,
     parse_uuid,
     refusal,
     replayed,
@@ -84,15 +81,12 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def submit_order(request: Request, services: ServicesDep, trader: Trader) -> JSONResponse:
     """Only a call that creates an order counts against the rate limit: a replay of a
     ``client_order_id`` and a refused order give their place back."""
-    return await submit(services, trader, request.headers.get("content-type"), request.body,
-                        request.headers.get(IDEMPOTENCY_KEY))
+    return await submit(services, trader, request)
 
 
-async def submit(services: Services, trader: Account, content_type: str | None,
-                 body: Callable[[], Awaitable[bytes]],
-                 idempotency_key: str | None) -> JSONResponse:
-    """``POST /v1/orders`` by ``trader``, whose body ``body()`` reads (after the rate limit is
-    checked); the route and ``OrderLane`` both answer with this."""
+async def submit(services: Services, trader: Account, request: Request) -> JSONResponse:
+    """``POST /v1/orders`` by ``trader`` (its body read once the rate limit is checked); the
+    route and ``OrderLane`` both answer with this."""
     limiter = services.limiter
     decision = limiter.hit(trader.id, time.monotonic(), trader.rate_limit_per_minute)
     epoch = services.clock.now().timestamp()
@@ -106,11 +100,11 @@ async def submit(services: Services, trader: Account, content_type: str | None,
             {"Retry-After": retry_after_header(decision.retry_after),
              **rate_headers(decision, epoch)})
     try:
-        cmd = _order_of(content_type, await body(), trader.id)
+        cmd = _order_of(request.headers.get("content-type"), await request.body(), trader.id)
         outcome = None
         if not isinstance(cmd, JSONResponse):
-            key, chosen = key_of(idempotency_key, cmd.client_order_id and
-                                 f"client_order_id:{cmd.client_order_id}")
+            key, chosen = command_key(request, cmd.client_order_id and
+                                      f"client_order_id:{cmd.client_order_id}")
             outcome = await services.commands.send(Submit(key, chosen, cmd))
     except BaseException:
         limiter.refund(trader.id, decision)
