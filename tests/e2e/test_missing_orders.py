@@ -14,8 +14,8 @@ from ordex.domain.accounts import Role
 from ordex.domain.orders import OrderType, Side, TimeInForce
 from ordex.store.uow import reading
 from ordex.venues.base import NewOrder
-from tests.e2e.test_recovery import FAST, FINAL, _uuid, at_venue
-from tests.support.live import eventually, live_service, quiet_venue
+from tests.e2e.test_recovery import FAST, FINAL, _uuid, at_venue, metrics_show
+from tests.support.live import live_service, quiet_venue
 
 
 async def resting_then_forgotten(settings: Settings) -> tuple[str, dict[str, Any], Decimal]:
@@ -52,13 +52,9 @@ async def test_an_order_the_venue_no_longer_knows_ends_cancelled_with_a_reason(
             logs = await repo.journal(order_id=_uuid(order["id"]))
         recovered = [e for e in logs if e.action.value == "recover"]
         assert [(e.status, e.details["answers"]) for e in recovered] == [("cancelled", 2)]
-        metrics = settings.data_dir / "logs" / "metrics" / "orders.jsonl"
-
-        async def recovery_metric() -> bool:  # the metrics writer is a thread
-            return metrics.exists() and any(
-                '"event":"order.recovered"' in line and order["id"] in line
-                and '"status":"cancelled"' in line for line in metrics.read_text().splitlines())
-        assert await eventually(recovery_metric, 3)
+        assert await metrics_show(settings.data_dir, lambda lines: any(
+            m["event"] == "order.recovered" and m["order_id"] == order["id"]
+            and m.get("status") == "cancelled" for m in lines))
         assert forgetful.exchange.orders() == []  # nothing was sent again
 
 

@@ -79,17 +79,23 @@ async def patient_desk(settings: Settings) -> AsyncIterator[Desk]:
         yield desk
 
 
-def metrics_lines(desk: Desk) -> list[dict[str, Any]]:
-    path = Path(desk.settings.data_dir) / "logs" / "metrics" / "orders.jsonl"
+def metrics_in(data_dir: Path) -> list[dict[str, Any]]:
+    path = Path(data_dir) / "logs" / "metrics" / "orders.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-async def metrics_show(desk: Desk, wanted: Callable[[list[dict[str, Any]]], bool],
+def metrics_lines(desk: Desk) -> list[dict[str, Any]]:
+    return metrics_in(desk.settings.data_dir)
+
+
+async def metrics_show(where: Desk | Path, wanted: Callable[[list[dict[str, Any]]], bool],
                        within: float = 3.0) -> bool:
-    """Whether the metrics file comes to hold what ``wanted`` looks for (its writer thread
-    appends every few tens of milliseconds)."""
+    """Whether the metrics file (of a desk, or in a data dir) comes to hold what ``wanted``
+    looks for (its writer thread appends every few tens of milliseconds)."""
+    data_dir = where.settings.data_dir if isinstance(where, Desk) else where
+
     async def check() -> bool:
-        return wanted(metrics_lines(desk))
+        return wanted(metrics_in(data_dir))
     return bool(await eventually(check, within))
 
 
