@@ -401,6 +401,22 @@ async def test_a_row_opens_on_a_click_anywhere_and_on_its_button(desk: Desk) -> 
     await client.close()
 
 
+async def test_a_fill_in_the_first_price_points_second_is_marked(desk: Desk) -> None:
+    """A price point stands for its second (the latest quote in it): a fill earlier in that
+    second, as when the quote after a trade replaced the second's first one, is still shown."""
+    key, client = await desk.trader("alice")
+    page = await desk.page(key)
+    marks = await page.evaluate("""() => {
+        const box = document.createElement("div");
+        chart.draw(box, "MSFT", [{t: 1_000_000_700, price: "420.00"}],
+                   [{t: 1_000_000_400, price: "419.90", side: "buy", quantity: "3", venue: "SIM"},
+                    {t: 999_999_900, price: "419.00", side: "buy", quantity: "1", venue: "SIM"}]);
+        return box.querySelectorAll(".fill-mark.buy").length;
+    }""")
+    assert marks == 1  # the fill of the point's second; the one a second before is off the chart
+    await client.close()
+
+
 async def test_the_chart_shows_the_last_symbol_traded_while_the_ticket_is_empty(
         desk: Desk) -> None:
     key, client = await desk.trader("alice")

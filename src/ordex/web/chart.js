@@ -29,8 +29,12 @@ const chart = (() => {
       container.setAttribute("aria-label", `${symbol}: no prices yet`);
       return;
     }
-    const t0 = points[0].t, t1 = Math.max(points[points.length - 1].t, t0 + 1000);
-    const shown = fills.filter((f) => f.t >= t0);
+    // a point stands for its whole second (the latest quote in it): the fills of that second
+    // belong on the chart, also those before the quote that replaced the second's first one
+    const since = Math.floor(points[0].t / 1000) * 1000;
+    const shown = fills.filter((f) => f.t >= since);
+    const t0 = Math.min(points[0].t, ...shown.map((f) => f.t));
+    const t1 = Math.max(points[points.length - 1].t, t0 + 1000);
     const values = points.map((p) => Number(p.price)).concat(shown.map((f) => Number(f.price)));
     let lo = Math.min(...values), hi = Math.max(...values);
     if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
