@@ -27,6 +27,7 @@ from ordex.store.uow import UnitOfWork, reading
 log = logging.getLogger(__name__)
 
 KEY_CHECK_SECONDS = 0.25
+AUTH_TTL_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +39,17 @@ class IssuedKey:
 class AccountService:
     """Accounts and keys.
 
-    Authentication results are cached for ``auth_ttl`` seconds. A key rotated or revoked in this
-    process is forgotten at once; one changed by another process (the CLI, another server on the
+    Authentication results are cached for ``auth_ttl`` seconds, so that a trader's requests do
+    not read the store. A key rotated or revoked in this process, and an account changed here,
+    are forgotten at once; a key changed by another process (the CLI, another server on the
     same store) is noticed by ``watch()``, which checks the store every ``KEY_CHECK_SECONDS``
     for a change of any account's key version, forgets the cache and wakes the open sessions
-    (streams, long polls) of the accounts whose key changed.
+    (streams, long polls) of the accounts whose key changed. The ttl bounds only how long an
+    account's other columns, changed in the store by another process, may be seen as they were.
     """
 
     def __init__(self, db: Database, clock: Clock, core: Core | None = None,
-                 auth_ttl: float = 5.0) -> None:
+                 auth_ttl: float = AUTH_TTL_SECONDS) -> None:
         """With ``core`` (the running service), changes to what trading reads (cash, limits)
         go through the execution core, which owns that state; without it (the CLI, nothing
         else running) straight to the store."""
