@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from msgspec.structs import replace
-from sqlalchemy import create_engine, insert, update
+from sqlalchemy import Connection, create_engine, func, insert, select, update
 
 from bench.core_inprocess import active_instruments
 from ordex.bootstrap import build, prepare
@@ -64,12 +64,21 @@ def _uuid7_at(at: datetime, rng: random.Random) -> UUID:
 
 
 class Numbers:
-    """The journal's positions, as the execution core's writer assigns them."""
+    """The journal's positions, as the execution core's writer assigns them, after those the
+    store holds already (the demo's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, conn: Connection | None = None) -> None:
         self.seq = 0
         self.stream_seq = 0
         self.trader_seq: dict[UUID, int] = defaultdict(int)
+        if conn is not None:
+            last = conn.execute(select(func.max(journal.c.seq),
+                                       func.max(journal.c.stream_seq))).one()
+            self.seq, self.stream_seq = last[0] or 0, last[1] or 0
+            for trader, seq in conn.execute(select(journal.c.trader_id,
+                                                   func.max(journal.c.trader_seq))
+                                            .group_by(journal.c.trader_id)):
+                self.trader_seq[trader] = seq or 0
 
     def row(self, e: JournalEntry) -> dict[str, Any]:
         self.seq += 1
@@ -90,13 +99,13 @@ def seed_history(db_path: Path, traders: list[UUID], count: int, seed: int = 1) 
     end = datetime.now(UTC) - timedelta(hours=1)
     step = timedelta(days=HISTORY_DAYS) / max(count, 1)
     start = end - step * count
-    numbers = Numbers()
     held: dict[tuple[UUID, str], tuple[Decimal, Decimal]] = {}
     spent: dict[UUID, Decimal] = defaultdict(Decimal)
     written = 0
     engine = create_engine(f"sqlite:///{db_path}")
     try:
         with engine.begin() as conn:
+            numbers = Numbers(conn)
             for first in range(0, count, CHUNK):
                 rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
                 for i in range(first, min(first + CHUNK, count)):
