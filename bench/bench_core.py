@@ -706,9 +706,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"comma-separated figures to measure (default {ALL_SECTIONS})")
     p.add_argument("--backends", default="sqlite,postgres",
                    help="stores for figures 1-3 (default sqlite,postgres)")
-    p.add_argument("--rates", default="20,40,80,160,320,480",
+    p.add_argument("--rates", default="20,40,80,160,320,400,480",
                    help="orders/s of the step search, in order; the first is figure 1's rate "
-                   "(default 20,40,80,160,320,480)")
+                   "(default 20,40,80,160,320,400,480)")
     p.add_argument("--step-seconds", type=float, help="each step (default 8; quick 4)")
     p.add_argument("--step-traders", type=int, help="traders in the steps (default 50; quick 20)")
     p.add_argument("--floor-seconds", type=float,
