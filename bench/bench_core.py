@@ -742,7 +742,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--history-traders", type=int, default=50,
                    help="traders the stored orders belong to (default 50)")
     p.add_argument("--flat-orders", type=int,
-                   help="orders of each flat-cost run (default 100; quick 30)")
+                   help="orders of each flat-cost run (default 300; quick 30)")
     p.add_argument("--flat-max-seconds", type=float,
                    help="cap of each flat-cost run (default 25; quick 10)")
     p.add_argument("--subscribers", default="1,100,1000",
@@ -762,7 +762,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 "single_orders": (150, 40), "warmup": (30, 10), "sc8_seconds": (60.0, 10.0),
                 "sc8_runs": (3, 1), "sc8_baseline_orders": (100, 30),
                 "inproc_orders": (3000, 500), "open_orders": (2000, 300),
-                "store_orders": (100_000, 20_000), "flat_orders": (100, 30),
+                "store_orders": (100_000, 20_000), "flat_orders": (300, 30),
                 "flat_max_seconds": (25.0, 10.0), "fanout_orders": (20, 6),
                 "fanout_max_seconds": (25.0, 8.0)}
     for name, (full, quick) in defaults.items():
